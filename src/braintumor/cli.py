@@ -1,0 +1,218 @@
+"""Command line: ``braintumor <verb>``. Parses arguments and calls library functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from braintumor.errors import BrainTumorError
+
+app = typer.Typer(
+    help="Classify and segment brain tumours in MRI.\n\nExample: braintumor data inspect DATA_DIR",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect, generate and split datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+err = Console(stderr=True)
+out = Console()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
+
+
+def emit_json(obj: Any) -> None:
+    """The one JSON object a ``--json`` command prints."""
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr; yields an update(done, total) callback."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True, disable=quiet) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def fail(exc: Exception) -> None:
+    """Print a one-line error and exit 1 (no traceback for expected errors)."""
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(1)
+
+
+def run_guarded(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except BrainTumorError as exc:
+        fail(exc)
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: Annotated[Path, typer.Argument(help="Dataset folder (format detected from its layout).")],
+    format: Annotated[str, typer.Option(help="Loader name, or auto.")] = "auto",
+    json_out: JsonFlag = False,
+) -> None:
+    """Counts per class and patient, tumour slices, image sizes and every bad file.
+
+    Example: braintumor data inspect ../shared/data/lgg/kaggle_3m --json
+    """
+    from braintumor.data.inspect import inspect_dataset
+
+    with progress_bar("decoding", quiet=json_out) as update:
+        report = inspect_dataset(path, format, progress=update)
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        print_inspect(report.to_dict())
+    if report.n_samples == 0:
+        raise typer.Exit(1)
+
+
+def print_inspect(r: dict[str, Any]) -> None:
+    table = Table(title=f"{r['path']} ({r['format']})", show_header=False)
+    for key in ("n_samples", "n_patients", "n_with_mask", "n_with_tumour"):
+        table.add_row(key, str(r[key]))
+    table.add_row("patient ids", "yes" if r["patient_ids_known"] else "no (each image is its own patient)")
+    table.add_row("per class", ", ".join(f"{k}: {v}" for k, v in r["per_class"].items()))
+    if r["per_split"]:
+        table.add_row("per split", ", ".join(f"{k}: {v}" for k, v in r["per_split"].items()))
+    table.add_row("image sizes", ", ".join(f"{k} ({v})" for k, v in r["image_sizes"].items()))
+    table.add_row("problems", str(len(r["problems"])))
+    out.print(table)
+    for p in r["problems"]:
+        out.print(f"  [yellow]problem[/] {p['file']}: {p['problem']}", highlight=False)
+
+
+@data_app.command("phantoms")
+def data_phantoms(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write images/, masks/ and index.csv to.")],
+    n: Annotated[int, typer.Option("--n", help="Number of patients.")] = 40,
+    slices: Annotated[int, typer.Option(help="Slices per patient.")] = 6,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 64,
+    channels: Annotated[int, typer.Option(help="1 (T1-CE-like) or 3 (LGG-like).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    json_out: JsonFlag = False,
+) -> None:
+    """Write a seeded synthetic dataset of brain MRI slices with tumour masks.
+
+    Example: braintumor data phantoms runs/phantoms --n 40 --size 64
+    """
+    from braintumor.data.phantom import generate_phantoms
+
+    def go() -> None:
+        index = generate_phantoms(out_dir, n_patients=n, slices_per_patient=slices, size=size,
+                                  channels=channels, seed=seed)  # fmt: skip
+        summary = {"path": str(out_dir), "n_samples": len(index), "n_patients": len(index.patients),
+                   "per_class": index.class_counts()}  # fmt: skip
+        emit_json(summary) if json_out else out.print(summary)
+
+    run_guarded(go)
+
+
+@data_app.command("split")
+def data_split(
+    path: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    out: Annotated[Path, typer.Option("--out", help="splits.json to write.")] = Path("splits.json"),
+    folds: Annotated[int, typer.Option(help="k of the patient-level k-fold.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    val_fraction: Annotated[float, typer.Option(help="Share of training patients for validation.")] = 0.15,
+    method: Annotated[str, typer.Option(help="auto, official, kfold or predefined.")] = "auto",
+    json_out: JsonFlag = False,
+) -> None:
+    """Patient-level stratified k-fold (or the dataset's official folds), saved as JSON.
+
+    Example: braintumor data split ../shared/data/figshare --out runs/figshare-splits.json
+    """
+    from braintumor.data.loaders import load_dataset
+    from braintumor.data.splits import make_splits
+
+    def go() -> None:
+        index = load_dataset(path)
+        splits = make_splits(index, k=folds, seed=seed, val_fraction=val_fraction, method=method)
+        splits.save(out)
+        summary = {"path": str(out), "method": splits.method, "folds": [
+            {part: len(ids) for part, ids in fold.items()} for fold in splits.folds]}  # fmt: skip
+        emit_json(summary) if json_out else out_print(summary)
+
+    run_guarded(go)
+
+
+def out_print(obj: Any) -> None:
+    out.print(obj)
+
+
+@data_app.command("dedup")
+def data_dedup(
+    path: Annotated[Path, typer.Argument(help="Class-folder dataset with Training/ and Testing/.")],
+    threshold: Annotated[int, typer.Option(help="Max pHash Hamming distance of a near-duplicate.")] = 4,
+    json_out: JsonFlag = False,
+) -> None:
+    """Count test images that have a near-duplicate in the training split.
+
+    Example: braintumor data dedup ../shared/data/kaggle4
+    """
+    from braintumor.data.dedup import find_duplicates
+    from braintumor.data.loaders import load_dataset
+
+    def go() -> None:
+        index = load_dataset(path)
+        with progress_bar("hashing", quiet=json_out) as update:
+            report = find_duplicates(index, threshold, progress=update)
+        if json_out:
+            emit_json(report.to_dict())
+            return
+        out.print(
+            f"{report.n_test_with_duplicate} of {report.n_test} test images have a near-duplicate "
+            f"in training (pHash distance <= {threshold}); {report.n_cross_class} across classes"
+        )
+        out.print(report.per_class)
+
+    run_guarded(go)
+
+
+@app.command("demo")
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
+    json_out: JsonFlag = False,
+) -> None:
+    """The main job on the embedded default: phantoms -> inspect -> summary.
+
+    Example: braintumor demo --out runs/demo
+    """
+    from braintumor.demo import run_demo
+
+    def go() -> None:
+        run_demo(out_dir, json_out=json_out, console=out)
+
+    run_guarded(go)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the package version."""
+    from braintumor import __version__
+
+    out.print(__version__)
+
+
+def main() -> None:  # pragma: no cover
+    app()

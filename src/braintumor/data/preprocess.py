@@ -1,0 +1,98 @@
+"""Intensity normalisation, channel handling and square resizing of 2D slices.
+
+Arrays here are channel-first: images float32 C×H×W, masks uint8 H×W.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def to_channels_first(array: np.ndarray, channels: int = 0) -> np.ndarray:
+    """H×W or H×W×C (any dtype) -> float32 C×H×W with ``channels`` channels.
+
+    ``channels=0`` keeps the file's own (grayscale -> 1). Colour to 1 channel averages the
+    channels; 1 to 3 repeats the slice (as for ImageNet-style 3-channel models).
+    """
+    chw = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    chw = chw.astype(np.float32, copy=False)
+    if channels in (0, chw.shape[0]):
+        return np.ascontiguousarray(chw)
+    if channels == 1:
+        return chw.mean(axis=0, keepdims=True)
+    if chw.shape[0] == 1:
+        return np.repeat(chw, channels, axis=0)
+    raise ValueError(f"cannot convert a {chw.shape[0]}-channel image to {channels} channels")
+
+
+def percentile_range(images: Sequence[np.ndarray], percentiles: tuple[float, float]) -> np.ndarray:
+    """Per-channel (low, high) percentiles over all pixels of C×H×W ``images`` -> C×2."""
+    channels = images[0].shape[0]
+    values = [np.concatenate([im[c].ravel() for im in images]) for c in range(channels)]
+    return np.stack([np.percentile(v, percentiles) for v in values]).astype(np.float32)
+
+
+def rescale(image: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Map each channel's (low, high) to (0, 1), clipped."""
+    low = ranges[:, 0, None, None]
+    span = np.maximum(ranges[:, 1, None, None] - low, 1e-6)
+    return np.clip((image - low) / span, 0.0, 1.0).astype(np.float32)
+
+
+def normalize_images(
+    images: list[np.ndarray], method: str, percentiles: tuple[float, float] = (10.0, 99.0)
+) -> list[np.ndarray]:
+    """Normalise the C×H×W slices of one patient.
+
+    Methods: ``percentile-volume`` (one range per channel over all the patient's slices, as the LGG
+    reference does), ``percentile-image``, ``zscore-image``, ``minmax-image``, ``none``.
+    """
+    if method == "none":
+        return images
+    if method == "percentile-volume":
+        ranges = percentile_range(images, percentiles)
+        return [rescale(im, ranges) for im in images]
+    if method == "percentile-image":
+        return [rescale(im, percentile_range([im], percentiles)) for im in images]
+    if method == "minmax-image":
+        return [rescale(im, percentile_range([im], (0.0, 100.0))) for im in images]
+    if method == "zscore-image":
+        out = []
+        for im in images:
+            mean = im.mean(axis=(1, 2), keepdims=True)
+            std = np.maximum(im.std(axis=(1, 2), keepdims=True), 1e-6)
+            out.append(((im - mean) / std).astype(np.float32))
+        return out
+    raise ValueError(f"unknown normalization {method!r}")
+
+
+def pad_to_square(image: torch.Tensor) -> torch.Tensor:
+    """Zero-pad a (N×)C×H×W tensor symmetrically to a square."""
+    h, w = image.shape[-2:]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    return F.pad(image, (left, side - w - left, top, side - h - top))
+
+
+def resize_square(
+    image: np.ndarray, size: int, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pad C×H×W (and its H×W mask) to a square, then resize to size×size.
+
+    The image is resized with antialiased bilinear interpolation; the mask is area-averaged after
+    the same padding and thresholded at 0.5, so it stays binary and aligned.
+    """
+    img = pad_to_square(torch.from_numpy(np.ascontiguousarray(image))[None])
+    if img.shape[-1] != size:
+        img = F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    out_mask = None
+    if mask is not None:
+        m = pad_to_square(torch.from_numpy(np.ascontiguousarray(mask))[None, None].float())
+        if m.shape[-1] != size:
+            m = F.interpolate(m, size=(size, size), mode="area")
+        out_mask = (m[0, 0] >= 0.5).to(torch.uint8).numpy()
+    return img[0].numpy(), out_mask

@@ -1,0 +1,31 @@
+"""Metrics as pure functions plus thin accumulators that build per-case tables."""
+
+from braintumor.evaluation.classification import (
+    ClassificationAccumulator,
+    classification_report,
+    expected_calibration_error,
+)
+from braintumor.evaluation.postprocess import fill_holes, keep_largest_component, postprocess
+from braintumor.evaluation.segmentation import (
+    SegmentationAccumulator,
+    as_binary_mask,
+    confusion_counts,
+    hd95,
+    scores_from_counts,
+    segmentation_scores,
+)
+
+__all__ = [
+    "ClassificationAccumulator",
+    "SegmentationAccumulator",
+    "as_binary_mask",
+    "classification_report",
+    "confusion_counts",
+    "expected_calibration_error",
+    "fill_holes",
+    "hd95",
+    "keep_largest_component",
+    "postprocess",
+    "scores_from_counts",
+    "segmentation_scores",
+]

@@ -1,0 +1,196 @@
+"""Classification metrics (scikit-learn) plus expected calibration error, and an accumulator.
+
+All outputs are JSON-serialisable: plain ``float``, ``int``, ``list`` and ``dict``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn import metrics
+
+ArrayLike = np.ndarray | torch.Tensor | Sequence[Any]
+ECE_BINS = 15
+
+
+def _to_numpy(x: ArrayLike) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def expected_calibration_error(y_true: ArrayLike, probs: ArrayLike, n_bins: int = ECE_BINS) -> float:
+    """Expected calibration error of the top-1 prediction.
+
+    Confidence is the maximum class probability; samples fall into ``n_bins`` equal-width bins
+    ``(k/n_bins, (k+1)/n_bins]`` of confidence and ``ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|``.
+
+    Args:
+        y_true: N integer labels.
+        probs: N×K class probabilities.
+        n_bins: number of bins (15 is the usual choice).
+    """
+    y = _to_numpy(y_true).astype(int)
+    p = _to_numpy(probs).astype(np.float64)
+    confidence = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.searchsorted(edges[1:-1], confidence, side="left")
+    ece = 0.0
+    for b in np.unique(bins):
+        in_bin = bins == b
+        ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def _validate(y: np.ndarray, p: np.ndarray, class_names: Sequence[str]) -> None:
+    k = len(class_names)
+    if p.ndim != 2 or p.shape[1] != k or k < 2:
+        raise ValueError(f"probs must be N×K with K = len(class_names) = {k} >= 2, got shape {p.shape}")
+    if y.ndim != 1 or y.shape[0] != p.shape[0] or y.shape[0] == 0:
+        raise ValueError(f"y_true must hold one label per row of probs ({p.shape[0]}), got shape {y.shape}")
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"y_true labels must lie in [0, {k - 1}], got [{y.min()}, {y.max()}]")
+    if not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError("rows of probs must sum to 1; apply softmax to logits first")
+
+
+def _roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    """Macro one-vs-rest ROC-AUC; None when a class is absent from ``y``."""
+    k = p.shape[1]
+    if np.unique(y).size < k:
+        return None
+    if k == 2:
+        return float(metrics.roc_auc_score(y, p[:, 1]))
+    return float(metrics.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(k))))
+
+
+def classification_report(y_true: ArrayLike, probs: ArrayLike, class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, F1, confusion matrix, ROC-AUC and ECE of top-1 predictions.
+
+    Args:
+        y_true: N integer labels in ``[0, K)``.
+        probs: N×K float class probabilities (rows sum to 1).
+        class_names: K names, in label order.
+
+    Returns:
+        ``accuracy``, ``balanced_accuracy`` (mean recall over classes present in ``y_true``),
+        ``macro_f1`` (over classes present in ``y_true`` or predicted, scikit-learn's default),
+        ``per_class`` ``{name: {precision, recall, f1, support}}`` (0 where undefined),
+        ``confusion`` (K×K nested list, rows = true class, columns = predicted),
+        ``roc_auc_ovr`` (macro one-vs-rest; None if a class is absent from ``y_true``),
+        ``ece`` (15 bins) and ``n``.
+    """
+    y = _to_numpy(y_true).astype(int)
+    p = _to_numpy(probs).astype(np.float64)
+    _validate(y, p, class_names)
+    pred = p.argmax(axis=1)
+    labels = list(range(len(class_names)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
+        balanced = metrics.balanced_accuracy_score(y, pred)
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        y, pred, labels=labels, zero_division=0
+    )
+    per_class = {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "accuracy": float(metrics.accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced),
+        "macro_f1": float(metrics.f1_score(y, pred, average="macro", zero_division=0)),
+        "per_class": per_class,
+        "confusion": metrics.confusion_matrix(y, pred, labels=labels).astype(int).tolist(),
+        "roc_auc_ovr": _roc_auc(y, p),
+        "ece": expected_calibration_error(y, p),
+        "n": int(y.shape[0]),
+    }
+
+
+class ClassificationAccumulator:
+    """Collects model outputs batch by batch and reports on all of them.
+
+    Args:
+        class_names: K class names in label order.
+        inputs: what :meth:`add` receives: ``"logits"`` (softmax is applied), ``"probs"``, or
+            ``"auto"`` (rows that are non-negative and sum to 1 are taken as probabilities,
+            anything else as logits).
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        inputs: Literal["auto", "logits", "probs"] = "auto",
+    ) -> None:
+        if inputs not in ("auto", "logits", "probs"):
+            raise ValueError(f"inputs must be 'auto', 'logits' or 'probs', got {inputs!r}")
+        self.class_names = list(class_names)
+        self.inputs = inputs
+        self._probs: list[np.ndarray] = []
+        self._targets: list[np.ndarray] = []
+        self._sample_ids: list[str] = []
+
+    def add(self, outputs: ArrayLike, targets: ArrayLike, sample_ids: Sequence[str]) -> None:
+        """Add a batch: ``outputs`` B×K logits or probabilities, ``targets`` B labels."""
+        out = _to_numpy(outputs).astype(np.float64)
+        tgt = _to_numpy(targets).astype(int).reshape(-1)
+        if out.ndim != 2 or out.shape[1] != len(self.class_names):
+            raise ValueError(
+                f"outputs must be B×{len(self.class_names)} (one column per class), got shape {out.shape}"
+            )
+        if not (out.shape[0] == tgt.shape[0] == len(sample_ids)):
+            raise ValueError(
+                f"got {out.shape[0]} outputs, {tgt.shape[0]} targets and {len(sample_ids)} "
+                "sample_ids; pass one of each per sample"
+            )
+        self._probs.append(self._as_probs(out))
+        self._targets.append(tgt)
+        self._sample_ids.extend(str(s) for s in sample_ids)
+
+    def _as_probs(self, out: np.ndarray) -> np.ndarray:
+        is_probs = bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4))
+        if self.inputs == "probs" or (self.inputs == "auto" and is_probs):
+            return out
+        shifted = np.exp(out - out.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def _stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._probs:
+            raise ValueError("no samples added; call add() before report() or per_sample()")
+        return np.concatenate(self._targets), np.concatenate(self._probs)
+
+    def report(self) -> dict[str, Any]:
+        """:func:`classification_report` over everything added."""
+        y, p = self._stacked()
+        return classification_report(y, p, self.class_names)
+
+    def per_sample(self) -> pd.DataFrame:
+        """One row per sample: sample_id, target, pred, confidence, correct, prob_<class>..."""
+        y, p = self._stacked()
+        frame = pd.DataFrame(
+            {
+                "sample_id": self._sample_ids,
+                "target": y,
+                "pred": p.argmax(axis=1),
+                "confidence": p.max(axis=1),
+            }
+        )
+        frame["correct"] = frame["target"] == frame["pred"]
+        for i, name in enumerate(self.class_names):
+            frame[f"prob_{name}"] = p[:, i]
+        return frame
+
+    def reset(self) -> None:
+        """Forget everything added so far."""
+        self._probs.clear()
+        self._targets.clear()
+        self._sample_ids.clear()

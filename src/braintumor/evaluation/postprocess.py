@@ -1,0 +1,53 @@
+"""Mask clean-up after thresholding: keep the largest connected component, fill holes.
+
+Every function takes a binary mask (numpy or torch, bool or 0/1, any number of dimensions) and
+returns the same type, dtype, shape and (for torch) device as its input.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from braintumor.evaluation.segmentation import as_binary_mask
+
+MaskT = TypeVar("MaskT", np.ndarray, torch.Tensor)
+
+
+def _like(result: np.ndarray, original: MaskT) -> MaskT:
+    """Cast a bool result back to the type, dtype and device of ``original``."""
+    if isinstance(original, torch.Tensor):
+        return torch.from_numpy(result).to(device=original.device, dtype=original.dtype)
+    return result.astype(original.dtype, copy=False)
+
+
+def keep_largest_component(mask: MaskT) -> MaskT:
+    """Keep only the largest connected foreground component (full connectivity: 8 in 2D, 26 in
+    3D); ties keep the component found first in raster order. An empty mask is returned as is."""
+    binary = as_binary_mask(mask)
+    structure = ndimage.generate_binary_structure(binary.ndim, binary.ndim)
+    labels, n = ndimage.label(binary, structure=structure)
+    if n <= 1:
+        return _like(binary, mask)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0  # background
+    return _like(labels == int(np.argmax(sizes)), mask)
+
+
+def fill_holes(mask: MaskT) -> MaskT:
+    """Fill background regions enclosed by foreground (``scipy.ndimage.binary_fill_holes``; a 3D
+    mask is filled in 3D, so a hole must be closed in every direction)."""
+    return _like(ndimage.binary_fill_holes(as_binary_mask(mask)), mask)
+
+
+def postprocess(mask: MaskT, largest: bool = True, fill: bool = True) -> MaskT:
+    """Apply :func:`keep_largest_component` then :func:`fill_holes`, each if enabled."""
+    out = mask
+    if largest:
+        out = keep_largest_component(out)
+    if fill:
+        out = fill_holes(out)
+    return out

@@ -1,0 +1,1 @@
+"""Training engine (Lightning): modules, losses, callbacks, fold runner, cross-validation."""

@@ -1,0 +1,106 @@
+"""From a config to cached arrays, splits and DataLoaders for one fold."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from braintumor.config import DataConfig, TrainConfig
+from braintumor.data.cache import ArrayStore, Preprocessing, build_cache
+from braintumor.data.dataset import CachedDataset, positions_for_patients, positions_for_samples
+from braintumor.data.index import SampleIndex
+from braintumor.data.loaders import load_dataset
+from braintumor.data.splits import Splits, load_or_make_splits
+from braintumor.data.transforms import eval_transforms, train_transforms
+
+
+def preprocessing_of(cfg: DataConfig) -> Preprocessing:
+    """The preprocessing part of a data config (saved with every model)."""
+    return Preprocessing(cfg.image_size, cfg.channels, cfg.normalization, cfg.percentiles, cfg.roi_expansion)
+
+
+def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
+    """The configured dataset, or seeded phantoms written into the run folder when no path is set."""
+    if cfg.path:
+        return load_dataset(cfg.path, cfg.format)
+    from braintumor.data.phantom import generate_phantoms, is_phantom_folder, load_phantoms
+
+    folder = run_dir.parent / "phantoms" if run_dir.name.startswith("fold") else run_dir / "phantoms"
+    if is_phantom_folder(folder):
+        return load_phantoms(folder)
+    n_patients = max(cfg.phantom_count // 6, 8)
+    return generate_phantoms(folder, n_patients=n_patients, slices_per_patient=6, size=cfg.phantom_size,
+                             channels=max(cfg.channels, 1), seed=cfg.seed)  # fmt: skip
+
+
+@dataclass
+class FoldData:
+    """Datasets of one fold and the arrays behind them."""
+
+    index: SampleIndex
+    store: ArrayStore
+    splits: Splits
+    fold: int
+    train: CachedDataset
+    val: CachedDataset
+    test: CachedDataset
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.store.images.shape[1])
+
+
+def positions(store: ArrayStore, splits: Splits, fold: int, part: str) -> list[int]:
+    ids = splits.folds[fold][part]
+    return positions_for_patients(store, ids) if splits.unit == "patient" else positions_for_samples(store, ids)
+
+
+def prepare_fold(
+    data: DataConfig,
+    train: TrainConfig,
+    run_dir: Path,
+    splits_path: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> FoldData:
+    """Load, cache (decode once) and split the data; build the fold's datasets."""
+    index = load_index(data, run_dir)
+    store = build_cache(index, preprocessing_of(data), data.cache_dir or None, progress=progress)
+    method = "predefined" if (index.frame["split"] == "test").any() and not index.patient_ids_known else "auto"
+    splits = load_or_make_splits(splits_path, index, data.folds, data.seed, data.val_fraction, method)
+    fold = min(data.fold, len(splits.folds) - 1)
+    with_mask = train.task == "segment"
+    if with_mask and store.masks is None:
+        from braintumor.errors import DataError
+
+        raise DataError(data.path or "<phantoms>", "segmentation needs masks; this dataset has none")
+    aug = train_transforms(with_mask) if train.augment else eval_transforms(with_mask)
+    return FoldData(
+        index, store, splits, fold,
+        CachedDataset(store, positions(store, splits, fold, "train"), aug),
+        CachedDataset(store, positions(store, splits, fold, "val"), eval_transforms(with_mask)),
+        CachedDataset(store, positions(store, splits, fold, "test"), eval_transforms(with_mask)),
+    )  # fmt: skip
+
+
+def train_loader(ds: CachedDataset, cfg: TrainConfig, workers: int) -> DataLoader[dict[str, object]]:
+    """Shuffled loader; with ``tumour_fraction`` > 0, tumour slices make up that share of draws."""
+    sampler = None
+    if cfg.tumour_fraction > 0:
+        tumour = ds.has_tumour()
+        n_t, n = int(tumour.sum()), len(tumour)
+        if 0 < n_t < n:
+            weights = np.where(tumour, cfg.tumour_fraction / n_t, (1 - cfg.tumour_fraction) / (n - n_t))
+            generator = torch.Generator().manual_seed(cfg.seed)
+            sampler = WeightedRandomSampler(weights.tolist(), num_samples=n, replacement=True, generator=generator)
+    return DataLoader(ds, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                      num_workers=workers, drop_last=len(ds) > cfg.batch_size,
+                      persistent_workers=workers > 0)  # fmt: skip
+
+
+def eval_loader(ds: CachedDataset, batch_size: int, workers: int = 0) -> DataLoader[dict[str, object]]:
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)

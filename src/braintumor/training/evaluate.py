@@ -1,0 +1,94 @@
+"""Evaluate trained weights on a fold's held-out patients: metrics, tables and figures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from braintumor.data.dataset import CachedDataset
+from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator
+from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.training.data import FoldData, eval_loader
+from braintumor.training.network import network_from_weights
+
+
+def autocast(precision: str = "bf16-mixed") -> Any:
+    """bf16 autocast on CPU when asked for, else nothing."""
+    if precision.startswith("bf16"):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.inference_mode()
+def predict(net: nn.Module, ds: CachedDataset, batch_size: int = 32, precision: str = "bf16-mixed") -> Iterator[
+    tuple[dict[str, Any], torch.Tensor]
+]:
+    """Yield (batch, float32 outputs) over a dataset in order."""
+    net.eval()
+    for batch in eval_loader(ds, batch_size):
+        with autocast(precision):
+            out = net(batch["image"].contiguous(memory_format=torch.channels_last))
+        yield batch, out.float()
+
+
+def _save_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def evaluate_fold(weights: Path, fold: FoldData, run_dir: Path, precision: str = "bf16-mixed") -> dict[str, Any]:
+    """Score ``weights`` on ``fold.test``; writes tables and PNGs into ``run_dir``."""
+    net, meta = network_from_weights(weights)
+    if meta["task"] == "segment":
+        return _evaluate_segmentation(net, fold, run_dir, precision)
+    return _evaluate_classification(net, meta, fold, run_dir, precision)
+
+
+def _evaluate_segmentation(net: nn.Module, fold: FoldData, run_dir: Path, precision: str) -> dict[str, Any]:
+    acc = SegmentationAccumulator(store_masks=True)
+    slices = dict(zip(fold.index.frame["sample_id"], fold.index.frame["slice"], strict=True))
+    probs_by_sample: dict[str, np.ndarray] = {}
+    for batch, logits in predict(net, fold.test, precision=precision):
+        pred = (logits > 0).to(torch.uint8)
+        acc.add(pred, batch["mask"], batch["patient_id"], batch["sample_id"],
+                [float(slices.get(s, 0)) for s in batch["sample_id"]])  # fmt: skip
+        for sid, p in zip(batch["sample_id"], pred, strict=True):
+            probs_by_sample[sid] = p[0].numpy()
+    per_slice, per_patient = acc.per_slice(), acc.per_patient()
+    _save_csv(per_slice, run_dir / "per_slice.csv")
+    _save_csv(per_patient, run_dir / "per_patient.csv")
+    summary = {k: _plain(v) for k, v in acc.summary().items()}
+    summary["per_patient"] = per_patient.to_dict("records")
+    from braintumor.training.figures import segmentation_figures
+
+    segmentation_figures(fold, per_slice, per_patient, probs_by_sample, run_dir)
+    return {"task": "segment", "fold": fold.fold, **summary}
+
+
+def _evaluate_classification(
+    net: nn.Module, meta: dict[str, Any], fold: FoldData, run_dir: Path, precision: str
+) -> dict[str, Any]:
+    acc = ClassificationAccumulator(meta["classes"], inputs="logits")
+    for batch, logits in predict(net, fold.test, precision=precision):
+        acc.add(logits, batch["label"], batch["sample_id"])
+    report = acc.report()
+    predictions = acc.per_sample()
+    _save_csv(predictions, run_dir / "predictions.csv")
+    from braintumor.training.figures import classification_figures
+
+    classification_figures(report, predictions, meta["classes"], run_dir)
+    return {"task": "classify", "fold": fold.fold, **report}
+
+
+def _plain(v: Any) -> Any:
+    return float(v) if isinstance(v, np.floating | float) else int(v) if isinstance(v, np.integer) else v
+
+
+def write_metrics(metrics: dict[str, Any], run_dir: Path) -> None:
+    atomic_write_json(run_dir / "metrics.json", metrics)

@@ -1,0 +1,53 @@
+"""Figures a run writes after evaluation: curves, overlays, distributions, confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from braintumor.reports import plots
+from braintumor.training.data import FoldData
+
+
+def _curves(run_dir: Path) -> None:
+    history = run_dir / "history.csv"
+    if history.is_file():
+        plots.save_figure(plots.plot_training_curves(pd.read_csv(history)), run_dir / "curves.png")
+
+
+def segmentation_figures(
+    fold: FoldData, per_slice: pd.DataFrame, per_patient: pd.DataFrame, preds: dict[str, np.ndarray], run_dir: Path
+) -> None:
+    """``curves.png``, ``overlays.png`` (best / median / worst tumour slices) and ``dice_per_patient.png``."""
+    _curves(run_dir)
+    tumour = per_slice[per_slice["true_area"] > 0]
+    if not tumour.empty:
+        picks = plots.select_cases(tumour, "dice", n=2)
+        store = fold.store
+        pos = {s: i for i, s in enumerate(store.sample_ids)}
+        images, truths, masks, titles = [], [], [], []
+        for group in ("best", "median", "worst"):
+            for row in picks[group]:
+                sid = tumour.at[row, "sample_id"]
+                images.append(np.asarray(store.images[pos[sid]], dtype=np.float32))
+                truths.append(np.asarray(store.masks[pos[sid], 0]) if store.masks is not None else None)
+                masks.append(preds[sid])
+                titles.append(f"{group} · {sid} · dice {tumour.at[row, 'dice']:.2f}")
+        plots.save_figure(plots.plot_overlays(images, truths, masks, titles, ncols=2), run_dir / "overlays.png")
+    if not per_patient.empty:
+        fig = plots.plot_dice_distribution(per_patient["dice"].to_numpy())
+        plots.save_figure(fig, run_dir / "dice_per_patient.png")
+
+
+def classification_figures(
+    report: dict[str, Any], predictions: pd.DataFrame, classes: list[str], run_dir: Path
+) -> None:
+    """``curves.png``, ``confusion.png`` and ``roc.png``."""
+    _curves(run_dir)
+    plots.save_figure(plots.plot_confusion_matrix(report["confusion"], classes), run_dir / "confusion.png")
+    probs = predictions[[f"prob_{c}" for c in classes]].to_numpy()
+    fig = plots.plot_roc_curves(predictions["target"].to_numpy(), probs, classes)
+    plots.save_figure(fig, run_dir / "roc.png")

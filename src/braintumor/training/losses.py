@@ -1,0 +1,29 @@
+"""Loss functions by name (MONAI for the segmentation losses)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from monai.losses import DiceCELoss, DiceLoss, FocalLoss
+from torch import nn
+
+from braintumor.registry import Registry
+
+LOSSES: Registry[Callable[[], nn.Module]] = Registry("loss")
+
+LOSSES.register("dice")(lambda: DiceLoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0))
+LOSSES.register("dice-bce")(lambda: DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0))
+LOSSES.register("focal")(lambda: FocalLoss(gamma=2.0, use_softmax=False))
+LOSSES.register("ce")(lambda: nn.CrossEntropyLoss())
+LOSSES.register("ce-smooth")(lambda: nn.CrossEntropyLoss(label_smoothing=0.1))
+
+
+def create_loss(name: str) -> nn.Module:
+    """Loss module registered as ``name`` (segmentation losses take logits and float masks)."""
+    return LOSSES.get(name)()
+
+
+def segmentation_target(mask: torch.Tensor) -> torch.Tensor:
+    """uint8 B×1×H×W mask -> float target of the same shape."""
+    return mask.float()

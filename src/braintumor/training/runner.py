@@ -1,0 +1,130 @@
+"""Train one fold into a run folder, resumably, and evaluate it on the held-out patients.
+
+A run folder holds ``config.yaml``, ``splits.json``, ``history.csv``, ``checkpoints/`` (Lightning
+``last.ckpt`` for resuming; ``best.safetensors`` + ``best.json`` for use), ``metrics.json`` and plots.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from braintumor import __version__
+from braintumor.config import ExperimentConfig, dump_config, to_dict
+from braintumor.io_utils import atomic_write_json
+from braintumor.training.callbacks import HistoryWriter, TimeBudget
+from braintumor.training.checkpoint import save_weights
+from braintumor.training.data import FoldData, eval_loader, prepare_fold, preprocessing_of, train_loader
+from braintumor.training.modules import module_for
+
+
+def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Callback]:
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, save_last=True,
+                        enable_version_counter=False),
+        ModelCheckpoint(ckpt_dir, filename="last", every_n_train_steps=50, save_top_k=1,
+                        enable_version_counter=False),
+        HistoryWriter(run_dir / "history.csv"),
+        TimeBudget(cfg.train.max_minutes),
+    ]  # fmt: skip
+    if cfg.train.early_stopping_patience > 0:
+        callbacks.append(EarlyStopping(monitor, mode="max", patience=cfg.train.early_stopping_patience))
+    return callbacks
+
+
+def make_trainer(cfg: ExperimentConfig, run_dir: Path, monitor: str, **overrides: Any) -> L.Trainer:
+    """A Lightning Trainer for the config (precision, checkpoints, DDP under torchrun)."""
+    options: dict[str, Any] = {
+        "max_epochs": cfg.train.epochs,
+        "precision": cfg.train.precision,
+        "callbacks": _callbacks(cfg, run_dir, monitor),
+        "default_root_dir": str(run_dir),
+        "logger": False,
+        "enable_model_summary": False,
+        "deterministic": False,
+        "log_every_n_steps": 10,
+        "num_sanity_val_steps": 0,
+    }
+    options.update(overrides)
+    return L.Trainer(**options)
+
+
+def train_fold(
+    cfg: ExperimentConfig,
+    run_dir: str | Path,
+    resume: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg`` on fold ``cfg.data.fold`` into ``run_dir`` and evaluate on its test patients.
+
+    Resumes from ``checkpoints/last.ckpt`` when it exists (``resume=True``). Returns the metrics.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    fold = prepare_fold(cfg.data, cfg.train, run_dir, run_dir / "splits.json", progress)
+    cfg = _resolved(cfg, fold)
+    dump_config(cfg, run_dir / "config.yaml")
+    module_cls = module_for(cfg.train.task)
+    n_outputs = cfg.model.out_channels if cfg.train.task == "segment" else len(fold.index.classes)
+    module = module_cls(to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes)
+    trainer = make_trainer(cfg, run_dir, module.monitor, **(trainer_overrides or {}))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    workers = cfg.data.num_workers
+    start = time.perf_counter()
+    trainer.fit(
+        module,
+        train_dataloaders=train_loader(fold.train, cfg.train, workers),
+        val_dataloaders=eval_loader(fold.val, cfg.train.batch_size, workers),
+        ckpt_path=str(last) if resume and last.is_file() else None,
+        weights_only=True,
+    )
+    train_seconds = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return {}
+    best = _export_best(trainer, module, cfg, fold, run_dir)
+    from braintumor.training.evaluate import evaluate_fold
+
+    metrics = evaluate_fold(best, fold, run_dir)
+    metrics["train_seconds"] = round(train_seconds, 1)
+    metrics["epochs"] = trainer.current_epoch
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _resolved(cfg: ExperimentConfig, fold: FoldData) -> ExperimentConfig:
+    """Record the channel count and fold actually used."""
+    data = replace(cfg.data, channels=fold.in_channels, fold=fold.fold)
+    return replace(cfg, data=data, model=replace(cfg.model, in_channels=fold.in_channels))
+
+
+def _export_best(
+    trainer: L.Trainer, module: L.LightningModule, cfg: ExperimentConfig, fold: FoldData, run_dir: Path
+) -> Path:
+    """Write the best (or, without validation, the last) weights as safetensors + metadata."""
+    callback = trainer.checkpoint_callback
+    best_path = getattr(callback, "best_model_path", "")
+    if best_path and Path(best_path).is_file():
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    metadata = {
+        "task": cfg.train.task,
+        "model": to_dict(cfg.model),
+        "in_channels": fold.in_channels,
+        "classes": fold.index.classes,
+        "preprocessing": preprocessing_of(cfg.data).to_dict(),
+        "best_score": float(getattr(callback, "best_model_score", None) or float("nan")),
+        "monitor": getattr(callback, "monitor", None),
+        "package_version": __version__,
+    }
+    net = module.net  # type: ignore[attr-defined]
+    return save_weights(net.to(memory_format=torch.contiguous_format), run_dir / "checkpoints" / "best", metadata)

@@ -1,0 +1,93 @@
+"""Decode-once cache: contents, reuse, invalidation, ROI crops and the torch Dataset view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from braintumor.data.cache import Preprocessing, build_cache
+from braintumor.data.dataset import CachedDataset, positions_for_patients
+from braintumor.data.index import Sample, SampleIndex
+from braintumor.data.preprocess import normalize_images, resize_square
+from braintumor.data.transforms import eval_transforms, train_transforms
+
+
+def tiny_index(root: Path, n: int = 4, size: int = 40) -> SampleIndex:
+    samples = []
+    for i in range(n):
+        image = np.full((size, size), 20 * i + 10, np.uint8)
+        image[5:15, 8:30] = 200
+        mask = np.zeros((size, size), np.uint8)
+        if i % 2 == 0:
+            mask[5:15, 8:30] = 255
+        Image.fromarray(image).save(root / f"{i}.png")
+        Image.fromarray(mask).save(root / f"{i}_mask.png")
+        samples.append(
+            Sample(
+                "t",
+                f"s{i}",
+                f"p{i // 2}",
+                "a",
+                0,
+                str(root / f"{i}.png"),
+                str(root / f"{i}_mask.png"),
+            )
+        )
+    return SampleIndex.from_samples(samples, ["a"])
+
+
+def test_cache_contents_and_reuse(tmp_path: Path) -> None:
+    index = tiny_index(tmp_path)
+    prep = Preprocessing(image_size=32, normalization="minmax-image")
+    store = build_cache(index, prep, tmp_path / "cache")
+    assert store.images.shape == (4, 1, 32, 32) and store.images.dtype == np.float16
+    assert store.masks is not None and store.masks.shape == (4, 1, 32, 32)
+    assert set(np.unique(store.masks)) == {0, 1}
+    assert float(store.images.max()) == 1.0 and float(store.images.min()) == 0.0
+    again = build_cache(index, prep, tmp_path / "cache")
+    assert again.path == store.path  # reused, not rebuilt
+    other = build_cache(index, Preprocessing(image_size=16), tmp_path / "cache")
+    assert other.path != store.path and other.images.shape[-1] == 16
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "0.png")  # file changed -> new key
+    assert build_cache(index, prep, tmp_path / "cache").path != store.path
+
+
+def test_roi_cache_drops_empty_masks(tmp_path: Path) -> None:
+    index = tiny_index(tmp_path)
+    store = build_cache(index, Preprocessing(image_size=24, roi_expansion=1.0), tmp_path / "c")
+    assert store.sample_ids == ["s0", "s2"]
+    assert store.masks is not None and store.masks[:, 0].mean() > 0.9  # a tight box is all tumour
+
+
+def test_dataset_contract_and_transforms(tmp_path: Path) -> None:
+    store = build_cache(tiny_index(tmp_path), Preprocessing(image_size=32), tmp_path / "c")
+    ds = CachedDataset(store, positions_for_patients(store, ["p1"]), eval_transforms(True))
+    sample = ds[0]
+    assert sample["image"].dtype.is_floating_point and tuple(sample["image"].shape) == (1, 32, 32)
+    assert tuple(sample["mask"].shape) == (1, 32, 32)
+    assert (sample["sample_id"], sample["patient_id"], sample["label"]) == ("s2", "p1", 0)
+    augmented = CachedDataset(store, None, train_transforms(True))[0]
+    assert set(np.unique(augmented["mask"].numpy())) <= {0, 1}
+    assert list(ds.has_tumour()) == [True, False]
+
+
+def test_volume_vs_image_normalisation() -> None:
+    a = np.full((1, 4, 4), 10, np.float32)
+    b = np.full((1, 4, 4), 110, np.float32)
+    b[0, 0, 0] = 0
+    vol = normalize_images([a, b], "percentile-volume", (0.0, 100.0))
+    img = normalize_images([a, b], "percentile-image", (0.0, 100.0))
+    assert vol[0].max() == pytest.approx(10 / 110) and vol[1].max() == 1.0
+    assert img[0].max() == 0.0 and img[1].max() == 1.0
+
+
+def test_resize_square_pads_non_square_and_keeps_mask_aligned() -> None:
+    image = np.zeros((1, 20, 40), np.float32)
+    mask = np.zeros((20, 40), np.uint8)
+    image[0, :, :20], mask[:, :20] = 1.0, 1
+    out, out_mask = resize_square(image, 20, mask)
+    assert out.shape == (1, 20, 20) and out_mask is not None
+    assert out_mask[:5].sum() == 0 and out_mask[10, :10].all() and not out_mask[10, 10:].any()
