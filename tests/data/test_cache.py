@@ -59,7 +59,8 @@ def test_roi_cache_drops_empty_masks(tmp_path: Path) -> None:
     index = tiny_index(tmp_path)
     store = build_cache(index, Preprocessing(image_size=24, roi_expansion=1.0), tmp_path / "c")
     assert store.sample_ids == ["s0", "s2"]
-    assert store.masks is not None and store.masks[:, 0].mean() > 0.9  # a tight box is all tumour
+    # a tight 10x22 box is all tumour; padded to a square, 10/22 of it remains
+    assert store.masks is not None and abs(store.masks[:, 0].mean() - 10 / 22) < 0.05
 
 
 def test_dataset_contract_and_transforms(tmp_path: Path) -> None:

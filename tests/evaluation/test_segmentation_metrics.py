@@ -176,3 +176,19 @@ def test_fill_holes_and_postprocess_torch() -> None:
     out = postprocess(blobs)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.uint8
     np.testing.assert_array_equal(out.numpy(), filled)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # raised inside MONAI 1.6
+def test_hd95_cropping_matches_monai_on_uncropped_masks() -> None:
+    from monai.metrics import compute_hausdorff_distance
+
+    rng = np.random.default_rng(0)
+    pred, target = rng.random((2, 12, 12)) < 0.3  # scattered pixels, touching the border
+    expected = compute_hausdorff_distance(
+        torch.from_numpy(pred[None, None]).float(),
+        torch.from_numpy(target[None, None]).float(),
+        include_background=True,
+        percentile=95,
+        spacing=[0.7, 1.3],
+    )
+    assert hd95(pred, target, spacing=(0.7, 1.3)) == pytest.approx(float(expected[0, 0]))

@@ -26,9 +26,7 @@ EXPECTED = {
 def test_expected_models_are_registered_with_their_task() -> None:
     for task, names in EXPECTED.items():
         assert names <= set(list_models(task=task))
-    assert set(list_models()) == set(list_models(task="segment")) | set(
-        list_models(task="classify")
-    )
+    assert set(list_models()) == set(list_models(task="segment")) | set(list_models(task="classify"))
     assert list_models("vgg*") == ["vgg16", "vgg16-bn", "vgg19", "vgg19-bn"]
     assert model_info("resnet18").head == "fc"
 

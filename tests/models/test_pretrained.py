@@ -124,9 +124,7 @@ def _save(state: StateDict, path: Path) -> Path:
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_torchvision_file_loads_backbone_and_skips_head(
-    name: str, suffix: str, tmp_path: Path
-) -> None:
+def test_torchvision_file_loads_backbone_and_skips_head(name: str, suffix: str, tmp_path: Path) -> None:
     tv_keys, head, kwargs = CASES[name]
     source = create_model(name, in_channels=3, num_classes=10, **kwargs)
     tv_state = to_torchvision(_randomise(source, seed=1))

@@ -27,9 +27,7 @@ from braintumor.models.registry import register_model
 # --------------------------------------------------------------------------- ResNet / DenseNet
 
 
-def _resnet(
-    block: str, layers: list[int], in_channels: int, num_classes: int, stem_stride: int
-) -> nn.Module:
+def _resnet(block: str, layers: list[int], in_channels: int, num_classes: int, stem_stride: int) -> nn.Module:
     if stem_stride not in (1, 2):
         raise ValueError(f"stem_stride must be 1 or 2 (standard ResNet: 2), got {stem_stride}")
     return nets.ResNet(

@@ -39,9 +39,7 @@ def freeze_backbone(model: nn.Module, model_name: str) -> list[str]:
     try:
         model.get_submodule(head)
     except AttributeError:
-        raise ValueError(
-            f"model has no submodule {head!r}; was it built as {model_name!r}?"
-        ) from None
+        raise ValueError(f"model has no submodule {head!r}; was it built as {model_name!r}?") from None
     trainable = []
     for name, param in model.named_parameters():
         in_head = name.startswith(head + ".")

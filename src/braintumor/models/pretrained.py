@@ -79,8 +79,7 @@ class LoadReport:
 def _family(model_name: str) -> _Family:
     if model_name not in SUPPORTED:
         raise ValueError(
-            f"no torchvision weight mapping for model {model_name!r}; "
-            f"supported: {', '.join(SUPPORTED)}"
+            f"no torchvision weight mapping for model {model_name!r}; supported: {', '.join(SUPPORTED)}"
         )
     return _FAMILIES[re.sub(r"\d.*$", "", model_name)]
 
@@ -151,9 +150,7 @@ def read_state_dict(path: str | Path) -> StateDict:
         raise DataError(path, "weights file not found; pass the path of a local state-dict file")
     suffix = path.suffix.lower()
     if suffix not in WEIGHT_SUFFIXES:
-        raise DataError(
-            path, f"unknown weights format {suffix!r}; use {', '.join(WEIGHT_SUFFIXES)}"
-        )
+        raise DataError(path, f"unknown weights format {suffix!r}; use {', '.join(WEIGHT_SUFFIXES)}")
     try:
         if suffix == ".safetensors":
             obj: object = load_file(str(path), device="cpu")
@@ -191,15 +188,11 @@ def _match(
             f"{tuple(target.shape)} (different num_classes); kept the new initialisation"
         )
     else:
-        report.skipped[key] = (
-            f"shape mismatch: file {tuple(tensor.shape)} != model {tuple(target.shape)}"
-        )
+        report.skipped[key] = f"shape mismatch: file {tuple(tensor.shape)} != model {tuple(target.shape)}"
     return None
 
 
-def load_pretrained(
-    model: nn.Module, path: str | Path, model_name: str, strict: bool = False
-) -> LoadReport:
+def load_pretrained(model: nn.Module, path: str | Path, model_name: str, strict: bool = False) -> LoadReport:
     """Load torchvision-layout weights from ``path`` into ``model`` (built as ``model_name``).
 
     Args:
@@ -233,8 +226,6 @@ def load_pretrained(
         raise DataError(path, f"no tensor fits model {model_name!r}; is it a {model_name} file?")
     backbone_missing = [k for k in report.missing if not k.startswith(family.head)]
     if strict and backbone_missing:
-        raise DataError(
-            path, f"{len(backbone_missing)} backbone tensors not loaded:\n{report.summary()}"
-        )
+        raise DataError(path, f"{len(backbone_missing)} backbone tensors not loaded:\n{report.summary()}")
     model.load_state_dict(new_state, strict=False)
     return report

@@ -133,9 +133,7 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
     return [
-        n
-        for n in MODELS.names()
-        if fnmatch.fnmatch(n, pattern) and (task is None or _INFO[n].task == task)
+        n for n in MODELS.names() if fnmatch.fnmatch(n, pattern) and (task is None or _INFO[n].task == task)
     ]
 
 

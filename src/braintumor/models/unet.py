@@ -32,8 +32,7 @@ def check_divisible(x: torch.Tensor, factor: int, model: str) -> None:
     if h % factor or w % factor:
         ph, pw = -(-h // factor) * factor, -(-w // factor) * factor
         raise ValueError(
-            f"{model}: height and width must be divisible by {factor}; got {h}x{w}, "
-            f"pad to {ph}x{pw}"
+            f"{model}: height and width must be divisible by {factor}; got {h}x{w}, pad to {ph}x{pw}"
         )
 
 

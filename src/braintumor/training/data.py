@@ -57,7 +57,9 @@ class FoldData:
 
 def positions(store: ArrayStore, splits: Splits, fold: int, part: str) -> list[int]:
     ids = splits.folds[fold][part]
-    return positions_for_patients(store, ids) if splits.unit == "patient" else positions_for_samples(store, ids)
+    return (
+        positions_for_patients(store, ids) if splits.unit == "patient" else positions_for_samples(store, ids)
+    )
 
 
 def prepare_fold(
@@ -70,7 +72,9 @@ def prepare_fold(
     """Load, cache (decode once) and split the data; build the fold's datasets."""
     index = load_index(data, run_dir)
     store = build_cache(index, preprocessing_of(data), data.cache_dir or None, progress=progress)
-    method = "predefined" if (index.frame["split"] == "test").any() and not index.patient_ids_known else "auto"
+    method = (
+        "predefined" if (index.frame["split"] == "test").any() and not index.patient_ids_known else "auto"
+    )
     splits = load_or_make_splits(splits_path, index, data.folds, data.seed, data.val_fraction, method)
     fold = min(data.fold, len(splits.folds) - 1)
     with_mask = train.task == "segment"
@@ -96,7 +100,9 @@ def train_loader(ds: CachedDataset, cfg: TrainConfig, workers: int) -> DataLoade
         if 0 < n_t < n:
             weights = np.where(tumour, cfg.tumour_fraction / n_t, (1 - cfg.tumour_fraction) / (n - n_t))
             generator = torch.Generator().manual_seed(cfg.seed)
-            sampler = WeightedRandomSampler(weights.tolist(), num_samples=n, replacement=True, generator=generator)
+            sampler = WeightedRandomSampler(
+                weights.tolist(), num_samples=n, replacement=True, generator=generator
+            )
     return DataLoader(ds, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                       num_workers=workers, drop_last=len(ds) > cfg.batch_size,
                       persistent_workers=workers > 0)  # fmt: skip

@@ -27,9 +27,9 @@ def autocast(precision: str = "bf16-mixed") -> Any:
 
 
 @torch.inference_mode()
-def predict(net: nn.Module, ds: CachedDataset, batch_size: int = 32, precision: str = "bf16-mixed") -> Iterator[
-    tuple[dict[str, Any], torch.Tensor]
-]:
+def predict(
+    net: nn.Module, ds: CachedDataset, batch_size: int = 32, precision: str = "bf16-mixed"
+) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
     """Yield (batch, float32 outputs) over a dataset in order."""
     net.eval()
     for batch in eval_loader(ds, batch_size):
@@ -42,7 +42,9 @@ def _save_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
-def evaluate_fold(weights: Path, fold: FoldData, run_dir: Path, precision: str = "bf16-mixed") -> dict[str, Any]:
+def evaluate_fold(
+    weights: Path, fold: FoldData, run_dir: Path, precision: str = "bf16-mixed"
+) -> dict[str, Any]:
     """Score ``weights`` on ``fold.test``; writes tables and PNGs into ``run_dir``."""
     net, meta = network_from_weights(weights)
     if meta["task"] == "segment":

@@ -19,7 +19,11 @@ def _curves(run_dir: Path) -> None:
 
 
 def segmentation_figures(
-    fold: FoldData, per_slice: pd.DataFrame, per_patient: pd.DataFrame, preds: dict[str, np.ndarray], run_dir: Path
+    fold: FoldData,
+    per_slice: pd.DataFrame,
+    per_patient: pd.DataFrame,
+    preds: dict[str, np.ndarray],
+    run_dir: Path,
 ) -> None:
     """``curves.png``, ``overlays.png`` (best / median / worst tumour slices) and ``dice_per_patient.png``."""
     _curves(run_dir)
@@ -36,7 +40,9 @@ def segmentation_figures(
                 truths.append(np.asarray(store.masks[pos[sid], 0]) if store.masks is not None else None)
                 masks.append(preds[sid])
                 titles.append(f"{group} · {sid} · dice {tumour.at[row, 'dice']:.2f}")
-        plots.save_figure(plots.plot_overlays(images, truths, masks, titles, ncols=2), run_dir / "overlays.png")
+        plots.save_figure(
+            plots.plot_overlays(images, truths, masks, titles, ncols=2), run_dir / "overlays.png"
+        )
     if not per_patient.empty:
         fig = plots.plot_dice_distribution(per_patient["dice"].to_numpy())
         plots.save_figure(fig, run_dir / "dice_per_patient.png")

@@ -11,6 +11,7 @@ from torch import nn
 from braintumor.config import ModelConfig, TrainConfig, from_dict
 from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator
 from braintumor.models import freeze_backbone, model_info, unfreeze
+from braintumor.training.augment import random_affine
 from braintumor.training.losses import create_loss
 from braintumor.training.network import build_network
 from braintumor.training.optim import create_optimizer, create_scheduler
@@ -26,7 +27,12 @@ class _BaseModule(L.LightningModule):
     monitor = "val_loss"
 
     def __init__(
-        self, model: dict[str, Any], train: dict[str, Any], in_channels: int, n_outputs: int, classes: list[str]
+        self,
+        model: dict[str, Any],
+        train: dict[str, Any],
+        in_channels: int,
+        n_outputs: int,
+        classes: list[str],
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -36,12 +42,21 @@ class _BaseModule(L.LightningModule):
         self.net = build_network(self.model_cfg, in_channels, n_outputs)
         self.loss_fn = create_loss(self.train_cfg.loss)
         if self.train_cfg.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+            self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.train_cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Batched random affine on the device for training batches (see ``augment.py``)."""
+        if self.training and self.train_cfg.augment and isinstance(batch, dict):
+            image, mask = random_affine(batch["image"], batch.get("mask"))
+            batch = {**batch, "image": image}
+            if mask is not None:
+                batch["mask"] = mask
+        return batch
 
     def configure_optimizers(self) -> Any:
         optimizer = create_optimizer(self.parameters(), self.train_cfg)

@@ -25,7 +25,9 @@ def create_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> 
     raise ConfigError(f"train.optimizer={cfg.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
 
 
-def create_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, monitor: str) -> dict[str, Any] | None:
+def create_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, monitor: str
+) -> dict[str, Any] | None:
     """A Lightning ``lr_scheduler`` dict, or None for a constant rate."""
     if cfg.scheduler == "none":
         return None

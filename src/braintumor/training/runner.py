@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -76,7 +76,9 @@ def train_fold(
     dump_config(cfg, run_dir / "config.yaml")
     module_cls = module_for(cfg.train.task)
     n_outputs = cfg.model.out_channels if cfg.train.task == "segment" else len(fold.index.classes)
-    module = module_cls(to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes)
+    module = module_cls(
+        to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes
+    )
     trainer = make_trainer(cfg, run_dir, module.monitor, **(trainer_overrides or {}))
     last = run_dir / "checkpoints" / "last.ckpt"
     workers = cfg.data.num_workers
@@ -126,5 +128,6 @@ def _export_best(
         "monitor": getattr(callback, "monitor", None),
         "package_version": __version__,
     }
-    net = module.net  # type: ignore[attr-defined]
-    return save_weights(net.to(memory_format=torch.contiguous_format), run_dir / "checkpoints" / "best", metadata)
+    net = cast(torch.nn.Module, module.net)
+    net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # in place
+    return save_weights(net, run_dir / "checkpoints" / "best", metadata)
