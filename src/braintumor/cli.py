@@ -216,3 +216,6 @@ def version() -> None:
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+import braintumor.cli_train  # noqa: E402,F401  (registers train/cv/evaluate/predict)

@@ -62,6 +62,20 @@ def positions(store: ArrayStore, splits: Splits, fold: int, part: str) -> list[i
     )
 
 
+def load_store(
+    data: DataConfig, run_dir: Path, progress: Callable[[int, int], None] | None = None
+) -> tuple[SampleIndex, ArrayStore]:
+    """Load the dataset and its decode-once cache."""
+    index = load_index(data, run_dir)
+    return index, build_cache(index, preprocessing_of(data), data.cache_dir or None, progress=progress)
+
+
+def split_method(index: SampleIndex) -> str:
+    """Kaggle-style Training/Testing folders keep their predefined split; others go patient-level."""
+    has_test = bool((index.frame["split"] == "test").any())
+    return "predefined" if has_test and not index.patient_ids_known else "auto"
+
+
 def prepare_fold(
     data: DataConfig,
     train: TrainConfig,
@@ -70,12 +84,10 @@ def prepare_fold(
     progress: Callable[[int, int], None] | None = None,
 ) -> FoldData:
     """Load, cache (decode once) and split the data; build the fold's datasets."""
-    index = load_index(data, run_dir)
-    store = build_cache(index, preprocessing_of(data), data.cache_dir or None, progress=progress)
-    method = (
-        "predefined" if (index.frame["split"] == "test").any() and not index.patient_ids_known else "auto"
+    index, store = load_store(data, run_dir, progress)
+    splits = load_or_make_splits(
+        splits_path, index, data.folds, data.seed, data.val_fraction, split_method(index)
     )
-    splits = load_or_make_splits(splits_path, index, data.folds, data.seed, data.val_fraction, method)
     fold = min(data.fold, len(splits.folds) - 1)
     with_mask = train.task == "segment"
     if with_mask and store.masks is None:

@@ -94,3 +94,47 @@ def _plain(v: Any) -> Any:
 
 def write_metrics(metrics: dict[str, Any], run_dir: Path) -> None:
     atomic_write_json(run_dir / "metrics.json", metrics)
+
+
+def evaluate_run(
+    run_dir: str | Path, data_path: str | Path | None = None, out_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Evaluate a run's best weights.
+
+    On the run's own data the held-out test patients of its fold are scored; on other data
+    (``data_path`` whose patients the run's splits do not cover) every sample is an external test.
+    Results go to ``out_dir`` (default: ``run_dir/eval`` for external data, else ``run_dir``).
+    """
+    from dataclasses import replace
+
+    from braintumor.config import load_config
+    from braintumor.data.splits import Splits
+    from braintumor.training.data import load_store
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    if data_path is not None:
+        cfg = replace(cfg, data=replace(cfg.data, path=str(data_path)))
+    index, store = load_store(cfg.data, run_dir)
+    splits = Splits.load(run_dir / "splits.json")
+    column = "patient_id" if splits.unit == "patient" else "sample_id"
+    own_data = set(index.frame[column].astype(str)) == set(splits.groups())
+    with_mask = cfg.train.task == "segment"
+    from braintumor.data.transforms import eval_transforms
+    from braintumor.training.data import positions
+
+    test_positions = positions(store, splits, cfg.data.fold, "test") if own_data else None
+    test = CachedDataset(store, test_positions, eval_transforms(with_mask))
+    fold = FoldData(index, store, splits, cfg.data.fold, test, test, test)
+    target = Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval")
+    target.mkdir(parents=True, exist_ok=True)
+    metrics = evaluate_fold(run_dir / "checkpoints" / "best.safetensors", fold, target, cfg.train.precision)
+    metrics["external"] = not own_data
+    previous = target / "metrics.json"
+    if previous.is_file():  # keep what training recorded (time, epochs)
+        import json
+
+        kept = {k: v for k, v in json.loads(previous.read_text()).items() if k in ("train_seconds", "epochs")}
+        metrics.update(kept)
+    write_metrics(metrics, target)
+    return metrics

@@ -1,0 +1,159 @@
+"""CLI verbs that train and use models: train, cv, evaluate, predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from braintumor.cli import app, emit_json, err, out, progress_bar, run_guarded
+
+train_app = typer.Typer(help="Train a segmentation or classification model.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Experiment YAML (configs/*.yaml).")]
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Dataset folder (overrides data.path).")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Run folder to write.")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override, e.g. --set train.epochs=3 (repeatable).")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
+
+
+def _config(config: Path | None, data: Path | None, task: str | None, overrides: list[str] | None) -> Any:
+    from braintumor.config import load_config
+
+    extra = list(overrides or [])
+    if data is not None:
+        extra.append(f"data.path={data}")
+    if task is not None:
+        extra.append(f"train.task={task}")
+    return load_config(config, extra)
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k not in ("per_patient", "per_class", "confusion")}
+
+
+def _train(task: str, config: Path | None, data: Path | None, out_dir: Path, overrides: list[str] | None,
+           fold: int | None, resume: bool, json_out: bool) -> None:  # fmt: skip
+    from braintumor.training.runner import train_fold
+
+    def go() -> None:
+        cfg = _config(
+            config, data, task, [*(overrides or []), *([f"data.fold={fold}"] if fold is not None else [])]
+        )
+        with progress_bar("decoding", quiet=json_out) as update:
+            metrics = train_fold(cfg, out_dir, resume=resume, progress=update,
+                                 trainer_overrides={"enable_progress_bar": not json_out})  # fmt: skip
+        if json_out:
+            emit_json(metrics)
+        else:
+            out.print(_headline(metrics))
+            err.print(f"run folder: {out_dir}")
+
+    run_guarded(go)
+
+
+@train_app.command("segment")
+def train_segment(
+    out_dir: OutOpt, config: ConfigOpt = None, data: DataOpt = None, overrides: SetOpt = None,
+    fold: Annotated[int | None, typer.Option(help="Held-out fold (default: data.fold).")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume from checkpoints/last.ckpt if present.")] = True,
+    json_out: JsonFlag = False,
+) -> None:  # fmt: skip
+    """Train a U-Net on one fold and evaluate it on the fold's unseen patients.
+
+    Example:
+      braintumor train segment --config configs/lgg-unet-cpu.yaml --data DATA/lgg128 --out runs/lgg
+    """
+    _train("segment", config, data, out_dir, overrides, fold, resume, json_out)
+
+
+@train_app.command("classify")
+def train_classify(
+    out_dir: OutOpt, config: ConfigOpt = None, data: DataOpt = None, overrides: SetOpt = None,
+    fold: Annotated[int | None, typer.Option(help="Held-out fold (default: data.fold).")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume from checkpoints/last.ckpt if present.")] = True,
+    json_out: JsonFlag = False,
+) -> None:  # fmt: skip
+    """Train a classifier (whole slices, or tumour crops with data.roi_expansion).
+
+    Example:
+      braintumor train classify --config configs/kaggle4-cpu.yaml --data DATA/kaggle4 --out runs/k4
+    """
+    _train("classify", config, data, out_dir, overrides, fold, resume, json_out)
+
+
+@app.command("cv")
+def cv(
+    out_dir: OutOpt, config: ConfigOpt = None, data: DataOpt = None, overrides: SetOpt = None,
+    folds: Annotated[int | None, typer.Option("--folds", help="k (default: data.folds).")] = None,
+    only: Annotated[list[int] | None, typer.Option("--only", help="Only these folds (repeatable).")] = None,
+    json_out: JsonFlag = False,
+) -> None:  # fmt: skip
+    """Patient-level k-fold cross-validation; aggregated table in cv_metrics.json / cv_folds.csv.
+
+    Example:
+      braintumor cv --config configs/figshare-unet-cpu.yaml --data DATA/figshare --out runs/cv
+    """
+    from braintumor.training.cv import cross_validate
+
+    def go() -> None:
+        extra = [*(overrides or []), *([f"data.folds={folds}"] if folds else [])]
+        cfg = _config(config, data, None, extra)
+        summary = cross_validate(cfg, out_dir, folds=only,
+                                 trainer_overrides={"enable_progress_bar": not json_out})  # fmt: skip
+        if json_out:
+            emit_json(summary)
+        else:
+            out.print({"mean": summary["mean"], "std": summary["std"]})
+
+    run_guarded(go)
+
+
+@app.command("evaluate")
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by train.")],
+    data: DataOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Score a run's best weights on its held-out patients (or on all of another dataset).
+
+    Example: braintumor evaluate runs/lgg --json
+    """
+    from braintumor.training.evaluate import evaluate_run
+
+    def go() -> None:
+        metrics = evaluate_run(run_dir, data)
+        emit_json(metrics) if json_out else out.print(_headline(metrics))
+
+    run_guarded(go)
+
+
+@app.command("predict")
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder (or its checkpoints/best.safetensors).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (png/jpg/tif/figshare .mat).")],
+    out_dir: OutOpt = Path("predictions"),
+    json_out: JsonFlag = False,
+) -> None:
+    """Masks (PNG + overlay) or class probabilities for each image; predictions.csv in --out.
+
+    Example: braintumor predict runs/lgg slice1.tif slice2.tif --out preds
+    """
+    from braintumor.inference.batch import predict_files
+
+    def go() -> None:
+        weights = (
+            run_dir if run_dir.suffix == ".safetensors" else run_dir / "checkpoints" / "best.safetensors"
+        )
+        results = predict_files(weights, images, out_dir)
+        if json_out:
+            emit_json({"results": results})
+            return
+        for r in results:
+            out.print(r, highlight=False)
+
+    run_guarded(go)

@@ -1,0 +1,1 @@
+"""Inference: preprocess files exactly as in training, predict masks and classes."""

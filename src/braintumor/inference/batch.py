@@ -1,0 +1,26 @@
+"""Predict many files; one failed file never stops the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from braintumor.inference.predict import Predictor
+from braintumor.io_utils import atomic_write, atomic_write_json
+
+
+def predict_files(weights: Path, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
+    """Run the predictor over ``paths``; writes ``predictions.csv`` and ``predictions.json``."""
+    predictor = Predictor(weights)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = [asdict(predictor.predict_file(p, out_dir)) for p in paths]
+    rows = [{k: v for k, v in r.items() if k not in ("probabilities", "outputs")}
+            | {f"prob_{c}": p for c, p in r["probabilities"].items()} for r in results]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    atomic_write(out_dir / "predictions.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write_json(out_dir / "predictions.json", {"results": results})
+    return results

@@ -1,0 +1,114 @@
+"""Predict masks or classes for image files with a run's best weights.
+
+Preprocessing is read from the weights' metadata (never re-typed). Single files have no patient
+volume, so ``percentile-volume`` normalisation falls back to the same percentiles per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from braintumor.data.preprocess import normalize_images, resize_square, to_channels_first
+from braintumor.data.readers import read_image
+from braintumor.errors import DataError
+from braintumor.training.evaluate import autocast
+from braintumor.training.network import network_from_weights
+
+
+@dataclass
+class Prediction:
+    """Result for one input file (``error`` set when it failed)."""
+
+    input: str
+    ok: bool = True
+    error: str = ""
+    tumour: bool | None = None
+    area_px: int | None = None
+    label: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def prepare_image(array: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
+    """Decoded H×W(×C) array -> C×S×S float32 model input, as the cache prepares training data."""
+    method = prep["normalization"]
+    method = "percentile-image" if method == "percentile-volume" else method
+    chw = to_channels_first(array, int(prep["channels"]))
+    chw = normalize_images([chw], method, tuple(prep["percentiles"]))[0]
+    image, _ = resize_square(chw, int(prep["image_size"]))
+    return image
+
+
+def mask_to_original(mask_logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
+    """S×S logits -> H×W binary mask, undoing pad-to-square + resize."""
+    h, w = shape
+    side = max(h, w)
+    up = F.interpolate(
+        mask_logits[None, None].float(), size=(side, side), mode="bilinear", align_corners=False
+    )
+    top, left = (side - h) // 2, (side - w) // 2
+    return (up[0, 0, top : top + h, left : left + w] > 0).to(torch.uint8).numpy()
+
+
+class Predictor:
+    """Loads a run's ``best.safetensors`` once and predicts file after file."""
+
+    def __init__(self, weights: str | Path, precision: str = "bf16-mixed") -> None:
+        self.net, self.meta = network_from_weights(weights)
+        self.prep = self.meta["preprocessing"]
+        self.task = self.meta["task"]
+        self.precision = precision
+        if self.task == "classify" and self.prep.get("roi_expansion") is not None:
+            raise DataError(
+                weights, "this classifier expects tumour crops; use it through `braintumor analyze`"
+            )
+
+    @torch.inference_mode()
+    def __call__(self, array: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model input (C×S×S) and float32 output (mask logits S×S, or class probabilities K)."""
+        x = torch.from_numpy(prepare_image(array, self.prep))
+        net: nn.Module = self.net
+        with autocast(self.precision):
+            out = net(x[None].contiguous(memory_format=torch.channels_last)).float()[0]
+        return x, (out[0] if self.task == "segment" else out.softmax(0))
+
+    def predict_file(self, path: str | Path, out_dir: Path | None = None) -> Prediction:
+        """Predict one file; failures become ``ok=False`` with the error message."""
+        result = Prediction(str(path))
+        try:
+            array = read_image(path)
+            _, out = self(array)
+        except DataError as exc:
+            return Prediction(str(path), ok=False, error=str(exc))
+        if self.task == "segment":
+            mask = mask_to_original(out, array.shape[:2])
+            result.tumour, result.area_px = bool(mask.any()), int(mask.sum())
+            if out_dir is not None:
+                result.outputs = write_mask_outputs(Path(path), array, mask, out_dir)
+        else:
+            classes = self.meta["classes"]
+            result.probabilities = {c: float(p) for c, p in zip(classes, out.tolist(), strict=True)}
+            result.label = classes[int(out.argmax())]
+        return result
+
+
+def write_mask_outputs(path: Path, array: np.ndarray, mask: np.ndarray, out_dir: Path) -> dict[str, str]:
+    """``<stem>_mask.png`` ({0,255}) and ``<stem>_overlay.png`` (prediction outlined in red)."""
+    from PIL import Image
+
+    from braintumor.io_utils import atomic_write
+    from braintumor.reports.overlay import overlay_rgb
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mask_path, overlay_path = out_dir / f"{path.stem}_mask.png", out_dir / f"{path.stem}_overlay.png"
+    atomic_write(mask_path, lambda tmp: Image.fromarray(mask * 255).save(tmp, format="PNG"))
+    rgb = overlay_rgb(array, pred=mask)
+    atomic_write(overlay_path, lambda tmp: Image.fromarray(rgb).save(tmp, format="PNG"))
+    return {"mask": str(mask_path), "overlay": str(overlay_path)}

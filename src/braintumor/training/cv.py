@@ -1,0 +1,73 @@
+"""k-fold cross-validation over patients: one run folder per fold plus an aggregated table."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from braintumor.config import ExperimentConfig, dump_config
+from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.training.runner import train_fold
+
+SUMMARY_KEYS = {
+    "segment": ("dice_per_patient_mean", "dice_per_slice_mean", "iou", "precision", "recall", "hd95"),
+    "classify": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc_ovr", "ece"),
+}
+
+
+def cross_validate(
+    cfg: ExperimentConfig, run_dir: str | Path, folds: list[int] | None = None, **train_kwargs: Any
+) -> dict[str, Any]:
+    """Train and evaluate each fold into ``run_dir/fold<k>``; all folds share ``run_dir/splits.json``.
+
+    Returns ``{"folds": [...per-fold metrics...], "mean": {...}, "std": {...}}`` and writes it to
+    ``cv_metrics.json`` with a per-fold table ``cv_folds.csv``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+    chosen = folds if folds is not None else list(range(cfg.data.folds))
+    results = []
+    for k in chosen:
+        fold_cfg = replace(cfg, data=replace(cfg.data, fold=k))
+        fold_dir = run_dir / f"fold{k}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        shared = run_dir / "splits.json"
+        if shared.is_file() and not (fold_dir / "splits.json").is_file():
+            (fold_dir / "splits.json").write_text(shared.read_text())
+        metrics = train_fold(fold_cfg, fold_dir, **train_kwargs)
+        if not shared.is_file() and (fold_dir / "splits.json").is_file():
+            shared.write_text((fold_dir / "splits.json").read_text())
+        results.append(metrics)
+    summary = aggregate(results, cfg.train.task)
+    atomic_write_json(run_dir / "cv_metrics.json", summary)
+    table = pd.DataFrame(
+        [{k: r.get(k) for k in ("fold", *SUMMARY_KEYS[cfg.train.task], "train_seconds")} for r in results]
+    )
+    atomic_write(run_dir / "cv_folds.csv", lambda tmp: table.to_csv(tmp, index=False))
+    return summary
+
+
+def aggregate(results: list[dict[str, Any]], task: str) -> dict[str, Any]:
+    """Mean and standard deviation of each headline metric over folds (NaN-aware)."""
+    mean, std = {}, {}
+    for key in (*SUMMARY_KEYS[task], "train_seconds"):
+        values = np.array([r[key] for r in results if r.get(key) is not None], dtype=float)
+        mean[key] = float(np.nanmean(values)) if values.size and not np.isnan(values).all() else None
+        std[key] = float(np.nanstd(values)) if values.size and not np.isnan(values).all() else None
+    per_patient = [p for r in results for p in r.get("per_patient", [])]
+    folds = [{k: v for k, v in r.items() if k != "per_patient"} for r in results]
+    out: dict[str, Any] = {"task": task, "n_folds": len(results), "mean": mean, "std": std, "folds": folds}
+    if per_patient:
+        dice = np.array([p["dice"] for p in per_patient], dtype=float)
+        out["pooled_per_patient_dice"] = {
+            "n": int(dice.size),
+            "mean": float(dice.mean()),
+            "std": float(dice.std()),
+            "median": float(np.median(dice)),
+        }
+    return out

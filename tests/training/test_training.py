@@ -1,0 +1,88 @@
+"""Training engine on tiny phantoms: train -> evaluate -> predict, resume, CV, classification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from braintumor.cli import app
+from braintumor.config import load_config
+from braintumor.training.checkpoint import load_weights
+from braintumor.training.cv import cross_validate
+from braintumor.training.runner import train_fold
+
+QUIET = {"enable_progress_bar": False}
+TINY = [
+    "data.phantom_count=48", "data.phantom_size=32", "data.image_size=32", "data.folds=3",
+    "data.normalization=percentile-image", "train.batch_size=8", "train.precision=32-true",
+]  # fmt: skip
+
+
+def seg_config(*extra: str):  # noqa: ANN201
+    return load_config(None, [*TINY, "model.name=unet", "model.kwargs={init_features: 4}", "train.epochs=1", *extra])
+
+
+def test_segmentation_run_folder(tmp_path: Path) -> None:
+    metrics = train_fold(seg_config(), tmp_path / "run", trainer_overrides=QUIET)
+    run = tmp_path / "run"
+    for name in ("config.yaml", "splits.json", "history.csv", "metrics.json", "per_patient.csv", "per_slice.csv",
+                 "checkpoints/best.safetensors", "checkpoints/best.json", "checkpoints/last.ckpt", "curves.png"):  # fmt: skip
+        assert (run / name).is_file(), name
+    assert 0.0 <= metrics["dice_per_patient_mean"] <= 1.0 and metrics["n_patients"] >= 1
+    state, meta = load_weights(run / "checkpoints" / "best.safetensors")
+    assert meta["task"] == "segment" and meta["preprocessing"]["image_size"] == 32
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    splits = json.loads((run / "splits.json").read_text())
+    fold = splits["folds"][0]
+    assert not set(fold["train"]) & set(fold["test"]) and not set(fold["val"]) & set(fold["test"])
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train_fold(seg_config(), run, trainer_overrides=QUIET)
+    first = json.loads((run / "metrics.json").read_text())
+    metrics = train_fold(seg_config("train.epochs=2"), run, trainer_overrides=QUIET)
+    history = (run / "history.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]  # epoch 0 kept, only epoch 1 trained
+    assert metrics["epochs"] == 2 and first["epochs"] == 1
+
+
+def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
+    runner = CliRunner()
+    run = tmp_path / "run"
+    sets = [a for s in [*TINY, "model.kwargs={init_features: 4}", "train.epochs=1"] for a in ("--set", s)]
+    result = runner.invoke(app, ["train", "segment", "--out", str(run), *sets, "--json"])
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout.strip().splitlines()[-1])
+    result = runner.invoke(app, ["evaluate", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.stdout.strip().splitlines()[-1])
+    assert evaluated["dice_per_patient_mean"] == pytest.approx(trained["dice_per_patient_mean"], abs=0.02)
+    image = tmp_path / "slice.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)).save(image)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    result = runner.invoke(app, ["predict", str(run), str(image), str(tmp_path / "broken.png"),
+                                 "--out", str(tmp_path / "pred"), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    good, bad = json.loads(result.stdout.strip().splitlines()[-1])["results"]
+    assert good["ok"] and Image.open(good["outputs"]["mask"]).size == (50, 40)
+    assert not bad["ok"] and "broken.png" in bad["error"]
+    assert (tmp_path / "pred" / "predictions.csv").is_file()
+
+
+def test_classification_and_cv(tmp_path: Path) -> None:
+    cfg = load_config(None, [*TINY, "train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.epochs=1",
+                             "train.freeze_epochs=0"])  # fmt: skip
+    summary = cross_validate(cfg, tmp_path / "cv", folds=[0, 1], trainer_overrides=QUIET)
+    assert summary["n_folds"] == 2 and 0 <= summary["mean"]["accuracy"] <= 1
+    assert (tmp_path / "cv" / "fold1" / "confusion.png").is_file()
+    assert (tmp_path / "cv" / "cv_folds.csv").is_file()
+    s0 = json.loads((tmp_path / "cv" / "fold0" / "splits.json").read_text())
+    s1 = json.loads((tmp_path / "cv" / "fold1" / "splits.json").read_text())
+    assert s0 == s1  # one set of splits shared by every fold
