@@ -117,16 +117,22 @@ def cv(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by train.")],
     data: DataOpt = None,
+    tta: Annotated[bool, typer.Option(help="Average predictions over flips.")] = False,
+    postprocess: Annotated[bool, typer.Option(help="Keep the largest component and fill holes.")] = False,
+    overrides: SetOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Score a run's best weights on its held-out patients (or on all of another dataset).
 
-    Example: braintumor evaluate runs/lgg --json
+    Example: braintumor evaluate runs/lgg --tta --json
     """
     from braintumor.training.evaluate import evaluate_run
 
     def go() -> None:
-        metrics = evaluate_run(run_dir, data)
+        extra = list(overrides or [])
+        extra += ["eval.tta=true"] if tta else []
+        extra += ["eval.largest_component=true", "eval.fill_holes=true"] if postprocess else []
+        metrics = evaluate_run(run_dir, data, overrides=extra)
         emit_json(metrics) if json_out else out.print(_headline(metrics))
 
     run_guarded(go)

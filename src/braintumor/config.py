@@ -100,12 +100,23 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """How held-out data are scored: flip TTA and mask post-processing."""
+
+    tta: bool = False
+    largest_component: bool = False
+    fill_holes: bool = False
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """The whole resolved configuration of one run."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

@@ -159,7 +159,8 @@ def test_densenet_legacy_key_spelling(tmp_path: Path) -> None:
 def test_wrapped_and_prefixed_checkpoint(tmp_path: Path) -> None:
     source = create_model("resnet18", in_channels=3, num_classes=4)
     state = {f"module.{k}": v for k, v in _randomise(source, seed=3).items()}
-    path = _save({"state_dict": state}, tmp_path / "wrapped.pth")  # type: ignore[arg-type]
+    path = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": state}, path)
     report = load_pretrained(create_model("resnet18", in_channels=3, num_classes=4), path, "resnet18")
     assert not report.missing
 

@@ -152,7 +152,8 @@ def plot_overlays(
         images: H×W or C×H×W float arrays; for C×H×W channel 1 is shown when C == 3 (FLAIR of the
             LGG pre-contrast/FLAIR/post-contrast stack), otherwise channel 0.
         truths: H×W (or 1×H×W) masks, or None.
-        preds: H×W (or 1×H×W) masks, or None.
+        preds: H×W (or 1×H×W) masks, or None. With no mask at all (e.g. a sheet of
+            misclassified images) the truth/prediction legend is left out.
         titles: one title per case, e.g. "best · dice 0.93".
         ncols: panels per row.
     """
@@ -177,8 +178,9 @@ def plot_overlays(
         _draw_mask(ax, preds[i], plane.shape, PRED_COLOR, fill=False)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
-    handles = [Patch(color=TRUTH_COLOR, label="truth"), Patch(color=PRED_COLOR, label="prediction")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
+    if any(t is not None for t in truths) or any(p is not None for p in preds):
+        handles = [Patch(color=TRUTH_COLOR, label="truth"), Patch(color=PRED_COLOR, label="prediction")]
+        fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 

@@ -12,8 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from braintumor.config import EvalConfig, to_dict
 from braintumor.data.dataset import CachedDataset
-from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator
+from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator, postprocess
+from braintumor.inference.tta import predict_tta
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.training.data import FoldData, eval_loader
 from braintumor.training.network import network_from_weights
@@ -28,14 +30,23 @@ def autocast(precision: str = "bf16-mixed") -> Any:
 
 @torch.inference_mode()
 def predict(
-    net: nn.Module, ds: CachedDataset, batch_size: int = 32, precision: str = "bf16-mixed"
+    net: nn.Module,
+    ds: CachedDataset,
+    batch_size: int = 32,
+    precision: str = "bf16-mixed",
+    tta: bool = False,
+    task: str = "segment",
 ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
-    """Yield (batch, float32 outputs) over a dataset in order."""
+    """Yield (batch, float32 logits) over a dataset in order; with ``tta`` averaged over flips."""
     net.eval()
-    for batch in eval_loader(ds, batch_size):
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(precision):
-            out = net(batch["image"].contiguous(memory_format=torch.channels_last))
-        yield batch, out.float()
+            return net(x.contiguous(memory_format=torch.channels_last)).float()
+
+    for batch in eval_loader(ds, batch_size):
+        image = batch["image"]
+        yield batch, predict_tta(forward, image, task) if tta else forward(image)
 
 
 def _save_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -43,21 +54,39 @@ def _save_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def evaluate_fold(
-    weights: Path, fold: FoldData, run_dir: Path, precision: str = "bf16-mixed"
+    weights: Path,
+    fold: FoldData,
+    run_dir: Path,
+    precision: str = "bf16-mixed",
+    options: EvalConfig | None = None,
 ) -> dict[str, Any]:
     """Score ``weights`` on ``fold.test``; writes tables and PNGs into ``run_dir``."""
     net, meta = network_from_weights(weights)
+    options = options or EvalConfig()
     if meta["task"] == "segment":
-        return _evaluate_segmentation(net, fold, run_dir, precision)
-    return _evaluate_classification(net, meta, fold, run_dir, precision)
+        metrics = _evaluate_segmentation(net, fold, run_dir, precision, options)
+    else:
+        metrics = _evaluate_classification(net, meta, fold, run_dir, precision)
+    metrics["evaluation"] = to_dict(options)
+    return metrics
 
 
-def _evaluate_segmentation(net: nn.Module, fold: FoldData, run_dir: Path, precision: str) -> dict[str, Any]:
+def _postprocess(pred: torch.Tensor, options: EvalConfig) -> torch.Tensor:
+    if not (options.largest_component or options.fill_holes):
+        return pred
+    masks = [postprocess(p[0].numpy(), options.largest_component, options.fill_holes) for p in pred]
+    return torch.from_numpy(np.stack(masks)[:, None].astype(np.uint8))
+
+
+def _evaluate_segmentation(
+    net: nn.Module, fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
+) -> dict[str, Any]:
     acc = SegmentationAccumulator(store_masks=True)
     slices = dict(zip(fold.index.frame["sample_id"], fold.index.frame["slice"], strict=True))
     probs_by_sample: dict[str, np.ndarray] = {}
-    for batch, logits in predict(net, fold.test, precision=precision):
-        pred = (logits > 0).to(torch.uint8)
+    batches = predict(net, fold.test, options.batch_size, precision, tta=options.tta, task="segment")
+    for batch, logits in batches:
+        pred = _postprocess((logits > 0).to(torch.uint8), options)
         acc.add(pred, batch["mask"], batch["patient_id"], batch["sample_id"],
                 [float(slices.get(s, 0)) for s in batch["sample_id"]])  # fmt: skip
         for sid, p in zip(batch["sample_id"], pred, strict=True):
@@ -84,8 +113,26 @@ def _evaluate_classification(
     _save_csv(predictions, run_dir / "predictions.csv")
     from braintumor.training.figures import classification_figures
 
-    classification_figures(report, predictions, meta["classes"], run_dir)
-    return {"task": "classify", "fold": fold.fold, **report}
+    classification_figures(report, predictions, meta["classes"], run_dir, fold)
+    metrics: dict[str, Any] = {"task": "classify", "fold": fold.fold, **report}
+    test_ids = set(fold.splits.folds[fold.fold]["test"]) if fold.splits.folds else set()
+    if fold.splits.method == "predefined" and set(predictions["sample_id"]) <= test_ids:
+        # A predefined Training/Testing split (Kaggle) may hold near-copies across the split; score
+        # the test images without a near-duplicate in training separately (pHash, data/dedup.py).
+        from braintumor.data.dedup import find_duplicates
+
+        dups = find_duplicates(fold.index)
+        pairs = pd.DataFrame(dups.pairs, columns=["test", "train", "distance", "test_label", "train_label"])
+        _save_csv(pairs, run_dir / "near_duplicates.csv")
+        has_dup = predictions["sample_id"].isin(set(dups.duplicate_test_ids))
+        clean = predictions[~has_dup]
+        metrics["near_duplicates"] = {
+            "n_test_with_duplicate": int(has_dup.sum()), "n_test": len(predictions),
+            "threshold": dups.threshold, "n_cross_class": dups.n_cross_class,
+        }  # fmt: skip
+        metrics["accuracy_without_duplicates"] = float(clean["correct"].mean()) if len(clean) else None
+        metrics["n_without_duplicates"] = len(clean)
+    return metrics
 
 
 def _plain(v: Any) -> Any:
@@ -97,7 +144,10 @@ def write_metrics(metrics: dict[str, Any], run_dir: Path) -> None:
 
 
 def evaluate_run(
-    run_dir: str | Path, data_path: str | Path | None = None, out_dir: str | Path | None = None
+    run_dir: str | Path,
+    data_path: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run's best weights.
 
@@ -112,7 +162,7 @@ def evaluate_run(
     from braintumor.training.data import load_store
 
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / "config.yaml", overrides)
     if data_path is not None:
         cfg = replace(cfg, data=replace(cfg.data, path=str(data_path)))
     index, store = load_store(cfg.data, run_dir)
@@ -128,7 +178,8 @@ def evaluate_run(
     fold = FoldData(index, store, splits, cfg.data.fold, test, test, test)
     target = Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval")
     target.mkdir(parents=True, exist_ok=True)
-    metrics = evaluate_fold(run_dir / "checkpoints" / "best.safetensors", fold, target, cfg.train.precision)
+    weights = run_dir / "checkpoints" / "best.safetensors"
+    metrics = evaluate_fold(weights, fold, target, cfg.train.precision, cfg.eval)
     metrics["external"] = not own_data
     previous = target / "metrics.json"
     if previous.is_file():  # keep what training recorded (time, epochs)

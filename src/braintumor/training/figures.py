@@ -11,6 +11,8 @@ import pandas as pd
 from braintumor.reports import plots
 from braintumor.training.data import FoldData
 
+MAX_MISCLASSIFIED = 16
+
 
 def _curves(run_dir: Path) -> None:
     history = run_dir / "history.csv"
@@ -49,11 +51,52 @@ def segmentation_figures(
 
 
 def classification_figures(
-    report: dict[str, Any], predictions: pd.DataFrame, classes: list[str], run_dir: Path
+    report: dict[str, Any],
+    predictions: pd.DataFrame,
+    classes: list[str],
+    run_dir: Path,
+    fold: FoldData | None = None,
 ) -> None:
-    """``curves.png``, ``confusion.png`` and ``roc.png``."""
+    """``curves.png``, ``confusion.png``, ``roc.png`` and, given the fold's arrays,
+    ``misclassified.png``."""
     _curves(run_dir)
     plots.save_figure(plots.plot_confusion_matrix(report["confusion"], classes), run_dir / "confusion.png")
     probs = predictions[[f"prob_{c}" for c in classes]].to_numpy()
     fig = plots.plot_roc_curves(predictions["target"].to_numpy(), probs, classes)
     plots.save_figure(fig, run_dir / "roc.png")
+    if fold is not None:
+        misclassified_figure(predictions, classes, fold, run_dir / "misclassified.png")
+
+
+def pick_misclassified(predictions: pd.DataFrame, n: int = MAX_MISCLASSIFIED) -> pd.DataFrame:
+    """The ``n`` most confident wrong predictions (rows of ``predictions``), most confident first."""
+    wrong = predictions[predictions["target"] != predictions["pred"]]
+    return wrong.sort_values(["confidence", "sample_id"], ascending=[False, True], kind="stable").head(n)
+
+
+def misclassified_figure(
+    predictions: pd.DataFrame, classes: list[str], fold: FoldData, path: Path, n: int = MAX_MISCLASSIFIED
+) -> Path | None:
+    """Grid of up to ``n`` misclassified test images (as the model saw them), titled
+    "true → pred (p=0.87)" with the sample id below; the most confident mistakes come first.
+
+    Writes nothing (and removes a stale ``path``) when every prediction is right.
+    """
+    picks = pick_misclassified(predictions, n)
+    if picks.empty:
+        path.unlink(missing_ok=True)
+        return None
+    store = fold.store
+    pos = {s: i for i, s in enumerate(store.sample_ids)}
+    images, titles = [], []
+    for row in picks.itertuples(index=False):
+        images.append(np.asarray(store.images[pos[str(row.sample_id)]], dtype=np.float32))
+        sid = str(row.sample_id)
+        short = sid if len(sid) <= 28 else "…" + sid[-27:]
+        true, pred = classes[int(row.target)], classes[int(row.pred)]
+        titles.append(f"{true} → {pred} (p={row.confidence:.2f})\n{short}")
+    none: list[np.ndarray | None] = [None] * len(images)
+    fig = plots.plot_overlays(images, none, none, titles, ncols=4)
+    n_wrong = int((predictions["target"] != predictions["pred"]).sum())
+    fig.suptitle(f"Most confident misclassified test images ({len(picks)} of {n_wrong})")
+    return plots.save_figure(fig, path)

@@ -96,7 +96,7 @@ def train_fold(
     best = _export_best(trainer, module, cfg, fold, run_dir)
     from braintumor.training.evaluate import evaluate_fold
 
-    metrics = evaluate_fold(best, fold, run_dir)
+    metrics = evaluate_fold(best, fold, run_dir, cfg.train.precision, cfg.eval)
     metrics["train_seconds"] = round(train_seconds, 1)
     metrics["epochs"] = trainer.current_epoch
     atomic_write_json(run_dir / "metrics.json", metrics)
