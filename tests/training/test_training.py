@@ -24,7 +24,7 @@ TINY = [
 ]  # fmt: skip
 
 
-def seg_config(*extra: str):  # noqa: ANN201
+def seg_config(*extra: str):
     return load_config(None, [*TINY, "model.name=unet", "model.kwargs={init_features: 4}", "train.epochs=1", *extra])
 
 
