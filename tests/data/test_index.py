@@ -12,8 +12,8 @@ from braintumor.errors import DataError
 
 def make_index(root: Path) -> SampleIndex:
     samples = [
-        Sample("t", "a_1", "a", "glioma", 1, str(root / "img" / "a_1.png"), str(root / "img" / "a_1_mask.png"), 1),
-        Sample("t", "b", "b", "meningioma", 0, str(root / "img" / "b.png"), "", -1, "test"),
+        Sample("t", "a_1", "a", "glioma", 1, str(root / "a_1.png"), str(root / "a_1_mask.png"), 1),
+        Sample("t", "b", "b", "meningioma", 0, str(root / "b.png"), "", -1, "test"),
     ]
     return SampleIndex.from_samples(samples, ["meningioma", "glioma"], extra={"x": 1})
 

@@ -25,14 +25,15 @@ TINY = [
 
 
 def seg_config(*extra: str):
-    return load_config(None, [*TINY, "model.name=unet", "model.kwargs={init_features: 4}", "train.epochs=1", *extra])
+    return load_config(
+        None, [*TINY, "model.name=unet", "model.kwargs={init_features: 4}", "train.epochs=1", *extra]
+    )
 
 
 def test_segmentation_run_folder(tmp_path: Path) -> None:
     metrics = train_fold(seg_config(), tmp_path / "run", trainer_overrides=QUIET)
     run = tmp_path / "run"
-    for name in ("config.yaml", "splits.json", "history.csv", "metrics.json", "per_patient.csv", "per_slice.csv",
-                 "checkpoints/best.safetensors", "checkpoints/best.json", "checkpoints/last.ckpt", "curves.png"):  # fmt: skip
+    for name in RUN_FILES:
         assert (run / name).is_file(), name
     assert 0.0 <= metrics["dice_per_patient_mean"] <= 1.0 and metrics["n_patients"] >= 1
     state, meta = load_weights(run / "checkpoints" / "best.safetensors")
@@ -77,8 +78,8 @@ def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
 
 
 def test_classification_and_cv(tmp_path: Path) -> None:
-    cfg = load_config(None, [*TINY, "train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.epochs=1",
-                             "train.freeze_epochs=0"])  # fmt: skip
+    cls = ["train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.epochs=1"]
+    cfg = load_config(None, [*TINY, *cls])
     summary = cross_validate(cfg, tmp_path / "cv", folds=[0, 1], trainer_overrides=QUIET)
     assert summary["n_folds"] == 2 and 0 <= summary["mean"]["accuracy"] <= 1
     assert (tmp_path / "cv" / "fold1" / "confusion.png").is_file()
