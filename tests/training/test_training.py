@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from braintumor.cli import app
-from braintumor.config import load_config
+from braintumor.config import ExperimentConfig, load_config
 from braintumor.training.checkpoint import load_weights
 from braintumor.training.cv import cross_validate
 from braintumor.training.runner import train_fold
@@ -24,10 +24,15 @@ TINY = [
 ]  # fmt: skip
 
 
-def seg_config(*extra: str):
-    return load_config(
-        None, [*TINY, "model.name=unet", "model.kwargs={init_features: 4}", "train.epochs=1", *extra]
-    )
+SEG = ["model.name=unet", "model.kwargs={init_features: 4}", "train.epochs=1"]
+RUN_FILES = (
+    "config.yaml", "splits.json", "history.csv", "metrics.json", "per_patient.csv", "per_slice.csv",
+    "checkpoints/best.safetensors", "checkpoints/best.json", "checkpoints/last.ckpt", "curves.png",
+)  # fmt: skip
+
+
+def seg_config(*extra: str) -> ExperimentConfig:
+    return load_config(None, [*TINY, *SEG, *extra])
 
 
 def test_segmentation_run_folder(tmp_path: Path) -> None:
