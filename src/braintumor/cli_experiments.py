@@ -35,7 +35,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     table = Table(title="Runs")
     for h in headers:
         left = h in ("run", "task", "model", "init", "roi")
-        table.add_column(h, justify="left" if left else "right", overflow="fold")
+        table.add_column(h, justify="left" if left else "right", overflow="fold", no_wrap=h == "run")
     for c in cells:
         table.add_row(*c)
     out.print(table)

@@ -32,6 +32,18 @@ def _config(config: Path | None, data: Path | None, task: str | None, overrides:
     return load_config(config, extra)
 
 
+def trainer_options(json_out: bool) -> dict[str, Any]:
+    """Progress bar unless --json; DDP over the processes when launched by ``torchrun``."""
+    import os
+
+    options: dict[str, Any] = {"enable_progress_bar": not json_out}
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        options.update(strategy="ddp", devices=local, num_nodes=world // local)
+    return options
+
+
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if k not in ("per_patient", "per_class", "confusion")}
 
@@ -46,7 +58,9 @@ def _train(task: str, config: Path | None, data: Path | None, out_dir: Path, ove
         )
         with progress_bar("decoding", quiet=json_out) as update:
             metrics = train_fold(cfg, out_dir, resume=resume, progress=update,
-                                 trainer_overrides={"enable_progress_bar": not json_out})  # fmt: skip
+                                 trainer_overrides=trainer_options(json_out))  # fmt: skip
+        if not metrics:  # a non-zero rank of a distributed run: rank 0 reports
+            return
         if json_out:
             emit_json(metrics)
         else:
@@ -103,8 +117,7 @@ def cv(
     def go() -> None:
         extra = [*(overrides or []), *([f"data.folds={folds}"] if folds else [])]
         cfg = _config(config, data, None, extra)
-        summary = cross_validate(cfg, out_dir, folds=only,
-                                 trainer_overrides={"enable_progress_bar": not json_out})  # fmt: skip
+        summary = cross_validate(cfg, out_dir, folds=only, trainer_overrides=trainer_options(json_out))
         if json_out:
             emit_json(summary)
         else:

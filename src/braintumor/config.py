@@ -96,6 +96,7 @@ class TrainConfig:
     freeze_epochs: int = 0
     unfreeze_lr_factor: float = 0.1
     max_minutes: float = 0.0
+    checkpoint_every_steps: int = 50
     seed: int = 42
 
 

@@ -61,7 +61,9 @@ def runs(tmp_path: Path) -> dict[str, object]:
     seg = tmp_path / "seg"
     seg.mkdir()
     _config(seg, "segment", "unet", None)
-    (seg / "metrics.json").write_text(json.dumps({"task": "segment", "dice_per_patient_mean": 0.6, "iou": 0.5}))
+    (seg / "metrics.json").write_text(
+        json.dumps({"task": "segment", "dice_per_patient_mean": 0.6, "iou": 0.5})
+    )
     return {"single": single, "cv": cv, "seg": seg, "n_single": n_single, "n_cv": n_cv}
 
 
@@ -79,7 +81,7 @@ def test_parameter_count_skips_batchnorm_buffers(tmp_path: Path) -> None:
     n = _weights(tmp_path, num_classes=3)
     assert count_safetensors_parameters(tmp_path / "checkpoints" / "best.safetensors") == n
     (tmp_path / "bad.safetensors").write_bytes(b"nope")
-    with pytest.raises(DataError, match="bad.safetensors"):
+    with pytest.raises(DataError, match=r"bad\.safetensors"):
         count_safetensors_parameters(tmp_path / "bad.safetensors")
 
 
@@ -105,7 +107,9 @@ def test_folder_of_runs_expands_and_non_runs_fail(runs: dict[str, object], tmp_p
 def test_cli_json_and_markdown_file(runs: dict[str, object], tmp_path: Path) -> None:
     runner = CliRunner()
     table = tmp_path / "out" / "table.md"
-    result = runner.invoke(app, ["compare", str(runs["single"]), str(runs["cv"]), "--out", str(table), "--json"])
+    result = runner.invoke(
+        app, ["compare", str(runs["single"]), str(runs["cv"]), "--out", str(table), "--json"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert [r["run"] for r in payload["rows"]] == ["single", "cv"]

@@ -82,14 +82,14 @@ class SegmentationModule(_BaseModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch["image"]).float()
         loss = self.loss_fn(logits, batch["mask"].float())
-        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=len(logits))
+        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=len(logits), sync_dist=True)
         pred = (logits > 0).to(torch.uint8).cpu()
         self.val_metrics.add(pred, batch["mask"].cpu(), batch["patient_id"], batch["sample_id"])
 
     def on_validation_epoch_end(self) -> None:
         summary = self.val_metrics.summary()
-        self.log("val_dice", float(summary["dice_per_patient_mean"]), prog_bar=True)
-        self.log("val_dice_slice", float(summary["dice_per_slice_mean"]))
+        self.log("val_dice", float(summary["dice_per_patient_mean"]), prog_bar=True, sync_dist=True)
+        self.log("val_dice_slice", float(summary["dice_per_slice_mean"]), sync_dist=True)
         self.val_metrics.reset()
 
 
@@ -127,13 +127,13 @@ class ClassificationModule(_BaseModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self(batch["image"]).float()
         loss = self.loss_fn(logits, batch["label"])
-        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=len(logits))
+        self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=len(logits), sync_dist=True)
         self.val_metrics.add(logits.cpu(), batch["label"].cpu(), batch["sample_id"])
 
     def on_validation_epoch_end(self) -> None:
         report = self.val_metrics.report()
-        self.log("val_accuracy", float(report["accuracy"]), prog_bar=True)
-        self.log("val_macro_f1", float(report["macro_f1"]))
+        self.log("val_accuracy", float(report["accuracy"]), prog_bar=True, sync_dist=True)
+        self.log("val_macro_f1", float(report["macro_f1"]), sync_dist=True)
         self.val_metrics.reset()
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
 import lightning as L
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -27,14 +28,20 @@ from braintumor.training.modules import module_for
 
 def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Callback]:
     ckpt_dir = run_dir / "checkpoints"
+    best = ModelCheckpoint(
+        ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, save_last=True,
+        enable_version_counter=False,
+    )  # fmt: skip
+    steps = ModelCheckpoint(  # mid-epoch "last.ckpt" so a killed run loses little
+        ckpt_dir, filename="last", every_n_train_steps=cfg.train.checkpoint_every_steps, save_top_k=1,
+        enable_version_counter=False,
+    )  # fmt: skip
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, save_last=True,
-                        enable_version_counter=False),
-        ModelCheckpoint(ckpt_dir, filename="last", every_n_train_steps=50, save_top_k=1,
-                        enable_version_counter=False),
+        best,
+        steps,
         HistoryWriter(run_dir / "history.csv"),
         TimeBudget(cfg.train.max_minutes),
-    ]  # fmt: skip
+    ]
     if cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor, mode="max", patience=cfg.train.early_stopping_patience))
     return callbacks
@@ -57,26 +64,32 @@ def make_trainer(cfg: ExperimentConfig, run_dir: Path, monitor: str, **overrides
     return L.Trainer(**options)
 
 
-def train_fold(
+@dataclass
+class FitResult:
+    """What :func:`fit_fold` leaves for export and evaluation."""
+
+    cfg: ExperimentConfig
+    fold: FoldData
+    trainer: L.Trainer
+    module: L.LightningModule
+    seconds: float
+
+
+def fit_fold(
     cfg: ExperimentConfig,
-    run_dir: str | Path,
+    run_dir: Path,
     resume: bool = True,
     progress: Callable[[int, int], None] | None = None,
     trainer_overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train ``cfg`` on fold ``cfg.data.fold`` into ``run_dir`` and evaluate on its test patients.
-
-    Resumes from ``checkpoints/last.ckpt`` when it exists (``resume=True``). Returns the metrics.
-    """
-    run_dir = Path(run_dir)
+) -> FitResult:
+    """Prepare the fold and fit; resumes from ``checkpoints/last.ckpt`` when it exists."""
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     fold = prepare_fold(cfg.data, cfg.train, run_dir, run_dir / "splits.json", progress)
     cfg = _resolved(cfg, fold)
     dump_config(cfg, run_dir / "config.yaml")
-    module_cls = module_for(cfg.train.task)
     n_outputs = cfg.model.out_channels if cfg.train.task == "segment" else len(fold.index.classes)
-    module = module_cls(
+    module = module_for(cfg.train.task)(
         to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes
     )
     trainer = make_trainer(cfg, run_dir, module.monitor, **(trainer_overrides or {}))
@@ -90,17 +103,39 @@ def train_fold(
         ckpt_path=str(last) if resume and last.is_file() else None,
         weights_only=True,
     )
-    train_seconds = time.perf_counter() - start
-    if not trainer.is_global_zero:
-        return {}
-    best = _export_best(trainer, module, cfg, fold, run_dir)
+    return FitResult(cfg, fold, trainer, module, time.perf_counter() - start)
+
+
+def finish_fold(result: FitResult, run_dir: Path) -> dict[str, Any]:
+    """Export the best weights and evaluate them on the fold's test patients (rank 0 only)."""
     from braintumor.training.evaluate import evaluate_fold
 
+    cfg, fold, trainer = result.cfg, result.fold, result.trainer
+    best = _export_best(trainer, result.module, cfg, fold, run_dir)
     metrics = evaluate_fold(best, fold, run_dir, cfg.train.precision, cfg.eval)
-    metrics["train_seconds"] = round(train_seconds, 1)
+    history = run_dir / "history.csv"
+    seconds = pd.read_csv(history)["seconds"].iloc[-1] if history.is_file() else result.seconds
+    metrics["train_seconds"] = round(float(seconds), 1)  # all sessions, resumes included
     metrics["epochs"] = trainer.current_epoch
     atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def train_fold(
+    cfg: ExperimentConfig,
+    run_dir: str | Path,
+    resume: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg`` on fold ``cfg.data.fold`` into ``run_dir`` and evaluate on its test patients.
+
+    Resumes from ``checkpoints/last.ckpt`` when it exists (``resume=True``). Returns the metrics
+    (an empty dict on the non-zero ranks of a distributed run).
+    """
+    run_dir = Path(run_dir)
+    result = fit_fold(cfg, run_dir, resume, progress, trainer_overrides)
+    return finish_fold(result, run_dir) if result.trainer.is_global_zero else {}
 
 
 def _resolved(cfg: ExperimentConfig, fold: FoldData) -> ExperimentConfig:

@@ -1,0 +1,146 @@
+"""Classification extras on tiny data: ROI-factor sweep, misclassified sheet, near-duplicate-aware
+accuracy on a predefined Training/Testing split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import braintumor.cli_experiments  # noqa: F401  (registers compare / sweep-roi)
+from braintumor.cli import app
+from braintumor.config import load_config
+from braintumor.data.cache import ArrayStore
+from braintumor.data.roi import crop_roi
+from braintumor.errors import ConfigError
+from braintumor.reports.compare import WHOLE_IMAGE_EXPANSION, compare_runs
+from braintumor.training.data import FoldData
+from braintumor.training.figures import misclassified_figure, pick_misclassified
+from braintumor.training.runner import train_fold
+from braintumor.training.sweep import best_factor, parse_factors
+
+QUIET = {"enable_progress_bar": False}
+TINY = [
+    "data.phantom_count=48", "data.phantom_size=32", "data.image_size=32", "data.folds=3",
+    "data.normalization=percentile-image", "train.batch_size=8", "train.precision=32-true",
+]  # fmt: skip
+CLASSIFY = ["train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.epochs=1"]
+
+
+def _last_json(stdout: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_parse_factors_and_best_factor() -> None:
+    assert parse_factors("1.0, 1.5,whole") == [1.0, 1.5, "whole"]
+    for bad in ("0.5", "x", "1.0,1"):
+        with pytest.raises(ConfigError):
+            parse_factors(bad)
+    rows: list[dict[str, Any]] = [
+        {"factor": "1.0", "accuracy_mean": 0.8, "macro_f1_mean": 0.6},
+        {"factor": "2.0", "accuracy_mean": 0.8, "macro_f1_mean": 0.7},
+        {"factor": "whole", "accuracy_mean": None, "macro_f1_mean": None},
+    ]
+    assert best_factor(rows) == "2.0"  # tie on accuracy -> higher macro-F1
+
+
+def test_whole_image_factor_equals_whole_slice() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 40, 52), dtype=np.float32)
+    mask = np.zeros((40, 52), np.uint8)
+    mask[0, 51] = 1  # one-pixel tumour in a corner: the hardest case for the box to cover the image
+    from braintumor.data.preprocess import resize_square
+
+    whole_image, whole_mask = resize_square(image, 32, mask)
+    crop_image, crop_mask = crop_roi(image, mask, WHOLE_IMAGE_EXPANSION, 32)
+    np.testing.assert_array_equal(crop_image, whole_image)
+    np.testing.assert_array_equal(crop_mask, whole_mask)
+
+
+def test_sweep_roi_cli_shares_splits(tmp_path: Path) -> None:
+    run = tmp_path / "sweep"
+    sets = [a for s in [*TINY, *CLASSIFY] for a in ("--set", s)]
+    result = CliRunner().invoke(
+        app, ["sweep-roi", "--out", str(run), "--factors", "1.5,whole", "--folds", "2", *sets, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    sweep = _last_json(result.stdout)
+    assert [r["factor"] for r in sweep["rows"]] == ["1.5", "whole"]
+    assert sweep["best_factor"] in ("1.5", "whole")
+    assert json.loads((run / "sweep.json").read_text())["best_factor"] == sweep["best_factor"]
+    assert (run / "sweep.png").is_file() and len(pd.read_csv(run / "sweep.csv")) == 2
+    # both arms score the same (tumour) samples on one set of patient-level splits
+    n = {r["factor"]: r["n_samples"] for r in sweep["rows"]}
+    assert n["1.5"] == n["whole"] > 0
+    shared = json.loads((run / "splits.json").read_text())
+    assert shared["unit"] == "patient" and len(shared["folds"]) == 2
+    for arm in ("roi-1.5", "roi-whole"):
+        for name in ("splits.json", "fold0/splits.json", "fold1/splits.json"):
+            assert json.loads((run / arm / name).read_text()) == shared, f"{arm}/{name}"
+        predictions = pd.read_csv(run / arm / "fold0" / "predictions.csv")
+        wrong = bool((predictions["target"] != predictions["pred"]).any())
+        assert (run / arm / "fold0" / "misclassified.png").is_file() == wrong
+    rows = compare_runs([run])  # a sweep folder expands to its CV runs
+    assert [r["run"] for r in rows] == ["sweep/roi-1.5", "sweep/roi-whole"]
+    assert all(r["kind"] == "cv" and r["n_folds"] == 2 and r["parameters"] > 0 for r in rows)
+    assert rows[0]["roi_expansion"] == 1.5 and rows[1]["roi_expansion"] == WHOLE_IMAGE_EXPANSION
+
+
+def test_misclassified_sheet(tmp_path: Path) -> None:
+    ids = [f"s{i}" for i in range(20)]
+    store = ArrayStore(tmp_path, np.random.default_rng(0).random((20, 1, 16, 16)).astype(np.float16), None,
+                       np.zeros(20, np.int64), ids, ids, np.arange(20), {})  # fmt: skip
+    fold = FoldData(None, store, None, 0, None, None, None)  # type: ignore[arg-type]  # only .store is read
+    target = np.zeros(20, int)
+    pred = np.where(np.arange(20) < 18, 1, 0)  # 18 wrong, 2 right
+    frame = pd.DataFrame({"sample_id": ids, "target": target, "pred": pred,
+                          "confidence": np.linspace(0.5, 0.99, 20)})  # fmt: skip
+    picks = pick_misclassified(frame)
+    assert len(picks) == 16 and picks["confidence"].is_monotonic_decreasing
+    assert set(picks["sample_id"]).isdisjoint({"s18", "s19"})  # right answers never shown
+    path = tmp_path / "misclassified.png"
+    assert misclassified_figure(frame, ["a", "b"], fold, path) == path and path.is_file()
+    assert misclassified_figure(frame.assign(pred=0), ["a", "b"], fold, path) is None
+    assert not path.exists()  # nothing wrong: a stale sheet is removed
+
+
+def _class_folders(root: Path) -> Path:
+    """Training/Testing class folders of smooth random images; Testing/b/dup.png copies a training image."""
+    rng = np.random.default_rng(1)
+
+    def save(path: Path) -> None:
+        low = rng.random((6, 6))
+        image = Image.fromarray((low * 255).astype(np.uint8)).resize((32, 32), Image.Resampling.BILINEAR)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+
+    for split, n in (("Training", 10), ("Testing", 3)):
+        for cls in ("a", "b"):
+            for i in range(n):
+                save(root / split / cls / f"{cls}{i}.png")
+    (root / "Testing" / "b" / "dup.png").write_bytes((root / "Training" / "b" / "b0.png").read_bytes())
+    return root
+
+
+def test_duplicate_aware_accuracy_on_predefined_split(tmp_path: Path) -> None:
+    data = _class_folders(tmp_path / "data")
+    cfg = load_config(None, [*TINY, *CLASSIFY, f"data.path={data}"])
+    metrics = train_fold(cfg, tmp_path / "run", trainer_overrides=QUIET)
+    assert json.loads((tmp_path / "run" / "splits.json").read_text())["method"] == "predefined"
+    dups = metrics["near_duplicates"]
+    assert dups["n_test_with_duplicate"] >= 1 and dups["threshold"] == 4 and dups["n_test"] == 7
+    predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    clean = predictions[predictions["sample_id"] != "Testing/b/dup"]
+    if dups["n_test_with_duplicate"] == 1:
+        assert metrics["accuracy_without_duplicates"] == pytest.approx(clean["correct"].mean())
+    assert metrics["n_without_duplicates"] == 7 - dups["n_test_with_duplicate"]
+    pairs = pd.read_csv(tmp_path / "run" / "near_duplicates.csv")
+    assert {"test": "Testing/b/dup", "train": "Training/b/b0"}.items() <= pairs.iloc[0].to_dict().items()
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["accuracy_without_duplicates"] == metrics["accuracy_without_duplicates"]
