@@ -219,3 +219,4 @@ def main() -> None:  # pragma: no cover
 
 
 import braintumor.cli_train  # noqa: E402,F401  (registers train/cv/evaluate/predict)
+import braintumor.cli_experiments  # noqa: E402,F401  (registers compare / sweep-roi)

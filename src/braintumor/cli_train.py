@@ -19,6 +19,12 @@ SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override, e.g. --set train.epochs=3 (repeatable).")
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
+InitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--init-from", help="A braintumor .safetensors checkpoint or torchvision-layout ImageNet weights."
+    ),
+]
 
 
 def _config(config: Path | None, data: Path | None, task: str | None, overrides: list[str] | None) -> Any:
@@ -49,13 +55,14 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train(task: str, config: Path | None, data: Path | None, out_dir: Path, overrides: list[str] | None,
-           fold: int | None, resume: bool, json_out: bool) -> None:  # fmt: skip
+           fold: int | None, init_from: Path | None, resume: bool, json_out: bool) -> None:  # fmt: skip
     from braintumor.training.runner import train_fold
 
     def go() -> None:
-        cfg = _config(
-            config, data, task, [*(overrides or []), *([f"data.fold={fold}"] if fold is not None else [])]
-        )
+        extra = list(overrides or [])
+        extra += [f"data.fold={fold}"] if fold is not None else []
+        extra += [f"model.init_from={init_from}"] if init_from is not None else []
+        cfg = _config(config, data, task, extra)
         with progress_bar("decoding", quiet=json_out) as update:
             metrics = train_fold(cfg, out_dir, resume=resume, progress=update,
                                  trainer_overrides=trainer_options(json_out))  # fmt: skip
@@ -74,6 +81,7 @@ def _train(task: str, config: Path | None, data: Path | None, out_dir: Path, ove
 def train_segment(
     out_dir: OutOpt, config: ConfigOpt = None, data: DataOpt = None, overrides: SetOpt = None,
     fold: Annotated[int | None, typer.Option(help="Held-out fold (default: data.fold).")] = None,
+    init_from: InitOpt = None,
     resume: Annotated[bool, typer.Option(help="Resume from checkpoints/last.ckpt if present.")] = True,
     json_out: JsonFlag = False,
 ) -> None:  # fmt: skip
@@ -82,13 +90,14 @@ def train_segment(
     Example:
       braintumor train segment --config configs/lgg-unet-cpu.yaml --data DATA/lgg128 --out runs/lgg
     """
-    _train("segment", config, data, out_dir, overrides, fold, resume, json_out)
+    _train("segment", config, data, out_dir, overrides, fold, init_from, resume, json_out)
 
 
 @train_app.command("classify")
 def train_classify(
     out_dir: OutOpt, config: ConfigOpt = None, data: DataOpt = None, overrides: SetOpt = None,
     fold: Annotated[int | None, typer.Option(help="Held-out fold (default: data.fold).")] = None,
+    init_from: InitOpt = None,
     resume: Annotated[bool, typer.Option(help="Resume from checkpoints/last.ckpt if present.")] = True,
     json_out: JsonFlag = False,
 ) -> None:  # fmt: skip
@@ -97,7 +106,7 @@ def train_classify(
     Example:
       braintumor train classify --config configs/kaggle4-cpu.yaml --data DATA/kaggle4 --out runs/k4
     """
-    _train("classify", config, data, out_dir, overrides, fold, resume, json_out)
+    _train("classify", config, data, out_dir, overrides, fold, init_from, resume, json_out)
 
 
 @app.command("cv")

@@ -92,3 +92,20 @@ def test_classification_and_cv(tmp_path: Path) -> None:
     s0 = json.loads((tmp_path / "cv" / "fold0" / "splits.json").read_text())
     s1 = json.loads((tmp_path / "cv" / "fold1" / "splits.json").read_text())
     assert s0 == s1  # one set of splits shared by every fold
+
+
+def test_init_from_project_checkpoint_skips_new_head(tmp_path: Path) -> None:
+    from braintumor.config import ModelConfig
+    from braintumor.training.checkpoint import load_weights
+    from braintumor.training.network import build_network
+
+    cls = ["train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.epochs=1"]
+    train_fold(load_config(None, [*TINY, *cls]), tmp_path / "src", trainer_overrides=QUIET)
+    weights = tmp_path / "src" / "checkpoints" / "best.safetensors"
+    source, _ = load_weights(weights)
+    net = build_network(ModelConfig("cnn-small", init_from=str(weights)), in_channels=1, n_outputs=3)
+    state = net.state_dict()
+    head = [k for k in source if source[k].shape != state[k].shape]
+    assert head and all(k.startswith("head") or "fc" in k or "classifier" in k for k in head)
+    body = [k for k in source if k not in head]
+    assert body and all(torch.equal(state[k], source[k]) for k in body)

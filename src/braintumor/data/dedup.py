@@ -67,7 +67,12 @@ def find_duplicates(
                 progress(i + 1, len(paths))
     bits = np.stack(hashes).astype(np.uint8)
     train_bits, test_bits = bits[: len(train)], bits[len(train) :]
-    distances = (test_bits[:, None, :] != train_bits[None, :, :]).sum(axis=2)
+    distances = np.concatenate(  # chunks of 256 test images keep memory at 256 x n_train x 64 bytes
+        [
+            (chunk[:, None, :] != train_bits[None, :, :]).sum(axis=2)
+            for chunk in np.split(test_bits, range(256, len(test_bits), 256))
+        ]
+    )
     report = DuplicateReport(threshold, len(train), len(test))
     per_class = dict.fromkeys(index.classes, 0)
     for t, row in enumerate(test.itertuples(index=False)):
