@@ -218,5 +218,5 @@ def main() -> None:  # pragma: no cover
     app()
 
 
+import braintumor.cli_experiments  # noqa: E402  (registers compare / sweep-roi)
 import braintumor.cli_train  # noqa: E402,F401  (registers train/cv/evaluate/predict)
-import braintumor.cli_experiments  # noqa: E402,F401  (registers compare / sweep-roi)
