@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from braintumor.cli_options import JsonFlag
 from braintumor.errors import BrainTumorError
 
 app = typer.Typer(
@@ -25,8 +26,6 @@ data_app = typer.Typer(help="Inspect, generate and split datasets.", no_args_is_
 app.add_typer(data_app, name="data")
 err = Console(stderr=True)
 out = Console()
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 
 
 def emit_json(obj: Any) -> None:
@@ -194,7 +193,7 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
     json_out: JsonFlag = False,
 ) -> None:
-    """The main job on the embedded default: phantoms -> inspect -> summary.
+    """The main job on the embedded default: phantoms -> train a U-Net and a classifier -> evaluate.
 
     Example: braintumor demo --out runs/demo
     """

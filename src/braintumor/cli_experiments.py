@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from braintumor.cli import app, emit_json, err, out, run_guarded
+from braintumor.cli_options import ConfigOpt, DataOpt, FoldsOpt, JsonFlag, OnlyOpt, SetOpt
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 RunsArg = Annotated[
     list[Path], typer.Argument(help="Run folders (single-fold or CV); a folder of runs expands to them.")
 ]
@@ -18,14 +18,7 @@ TableOpt = Annotated[
     Path | None, typer.Option("--out", help="Also write the table to FILE.md (Markdown) or FILE.csv.")
 ]
 SweepOutOpt = Annotated[Path, typer.Option("--out", help="Sweep folder (one roi-<factor>/ per factor).")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Experiment YAML (configs/*.yaml).")]
-DataOpt = Annotated[Path | None, typer.Option("--data", help="Dataset with masks (overrides data.path).")]
 FactorsOpt = Annotated[str, typer.Option("--factors", help="Comma-separated factors >= 1 and/or 'whole'.")]
-FoldsOpt = Annotated[int | None, typer.Option("--folds", help="k (default: data.folds).")]
-OnlyOpt = Annotated[list[int] | None, typer.Option("--only", help="Only these folds (repeatable).")]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="Override, e.g. --set train.epochs=3 (repeatable).")
-]
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:

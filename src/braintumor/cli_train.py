@@ -8,23 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from braintumor.cli import app, emit_json, err, out, progress_bar, run_guarded
+from braintumor.cli_options import ConfigOpt, DataOpt, FoldsOpt, InitOpt, JsonFlag, OnlyOpt, OutOpt, SetOpt
 
 train_app = typer.Typer(help="Train a segmentation or classification model.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Experiment YAML (configs/*.yaml).")]
-DataOpt = Annotated[Path | None, typer.Option("--data", help="Dataset folder (overrides data.path).")]
-OutOpt = Annotated[Path, typer.Option("--out", help="Run folder to write.")]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="Override, e.g. --set train.epochs=3 (repeatable).")
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
-InitOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--init-from", help="A braintumor .safetensors checkpoint or torchvision-layout ImageNet weights."
-    ),
-]
 
 
 def _config(config: Path | None, data: Path | None, task: str | None, overrides: list[str] | None) -> Any:
@@ -112,8 +99,8 @@ def train_classify(
 @app.command("cv")
 def cv(
     out_dir: OutOpt, config: ConfigOpt = None, data: DataOpt = None, overrides: SetOpt = None,
-    folds: Annotated[int | None, typer.Option("--folds", help="k (default: data.folds).")] = None,
-    only: Annotated[list[int] | None, typer.Option("--only", help="Only these folds (repeatable).")] = None,
+    folds: FoldsOpt = None,
+    only: OnlyOpt = None,
     json_out: JsonFlag = False,
 ) -> None:  # fmt: skip
     """Patient-level k-fold cross-validation; aggregated table in cv_metrics.json / cv_folds.csv.
