@@ -219,3 +219,4 @@ def main() -> None:  # pragma: no cover
 
 import braintumor.cli_experiments  # noqa: E402  (registers compare / sweep-roi)
 import braintumor.cli_train  # noqa: E402,F401  (registers train/cv/evaluate/predict)
+from braintumor import cli_analyze  # noqa: E402,F401  (registers analyze / bundle / export)

@@ -1,0 +1,182 @@
+"""CLI verbs that use model bundles: analyze, bundle create / info, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from braintumor.cli import app, emit_json, err, out, progress_bar, run_guarded
+
+bundle_app = typer.Typer(help="Create and inspect model bundles.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
+
+
+@app.command("analyze")
+def analyze(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Images (png/jpg/tif/.mat), NIfTI, DICOM files or folders.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for overlays, masks, JSON and CSV.")],
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="Model bundle folder or .zip (default: the packaged t1ce)."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="torch or onnx (onnx needs `braintumor export` first).")
+    ] = "torch",
+    gradcam: Annotated[bool, typer.Option("--gradcam", help="Save a Grad-CAM heat map per tumour.")] = False,
+    min_area: Annotated[int | None, typer.Option(help="Smallest tumour in pixels (bundle default).")] = None,
+    gate_threshold: Annotated[
+        float | None,
+        typer.Option(help="P(no tumour) from the gate at or above which a slice is tumour-free."),
+    ] = None,
+    postprocess: Annotated[
+        bool | None, typer.Option("--postprocess/--no-postprocess", help="Largest component + fill holes.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Slices per network call.")] = None,
+    max_pixels: Annotated[int | None, typer.Option(help="Refuse slices with more pixels than this.")] = None,
+    precision: Annotated[str, typer.Option(help="torch backend: auto, bf16 or fp32.")] = "auto",
+    json_out: JsonFlag = False,
+) -> None:
+    """Where the tumour is, how large, what kind, how sure and why, for each input.
+
+    Writes <name>_overlay.png, <name>_mask.png, <name>.json (and <name>_mask.nii.gz for NIfTI,
+    <name>_gradcam.png with --gradcam) per input, plus analysis.csv and slices.csv. Exits 1 only
+    when no input could be analysed.
+
+    Example: braintumor analyze scans/ slice.png --bundle bundles/t1ce --out analysis --json
+    """
+    from braintumor.inference.analyzer import Analyzer
+
+    def go() -> None:
+        settings: dict[str, Any] = {"min_area_px": min_area, "gate_threshold": gate_threshold,
+                                    "batch_size": batch_size, "max_pixels": max_pixels}  # fmt: skip
+        if postprocess is not None:
+            settings.update(largest_component=postprocess, fill_holes=postprocess)
+        analyzer = Analyzer.from_bundle(bundle, backend=backend, precision=precision, **settings)
+        with progress_bar("analysing", quiet=json_out) as update:
+            results = analyzer.analyze_files(inputs, out_dir, gradcam=gradcam, progress=update)
+        summary = {
+            "bundle": str(analyzer.bundle.path), "backend": analyzer.backend.name, "out": str(out_dir),
+            "csv": str(out_dir / "analysis.csv"), "n_ok": sum(r.ok for r in results),
+            "n_failed": sum(not r.ok for r in results), "results": [_entry(r.to_dict()) for r in results],
+        }  # fmt: skip
+        if json_out:
+            emit_json(summary)
+        else:
+            _print_results(summary)
+        if results and summary["n_ok"] == 0:
+            raise typer.Exit(1)
+
+    run_guarded(go)
+
+
+def _entry(d: dict[str, Any]) -> dict[str, Any]:
+    """Input-level result for the CLI (per-slice details stay in each input's JSON file)."""
+    return {**{k: v for k, v in d.items() if k != "slices"}, "n_slices": len(d["slices"])}
+
+
+def _print_results(summary: dict[str, Any]) -> None:
+    table = Table(title=f"analysis ({summary['backend']}) -> {summary['out']}")
+    for col in ("input", "tumour", "class", "p", "area", "uncertainty", "error"):
+        table.add_column(col)
+    for r in summary["results"]:
+        p = r["probabilities"].get(r["class"]) if r["class"] else None
+        area = f"{r['area_mm2']:.0f} mm²" if r["area_mm2"] is not None else f"{r['area_px']} px"
+        unc = r["uncertainty"]["segmentation"]
+        table.add_row(
+            Path(r["input"]).name, str(r["tumour"]) if r["ok"] else "-", r["class"] or "-",
+            f"{p:.2f}" if p is not None else "-", area if r["ok"] else "-",
+            f"{unc:.4f}" if unc is not None else "-", r["error"],
+        )  # fmt: skip
+    out.print(table)
+    err.print(f"{summary['n_ok']} analysed, {summary['n_failed']} failed; table: {summary['csv']}")
+
+
+@bundle_app.command("create")
+def bundle_create(
+    seg: Annotated[Path, typer.Option("--seg", help="Segmentation run folder (or its best.safetensors).")],
+    cls: Annotated[Path, typer.Option("--cls", help="ROI classification run (data.roi_expansion set).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Bundle folder to write (or .zip).")],
+    gate: Annotated[Path | None, typer.Option("--gate", help="Whole-slice tumour/no-tumour run.")] = None,
+    name: Annotated[str | None, typer.Option(help="Bundle name (default: folder name).")] = None,
+    version: Annotated[str, typer.Option("--bundle-version", help="Bundle version string.")] = "1",
+    zip_out: Annotated[bool, typer.Option("--zip", help="Write one .zip instead of a folder.")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Store weights as float16 (half the size).")] = False,
+    command: Annotated[str | None, typer.Option(help="The training command, recorded as is.")] = None,
+    data: Annotated[str, typer.Option(help="Free-text description of the training data.")] = "",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Bundle a segmenter, a ROI classifier and an optional gate; refuses models that cannot
+    work together.
+
+    Example: braintumor bundle create --seg runs/seg --cls runs/roi --gate runs/gate --out bundles/t1ce --fp16
+    """
+    from braintumor.inference.bundle_create import bundle_info, create_bundle
+
+    def go() -> None:
+        path = create_bundle(seg, cls, out_path, gate=gate, name=name, version=version, fp16=fp16,
+                             zip_output=zip_out, command=command, data=data, overwrite=overwrite)  # fmt: skip
+        info = bundle_info(path)
+        emit_json(info) if json_out else out.print(f"bundle written: {path} ({len(info['files'])} files)")
+
+    run_guarded(go)
+
+
+@bundle_app.command("info")
+def bundle_info_cmd(
+    path: Annotated[Path, typer.Argument(help="Bundle folder or .zip.")],
+    json_out: JsonFlag = False,
+) -> None:
+    """Verify a bundle (hashes, metadata, weights) and show what it holds.
+
+    Example: braintumor bundle info bundles/t1ce --json
+    """
+    from braintumor.inference.bundle_create import bundle_info
+
+    def go() -> None:
+        info = bundle_info(path)
+        if json_out:
+            emit_json(info)
+            return
+        table = Table(title=f"{info['name']} v{info['version']} ({info['created']})", show_header=False)
+        table.add_row("expansion", str(info["expansion"]))
+        table.add_row("classes", ", ".join(info["classes"]))
+        for role, m in info["models"].items():
+            prep = m["preprocessing"]
+            table.add_row(role, f"{m['model']['name']} in={m['in_channels']} size={prep['image_size']} "
+                                f"{prep['normalization']} score={m.get('best_score')}")  # fmt: skip
+        table.add_row("dtype", str(info.get("dtype")))
+        table.add_row("onnx", ", ".join(info["onnx"]) or "none (braintumor export B --format onnx)")
+        table.add_row("files", f"{len(info['files'])}, sha256 verified")
+        out.print(table)
+
+    run_guarded(go)
+
+
+@app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="Bundle folder.")],
+    format: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
+    json_out: JsonFlag = False,
+) -> None:
+    """Write <net>.onnx files into a bundle (dynamic batch axis) and update its manifest.
+
+    Example: braintumor export bundles/t1ce --format onnx
+    """
+    from braintumor.errors import ConfigError
+    from braintumor.inference.export import export_onnx
+
+    def go() -> None:
+        if format != "onnx":
+            raise ConfigError(f"--format {format!r} is not supported; use onnx")
+        written = [str(p) for p in export_onnx(path)]
+        emit_json({"bundle": str(path), "written": written}) if json_out else out.print(written)
+
+    run_guarded(go)

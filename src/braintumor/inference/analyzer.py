@@ -1,0 +1,209 @@
+"""``Analyzer``: where the tumour is, how large, what kind, how sure, and why, for slices/volumes.
+
+Example:
+    >>> from braintumor.inference import Analyzer
+    >>> analyzer = Analyzer.from_bundle("bundles/t1ce", backend="onnx")   # doctest: +SKIP
+    >>> result = analyzer.analyze("slice.png")                            # doctest: +SKIP
+    >>> result.label, result.area_px, result.uncertainty                  # doctest: +SKIP
+    >>> analyzer.analyze_files(["scans/"], "out", gradcam=True)           # doctest: +SKIP
+
+Inputs are decoded and preprocessed in a background thread while the networks work; slices of
+all inputs (volume slices and folder files alike) go through the networks in batches of
+``batch_size``. A failed input becomes ``ok=False`` with its error; the others continue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from braintumor.errors import BrainTumorError
+from braintumor.inference.backends import Backend, make_backend
+from braintumor.inference.bundle import Bundle, default_bundle_path, load_bundle
+from braintumor.inference.outputs import write_input_files, write_tables
+from braintumor.inference.pipeline import AnalysisSettings, SliceEngine
+from braintumor.inference.prefetch import prefetch
+from braintumor.inference.prepare import PreparedScan, prepare_scan
+from braintumor.inference.results import AnalysisResult, SliceResult, summarize
+from braintumor.inference.sources import InputItem, Scan, expand_inputs, read_scan, scan_from_array
+
+Progress = Callable[[int, int], None]
+
+
+def _message(source: str, exc: Exception) -> str:
+    if isinstance(exc, BrainTumorError):
+        return str(exc)
+    return f"{source}: unexpected {type(exc).__name__}: {exc}"
+
+
+class Analyzer:
+    """Segment -> tumour present? -> ROI crop -> classify -> explain, with one bundle.
+
+    Args:
+        bundle: a loaded bundle (:func:`~braintumor.inference.bundle.load_bundle`).
+        backend: a torch or ONNX backend (:func:`~braintumor.inference.backends.make_backend`).
+        settings: thresholds and batch size (defaults: the bundle's ``analysis`` section).
+    """
+
+    def __init__(self, bundle: Bundle, backend: Backend, settings: AnalysisSettings | None = None) -> None:
+        self.bundle = bundle
+        self.backend = backend
+        self.settings = settings or AnalysisSettings.for_bundle(bundle)
+        self.engine = SliceEngine(bundle, backend, self.settings)
+
+    @classmethod
+    def from_bundle(
+        cls, path: str | Path | None = None, backend: str = "torch", precision: str = "auto", **settings: Any
+    ) -> Analyzer:
+        """Load a bundle (default: the packaged ``t1ce`` bundle) with backend ``torch`` or ``onnx``.
+
+        ``settings`` override :class:`AnalysisSettings` fields (``min_area_px``, ``batch_size``...).
+        """
+        bundle = load_bundle(path if path is not None else default_bundle_path(), load_onnx=backend == "onnx")
+        return cls(
+            bundle, make_backend(bundle, backend, precision), AnalysisSettings.for_bundle(bundle, **settings)
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def analyze(
+        self,
+        source: np.ndarray | str | Path,
+        spacing: tuple[float, float] | None = None,
+        gradcam: bool = False,
+    ) -> AnalysisResult:
+        """Analyse one input: an H×W(×3) array, an image file, a NIfTI file or a DICOM series folder.
+
+        Bad input does not raise: the result has ``ok=False`` and ``error`` says why.
+        """
+        if isinstance(source, np.ndarray):
+            try:
+                scan = scan_from_array(source, spacing)
+            except BrainTumorError as exc:
+                return AnalysisResult.failed("<array>", str(exc))
+            return self._run([(0, scan)], None, gradcam, None)[0]
+        items = expand_inputs([source])
+        if len(items) != 1:
+            return AnalysisResult.failed(
+                str(source), f"{source}: holds {len(items)} inputs; use analyze_files"
+            )
+        return self._run(self._decoded(items), None, gradcam, None)[0]
+
+    def analyze_files(
+        self,
+        paths: Sequence[str | Path],
+        out_dir: str | Path | None = None,
+        gradcam: bool = False,
+        progress: Progress | None = None,
+    ) -> list[AnalysisResult]:
+        """Analyse files and folders (see :mod:`~braintumor.inference.sources`), in input order.
+
+        With ``out_dir``, writes per-input files and ``analysis.csv``/``slices.csv`` there.
+        """
+        items = expand_inputs(list(paths))
+        out = Path(out_dir) if out_dir is not None else None
+        results = self._run(self._decoded(items), out, gradcam, progress, total=len(items))
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            write_tables(results, out)
+        return results
+
+    # ------------------------------------------------------------------ internals
+
+    def _decoded(self, items: list[InputItem]) -> Iterator[tuple[int, Scan | AnalysisResult]]:
+        for order, item in enumerate(items):
+            try:
+                yield order, read_scan(item, self.settings.max_pixels, self.settings.max_slices)
+            except Exception as exc:  # one bad input never stops the batch
+                yield order, AnalysisResult.failed(item.source, _message(item.source, exc))
+
+    def _prepared(
+        self, decoded: Iterator[tuple[int, Scan | AnalysisResult]] | list[tuple[int, Scan]]
+    ) -> Iterator[tuple[int, PreparedScan | AnalysisResult]]:
+        for order, scan in decoded:
+            if isinstance(scan, AnalysisResult):
+                yield order, scan
+                continue
+            try:
+                yield order, prepare_scan(scan, self.bundle, order)
+            except Exception as exc:
+                yield order, AnalysisResult.failed(scan.source, _message(scan.source, exc))
+
+    def _run(
+        self,
+        decoded: Iterator[tuple[int, Scan | AnalysisResult]] | list[tuple[int, Scan]],
+        out_dir: Path | None,
+        gradcam: bool,
+        progress: Progress | None,
+        total: int = 1,
+    ) -> list[AnalysisResult]:
+        stream = self._prepared(decoded)
+        if self.settings.prefetch:
+            stream = prefetch(stream, depth=2)
+        finished: dict[int, AnalysisResult] = {}
+        names: set[str] = set()
+        partial: dict[int, list[SliceResult | None]] = {}
+        pending: list[tuple[PreparedScan, int]] = []
+
+        def done(order: int, result: AnalysisResult) -> None:
+            finished[order] = result
+            if progress:
+                progress(len(finished), total)
+
+        def flush(count: int) -> None:
+            batch, pending[:] = pending[:count], pending[count:]
+            try:
+                outputs: list[SliceResult | None] = list(self.engine.run(batch, gradcam))
+            except Exception as exc:  # a network failure fails the inputs of this batch only
+                outputs = [None] * len(batch)
+                for p, _ in batch:
+                    if partial.pop(p.order, None) is not None:
+                        done(p.order, AnalysisResult.failed(p.scan.source, _message(p.scan.source, exc)))
+            for (p, i), res in zip(batch, outputs, strict=True):
+                if res is None or p.order not in partial:
+                    continue
+                partial[p.order][i] = res
+                if all(r is not None for r in partial[p.order]):
+                    slices = [r for r in partial.pop(p.order) if r is not None]
+                    done(p.order, self._finish(p, slices, out_dir, names))
+
+        for order, item in stream:
+            if isinstance(item, AnalysisResult):
+                done(order, item)
+                continue
+            partial[order] = [None] * len(item.blank)
+            pending.extend((item, i) for i in range(len(item.blank)))
+            while len(pending) >= self.settings.batch_size:
+                flush(self.settings.batch_size)
+        while pending:
+            flush(self.settings.batch_size)
+        return [finished[k] for k in sorted(finished)]
+
+    def _finish(
+        self, prepared: PreparedScan, slices: list[SliceResult], out_dir: Path | None, names: set[str]
+    ) -> AnalysisResult:
+        scan = prepared.scan
+        name, k = scan.name, 2
+        while name in names:
+            name, k = f"{scan.name}_{k}", k + 1
+        names.add(name)
+        spacing: tuple[float, ...] | None = scan.spacing
+        if spacing and scan.kind == "volume" and scan.slice_spacing:
+            spacing = (*spacing, scan.slice_spacing)
+        result = AnalysisResult(
+            scan.source,
+            kind=scan.kind,
+            name=name,
+            shape=tuple(int(v) for v in scan.slices.shape),
+            spacing_mm=spacing,
+        )
+        summarize(result, slices, self.bundle.no_tumour_class, scan.slice_spacing)
+        if out_dir is not None:
+            try:
+                write_input_files(scan, result, out_dir)
+            except Exception as exc:
+                return AnalysisResult.failed(scan.source, _message(scan.source, exc))
+        return result

@@ -1,0 +1,224 @@
+"""Load a model bundle: segmenter + ROI classifier (+ optional whole-slice gate) in one folder/zip.
+
+Layout (flat; every file listed with its sha256 in ``manifest.json``)::
+
+    bundle.json                      name, version, created, expansion, classes, per-model
+                                     preprocessing and training metrics, analysis defaults
+    seg.safetensors  seg.json        segmentation weights + their training metadata
+    cls.safetensors  cls.json        ROI classifier
+    gate.safetensors gate.json       optional whole-slice tumour/no-tumour classifier
+    seg.onnx  cls.onnx  gate.onnx    optional, written by ``braintumor export B --format onnx``
+
+Loading verifies every hash, validates every key and shape, and never unpickles code: weights
+are safetensors (float16 ones are cast back to float32), metadata is JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from braintumor.inference.bundle_checks import check_compatible, check_meta, no_tumour_class
+from braintumor.inference.bundle_store import BundleError, BundleReader
+
+BUNDLE_FORMAT = "braintumor-bundle"
+FORMAT_VERSION = 1
+ROLES = ("seg", "cls", "gate")
+DEFAULT_ANALYSIS: dict[str, Any] = {
+    "min_area_px": 10,
+    "gate_threshold": 0.5,
+    "largest_component": True,
+    "fill_holes": True,
+    "tta_flips": ["none", "h"],
+}
+_REQUIRED_INFO = ("format", "format_version", "name", "version", "created", "expansion", "classes", "models")
+
+
+@dataclass
+class BundleModel:
+    """One network of a bundle: metadata, float32 eval-mode torch module, optional ONNX bytes."""
+
+    role: str
+    meta: dict[str, Any]
+    net: nn.Module
+    where: str
+    onnx: bytes | None = None
+
+    @property
+    def prep(self) -> dict[str, Any]:
+        """Preprocessing record (image_size, channels, normalization, percentiles, roi_expansion)."""
+        prep: dict[str, Any] = self.meta["preprocessing"]
+        return prep
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.meta["in_channels"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.get("classes", []))
+
+    @property
+    def model_name(self) -> str:
+        return str(self.meta["model"]["name"])
+
+
+@dataclass
+class Bundle:
+    """A loaded, verified bundle. ``models`` maps role (seg, cls, gate) to :class:`BundleModel`."""
+
+    path: Path
+    info: dict[str, Any]
+    models: dict[str, BundleModel] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.info["name"])
+
+    @property
+    def expansion(self) -> float:
+        return float(self.info["expansion"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.info["classes"])
+
+    @property
+    def gate(self) -> BundleModel | None:
+        return self.models.get("gate")
+
+    @property
+    def no_tumour_class(self) -> str:
+        """Label given to slices without tumour (the gate's no-tumour class, else ``notumor``)."""
+        gate = self.gate
+        found = no_tumour_class(gate.classes) if gate else no_tumour_class(self.classes)
+        return found or "notumor"
+
+    @property
+    def analysis(self) -> dict[str, Any]:
+        """Analysis defaults (min area, gate threshold, post-processing, TTA flips)."""
+        return {**DEFAULT_ANALYSIS, **self.info.get("analysis", {})}
+
+    @property
+    def has_onnx(self) -> bool:
+        return all(m.onnx is not None for m in self.models.values())
+
+
+def default_bundle_path(kind: str = "t1ce") -> Path:
+    """The bundle shipped inside the package, ``braintumor/bundles/<kind>/``.
+
+    Raises:
+        BundleError: it is not installed (the message says how to pass one instead).
+    """
+    path = Path(str(resources.files("braintumor"))) / "bundles" / kind
+    if not (path / "manifest.json").is_file():
+        raise BundleError(
+            f"{path}: the default {kind!r} model bundle is not installed in this package; pass one "
+            "with --bundle B (make one with `braintumor bundle create --seg RUN --cls RUN --out B`)"
+        )
+    return path
+
+
+def load_bundle(path: str | Path, load_onnx: bool = False) -> Bundle:
+    """Read and verify a bundle folder or ``.zip``.
+
+    Args:
+        path: bundle folder or zip.
+        load_onnx: also read the ``<role>.onnx`` files (error if the manifest lacks them).
+
+    Raises:
+        BundleError: missing/tampered file, bad metadata, weights that do not fit their model,
+            or models that cannot work together; the message names the file.
+    """
+    reader = BundleReader(path)
+    info = reader.read_json("bundle.json")
+    _check_info(info, reader.where("bundle.json"))
+    roles = [r for r in ROLES if r in info["models"]]
+    bundle = Bundle(Path(path), info)
+    for role in roles:
+        bundle.models[role] = _load_model(reader, role, info, load_onnx)
+    metas = {r: m.meta for r, m in bundle.models.items()}
+    check_compatible(metas["seg"], metas["cls"], metas.get("gate"), {r: f"{r}.json" for r in metas})
+    cls_prep = metas["cls"]["preprocessing"]
+    if float(cls_prep["roi_expansion"]) != bundle.expansion:
+        raise BundleError(
+            f"{reader.where('bundle.json')}: expansion {bundle.expansion} differs from the classifier's "
+            f"roi_expansion {cls_prep['roi_expansion']}"
+        )
+    if bundle.classes != metas["cls"]["classes"]:
+        raise BundleError(f"{reader.where('bundle.json')}: 'classes' differ from cls.json's classes")
+    return bundle
+
+
+def _check_info(info: dict[str, Any], where: str) -> None:
+    missing = [k for k in _REQUIRED_INFO if k not in info]
+    if missing:
+        raise BundleError(f"{where}: lacks {missing}; not a braintumor bundle")
+    if info["format"] != BUNDLE_FORMAT:
+        raise BundleError(f"{where}: format {info['format']!r}; expected {BUNDLE_FORMAT!r}")
+    if not isinstance(info["format_version"], int) or info["format_version"] > FORMAT_VERSION:
+        raise BundleError(
+            f"{where}: format_version {info['format_version']!r} is newer than this package reads "
+            f"({FORMAT_VERSION}); upgrade braintumor"
+        )
+    models = info["models"]
+    if not isinstance(models, dict) or not {"seg", "cls"} <= set(models) or not set(models) <= set(ROLES):
+        raise BundleError(f"{where}: 'models' must hold 'seg', 'cls' and optionally 'gate'")
+    if not isinstance(info["expansion"], int | float) or info["expansion"] < 1:
+        raise BundleError(f"{where}: expansion={info['expansion']!r}; expected a number >= 1")
+
+
+def _load_model(reader: BundleReader, role: str, info: dict[str, Any], load_onnx: bool) -> BundleModel:
+    """Verify and build one role's network (float32, eval mode)."""
+    from safetensors.torch import load as load_safetensors
+
+    meta_name, weights_name = f"{role}.json", f"{role}.safetensors"
+    meta = reader.read_json(meta_name)
+    check_meta(meta, reader.where(meta_name))
+    if info["models"][role].get("preprocessing") != meta["preprocessing"]:
+        raise BundleError(
+            f"{reader.where('bundle.json')}: preprocessing of {role!r} differs from {meta_name}; "
+            "the bundle is inconsistent"
+        )
+    data = reader.read(weights_name)
+    try:
+        state = load_safetensors(data)
+    except Exception as exc:
+        raise BundleError(f"{reader.where(weights_name)}: not a readable safetensors file ({exc})") from None
+    state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
+    net = build_from_meta(meta, state, reader.where(weights_name))
+    onnx = None
+    if load_onnx:
+        name = f"{role}.onnx"
+        if not reader.has(name):
+            raise BundleError(
+                f"{reader.where(name)}: this bundle has no ONNX models; run "
+                f"`braintumor export {reader.path} --format onnx` first"
+            )
+        onnx = reader.read(name)
+    return BundleModel(role, meta, net, reader.where(weights_name), onnx)
+
+
+def build_from_meta(meta: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> nn.Module:
+    """Build the registered network described by ``meta`` and load ``state`` strictly."""
+    from braintumor.config import ModelConfig, from_dict
+    from braintumor.errors import ConfigError
+    from braintumor.training.network import build_network
+
+    try:
+        cfg = from_dict(ModelConfig, {**meta["model"], "init_from": ""}, "model")
+        n_out = cfg.out_channels if meta["task"] == "segment" else len(meta["classes"])
+        net = build_network(cfg, int(meta["in_channels"]), n_out)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise BundleError(f"{where}: cannot build the model its metadata describes ({exc})") from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise BundleError(f"{where}: weights do not fit the {cfg.name!r} model ({' '.join(first)})") from None
+    return net.float().eval()

@@ -1,0 +1,204 @@
+"""Create a model bundle from training runs, and describe an existing one.
+
+``create_bundle`` copies each run's ``best.safetensors`` + ``best.json`` (optionally as float16),
+writes ``bundle.json`` and ``manifest.json``, and refuses models that cannot work together
+(see :mod:`braintumor.inference.bundle_checks`). The folder is built beside ``out`` and renamed
+into place (or zipped), so a failed creation leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from braintumor import __version__
+from braintumor.inference.bundle import BUNDLE_FORMAT, DEFAULT_ANALYSIS, FORMAT_VERSION, build_from_meta
+from braintumor.inference.bundle_checks import check_compatible, check_meta
+from braintumor.inference.bundle_store import MANIFEST, BundleError, write_manifest
+from braintumor.io_utils import atomic_write, atomic_write_json
+
+FP16_MAX = 65504.0
+
+
+def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
+    """A run folder (or its ``.safetensors``) -> (weights file, ``metrics.json`` or None)."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        weights = p
+        metrics = p.parent.parent / "metrics.json"
+    else:
+        weights = p / "checkpoints" / "best.safetensors"
+        metrics = p / "metrics.json"
+    if not weights.is_file():
+        raise BundleError(f"{weights}: weights not found; pass a run folder written by `braintumor train`")
+    if not weights.with_suffix(".json").is_file():
+        raise BundleError(f"{weights.with_suffix('.json')}: weights metadata not found beside the weights")
+    return weights, metrics if metrics.is_file() else None
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The scalar numbers and strings of a run's ``metrics.json`` (no per-patient tables)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: unreadable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise BundleError(f"{path}: expected a JSON object")
+    return value
+
+
+def _copy_weights(weights: Path, meta: dict[str, Any], dest: Path, fp16: bool) -> None:
+    """Write ``dest.safetensors`` (float16 when asked) and ``dest.json`` after checking they load."""
+    from safetensors.torch import load_file, save_file
+
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:
+        raise BundleError(f"{weights}: not a readable safetensors file ({exc})") from None
+    build_from_meta(meta, state, str(weights))  # refuses weights that do not fit their model
+    if fp16:
+        for key, value in state.items():
+            if value.is_floating_point():
+                if value.numel() and float(value.abs().max()) > FP16_MAX:
+                    raise BundleError(f"{weights}: tensor {key!r} overflows float16; create without --fp16")
+                state[key] = value.to(torch.float16)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest.with_suffix(".safetensors")))
+    meta = {**meta, "stored_dtype": "float16" if fp16 else "float32"}
+    dest.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _model_entry(meta: dict[str, Any], metrics: Path | None, source: Path) -> dict[str, Any]:
+    return {
+        "task": meta["task"],
+        "model": meta["model"],
+        "in_channels": meta["in_channels"],
+        "classes": meta.get("classes", []),
+        "preprocessing": meta["preprocessing"],
+        "best_score": meta.get("best_score"),
+        "monitor": meta.get("monitor"),
+        "metrics": headline_metrics(_read_json(metrics)) if metrics else {},
+        "source": str(source),
+    }
+
+
+def create_bundle(
+    seg: str | Path,
+    cls: str | Path,
+    out: str | Path,
+    gate: str | Path | None = None,
+    name: str | None = None,
+    version: str = "1",
+    fp16: bool = False,
+    zip_output: bool = False,
+    command: str | None = None,
+    data: str = "",
+    overwrite: bool = False,
+) -> Path:
+    """Bundle the best weights of a segmentation run, a ROI classification run and optionally a
+    whole-slice gate run.
+
+    Args:
+        seg, cls, gate: run folders (or their ``best.safetensors``).
+        out: bundle folder to write (``out.zip`` with ``zip_output``; a ``.zip`` suffix implies it).
+        name, version: recorded in ``bundle.json`` (name defaults to the folder name).
+        fp16: store weights as float16 (half the size; loading casts back to float32).
+        command, data: the training command and a free-text description of the training data.
+        overwrite: replace an existing ``out``.
+
+    Returns:
+        The written folder or zip.
+
+    Raises:
+        BundleError: missing runs, weights that do not fit, or models that cannot work together.
+    """
+    out = Path(out)
+    zip_output = zip_output or out.suffix == ".zip"
+    target = out.with_suffix(".zip") if zip_output else out
+    if target.exists() and not overwrite:
+        raise BundleError(f"{target}: already exists; choose another --out or pass --overwrite")
+    runs = {"seg": seg, "cls": cls, **({"gate": gate} if gate is not None else {})}
+    sources = {role: resolve_run(path) for role, path in runs.items()}
+    metas = {role: _read_json(w.with_suffix(".json")) for role, (w, _) in sources.items()}
+    for role, meta in metas.items():
+        check_meta(meta, str(sources[role][0].with_suffix(".json")))
+    check_compatible(metas["seg"], metas["cls"], metas.get("gate"), {r: str(p) for r, p in runs.items()})
+    info = {
+        "format": BUNDLE_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name or out.with_suffix("").name,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        "expansion": float(metas["cls"]["preprocessing"]["roi_expansion"]),
+        "classes": metas["cls"]["classes"],
+        "dtype": "float16" if fp16 else "float32",
+        "models": {r: _model_entry(metas[r], sources[r][1], Path(runs[r])) for r in metas},
+        "training_command": command,
+        "data": data,
+        "analysis": DEFAULT_ANALYSIS,
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for role, (weights, _) in sources.items():
+            _copy_weights(weights, metas[role], tmp / role, fp16)
+        atomic_write_json(tmp / "bundle.json", info)
+        write_manifest(tmp)
+        _publish(tmp, target, zip_output)
+    finally:
+        if tmp.exists():  # the zip case, or a failure
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _publish(folder: Path, target: Path, zip_output: bool) -> None:
+    """Move the finished folder onto ``target``, or zip it there."""
+    if zip_output:
+
+        def write(tmp: Path) -> None:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for file in sorted(folder.iterdir()):
+                    archive.write(file, file.name)
+
+        atomic_write(target, write)
+        return
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)  # mkdtemp made it private; bundles are meant to be shared
+    folder.rename(target)
+
+
+def bundle_info(path: str | Path) -> dict[str, Any]:
+    """Load (and so fully verify) a bundle; return ``bundle.json`` plus file sizes and ONNX status."""
+    from braintumor.inference.bundle import load_bundle
+    from braintumor.inference.bundle_store import BundleReader
+
+    bundle = load_bundle(path)
+    reader = BundleReader(path)
+    files = {}
+    for fname in reader.files:
+        size = len(reader.read(fname))
+        files[fname] = {"bytes": size, "sha256": reader.files[fname]}
+    return {
+        **bundle.info,
+        "path": str(path),
+        "verified": True,
+        "onnx": sorted(f for f in reader.files if f.endswith(".onnx")),
+        "no_tumour_class": bundle.no_tumour_class,
+        "files": files,
+        "manifest": MANIFEST,
+    }

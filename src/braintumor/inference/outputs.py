@@ -1,0 +1,182 @@
+"""Files written by an analysis: overlays, masks, Grad-CAM, one JSON per input, batch CSVs.
+
+Per input ``<name>``: ``<name>.json``; for an image ``<name>_overlay.png`` (mask outline in red
+and the label), ``<name>_mask.png`` ({0,255}) and with Grad-CAM ``<name>_gradcam.png``; for a
+volume the same per tumour slice as ``<name>_s<k>_*.png`` plus, for NIfTI input,
+``<name>_mask.nii.gz`` with the input's shape and affine. Batch: ``analysis.csv`` (one row per
+input, failures included with their error) and ``slices.csv`` (one row per analysed slice).
+Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+from braintumor.inference.results import AnalysisResult, SliceResult
+from braintumor.inference.sources import Scan
+from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.reports.overlay import overlay_rgb, to_gray_uint8
+
+MIN_OVERLAY_SIDE = 256
+
+
+def _save_png(path: Path, array: np.ndarray) -> str:
+    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+    return str(path)
+
+
+def _upscale(rgb: np.ndarray) -> np.ndarray:
+    """Nearest-neighbour upscaling of small slices so the label text stays legible."""
+    factor = math.ceil(MIN_OVERLAY_SIDE / max(rgb.shape[:2]))
+    return rgb.repeat(factor, 0).repeat(factor, 1) if factor > 1 else rgb
+
+
+def caption(result: SliceResult) -> str:
+    """Overlay label: class, its probability and the tumour area."""
+    if not result.tumour:
+        return f"no tumour ({result.label})" if result.label else "no tumour"
+    prob = result.probabilities.get(result.label or "", float("nan"))
+    area = f"{result.area_mm2:.0f} mm2" if result.area_mm2 is not None else f"{result.area_px} px"
+    return f"{result.label} {prob:.2f} | {area}"
+
+
+def _draw_caption(rgb: np.ndarray, text: str) -> np.ndarray:
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    size = max(12, img.width // 22)
+    try:
+        font: Any = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: fixed bitmap font
+        font = ImageFont.load_default()
+    _, _, right, bottom = draw.textbbox((4, 4), text, font=font)
+    draw.rectangle((0, 0, right + 4, bottom + 4), fill=(0, 0, 0))
+    draw.text((4, 4), text, fill=(255, 255, 0), font=font)
+    return np.asarray(img)
+
+
+def overlay_image(image: np.ndarray, result: SliceResult) -> np.ndarray:
+    """H'×W'×3 uint8: the slice (upscaled if small) with the predicted mask outlined in red and
+    the caption."""
+    mask = result.mask if result.mask is not None else np.zeros(image.shape[:2], np.uint8)
+    factor = max(1, math.ceil(MIN_OVERLAY_SIDE / max(image.shape[:2])))
+    if factor > 1:
+        image = image.repeat(factor, 0).repeat(factor, 1)
+        mask = mask.repeat(factor, 0).repeat(factor, 1)
+    width = max(1, max(image.shape[:2]) // 256)
+    return _draw_caption(overlay_rgb(image, pred=mask, width=width), caption(result))
+
+
+def gradcam_image(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8: the grayscale slice blended with a jet colour map of the [0,1] heat map."""
+    from matplotlib import colormaps
+
+    gray = to_gray_uint8(image).astype(np.float32)[..., None] / 255.0
+    colour = colormaps["jet"](np.clip(heat, 0, 1))[..., :3]
+    alpha = 0.6 * np.clip(heat, 0, 1)[..., None]
+    blend = (1 - alpha) * gray + alpha * colour
+    return _upscale((blend * 255).round().astype(np.uint8))
+
+
+def write_slice_files(image: np.ndarray, result: SliceResult, out_dir: Path, prefix: str) -> None:
+    """Overlay, mask and (if computed) Grad-CAM PNGs of one slice; paths go to ``result.outputs``."""
+    mask = result.mask if result.mask is not None else np.zeros(image.shape[:2], np.uint8)
+    result.outputs["overlay"] = _save_png(out_dir / f"{prefix}_overlay.png", overlay_image(image, result))
+    result.outputs["mask"] = _save_png(out_dir / f"{prefix}_mask.png", (mask > 0).astype(np.uint8) * 255)
+    if result.heatmap is not None:
+        result.outputs["gradcam"] = _save_png(
+            out_dir / f"{prefix}_gradcam.png", gradcam_image(image, result.heatmap)
+        )
+
+
+def write_nifti_mask(scan: Scan, masks: np.ndarray, path: Path) -> str:
+    """Save N×H×W masks as a uint8 NIfTI with the input's shape, affine and header."""
+    import nibabel as nib
+
+    if scan.nifti is None:
+        raise ValueError(f"{scan.source} is not a NIfTI input")
+    affine, header, shape = scan.nifti
+    volume = np.moveaxis(masks.astype(np.uint8), 0, 2).reshape(shape)
+    header = header.copy()
+    header.set_data_dtype(np.uint8)
+    img = nib.Nifti1Image(volume, affine, header)
+    img.header.set_slope_inter(1, 0)
+    data = gzip.compress(img.to_bytes())
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    atomic_write(path, write)
+    return str(path)
+
+
+def write_input_files(scan: Scan, result: AnalysisResult, out_dir: Path) -> None:
+    """Every per-input file of ``result`` (see the module doc); paths go to ``result.outputs``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = result.name
+    if scan.kind == "image":
+        s = result.slices[0]
+        write_slice_files(scan.slices[0], s, out_dir, name)
+        result.outputs.update(s.outputs)
+    else:
+        for s in result.slices:
+            if s.tumour:
+                write_slice_files(scan.slices[s.index], s, out_dir, f"{name}_s{s.index:03d}")
+        if scan.nifti is not None:
+            masks = np.stack(
+                [s.mask if s.mask is not None else np.zeros(scan.shape, np.uint8) for s in result.slices]
+            )
+            result.outputs["mask_nifti"] = write_nifti_mask(scan, masks, out_dir / f"{name}_mask.nii.gz")
+    json_path = out_dir / f"{name}.json"
+    result.outputs["json"] = str(json_path)
+    atomic_write_json(json_path, result.to_dict())
+
+
+def _probs(prefix: str, probs: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}{k}": v for k, v in probs.items()}
+
+
+def _row(r: AnalysisResult) -> dict[str, Any]:
+    return {
+        "input": r.input, "ok": r.ok, "error": r.error, "kind": r.kind if r.ok else "",
+        "n_slices": len(r.slices) if r.ok else None, "tumour": r.tumour, "class": r.label,
+        "majority_class": r.majority_label, "area_px": r.area_px, "area_mm2": r.area_mm2,
+        "volume_mm3": r.volume_mm3, "bbox": " ".join(map(str, r.bbox)) if r.bbox else "",
+        "uncertainty_segmentation": r.uncertainty.segmentation,
+        "uncertainty_classification": r.uncertainty.classification,
+        **_probs("prob_", r.probabilities), **_probs("gate_prob_", r.gate_probabilities),
+        "json": r.outputs.get("json", ""),
+    }  # fmt: skip
+
+
+def _slice_row(r: AnalysisResult, s: SliceResult) -> dict[str, Any]:
+    return {
+        "input": r.input, "slice": s.index, "skipped": s.skipped, "tumour": s.tumour, "class": s.label,
+        "area_px": s.area_px, "area_mm2": s.area_mm2, "bbox": " ".join(map(str, s.bbox)) if s.bbox else "",
+        "uncertainty_segmentation": s.uncertainty.segmentation,
+        "uncertainty_classification": s.uncertainty.classification,
+        **_probs("prob_", s.probabilities), **_probs("gate_prob_", s.gate_probabilities),
+        "overlay": s.outputs.get("overlay", ""),
+    }  # fmt: skip
+
+
+def write_tables(results: list[AnalysisResult], out_dir: Path) -> dict[str, str]:
+    """``analysis.csv`` (one row per input, failed ones with their error) and ``slices.csv``."""
+    paths = {"csv": out_dir / "analysis.csv", "slices_csv": out_dir / "slices.csv"}
+    frames = {
+        "csv": pd.DataFrame([_row(r) for r in results]),
+        "slices_csv": pd.DataFrame([_slice_row(r, s) for r in results if r.ok for s in r.slices]),
+    }
+    for key, frame in frames.items():
+
+        def write(tmp: Path, f: pd.DataFrame = frame) -> None:
+            f.to_csv(tmp, index=False)
+
+        atomic_write(paths[key], write)
+    return {k: str(p) for k, p in paths.items()}

@@ -1,0 +1,106 @@
+"""Turn a decoded :class:`~braintumor.inference.sources.Scan` into each bundle model's inputs.
+
+Each model's preprocessing is read from its metadata and applied to the raw slices exactly as the
+training cache did: channels, then normalisation (``percentile-volume`` over the whole volume;
+single images fall back to per-image percentiles), then pad-to-square + antialiased resize. The
+ROI classifier's input stays at native resolution here; it is cropped once the mask is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from braintumor.data.preprocess import normalize_images, pad_to_square, to_channels_first
+from braintumor.errors import DataError
+from braintumor.inference.bundle import Bundle, BundleModel
+from braintumor.inference.sources import Scan, blank_slices
+
+
+@dataclass
+class PreparedScan:
+    """Model inputs of one scan (N slices).
+
+    Attributes:
+        order: position of the input in the batch.
+        seg: N×C×S×S float32 segmenter input.
+        gate: N×C×G×G float32 gate input, or None without a gate.
+        cls_native: N×C×H×W float32, normalised for the ROI classifier, not yet cropped.
+        blank: N bool, constant slices (skipped).
+    """
+
+    scan: Scan
+    order: int
+    seg: np.ndarray
+    gate: np.ndarray | None
+    cls_native: np.ndarray
+    blank: np.ndarray
+
+
+_EXAMPLE = {1: "e.g. grayscale T1-CE slices", 3: "e.g. LGG pre-contrast/FLAIR/post-contrast slices"}
+
+
+def _slices_for(scan: Scan, model: BundleModel) -> np.ndarray:
+    """The scan's slices with a channel count the model accepts (else DataError naming the input)."""
+    slices = scan.slices
+    native, wanted = scan.channels, model.in_channels
+    if int(model.prep["channels"]) > 0 or native == wanted:
+        return slices  # to_channels_first converts as in training, or nothing to convert
+    if (
+        native == 3
+        and wanted == 1
+        and np.array_equal(slices[..., 0], slices[..., 1])
+        and np.array_equal(slices[..., 0], slices[..., 2])
+    ):
+        return slices[..., 0]  # an RGB file holding a grayscale image
+    raise DataError(
+        scan.source,
+        f"has {native} channel(s) but the {model.role} model was trained on {wanted}-channel images; "
+        f"give {wanted}-channel input ({_EXAMPLE.get(wanted, 'as in training')})",
+    )
+
+
+def normalised(scan: Scan, model: BundleModel) -> np.ndarray:
+    """N×C×H×W float32 slices after the model's channel handling and intensity normalisation."""
+    prep = model.prep
+    try:
+        chw = [to_channels_first(s, int(prep["channels"])) for s in _slices_for(scan, model)]
+    except ValueError as exc:
+        raise DataError(scan.source, f"{exc} for the {model.role} model") from None
+    method = prep["normalization"]
+    if method == "percentile-volume" and scan.kind == "image":
+        method = "percentile-image"  # no volume: same percentiles, per image
+    images = normalize_images(chw, method, (float(prep["percentiles"][0]), float(prep["percentiles"][1])))
+    return np.stack(images).astype(np.float32, copy=False)
+
+
+def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
+    """N×C×H×W -> N×C×size×size: zero-pad to square, antialiased bilinear resize (as training)."""
+    t = pad_to_square(torch.from_numpy(np.ascontiguousarray(images)))
+    if t.shape[-1] != size:
+        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return t.numpy()
+
+
+def _recipe(model: BundleModel) -> tuple[object, ...]:
+    p = model.prep
+    return (int(p["channels"]), p["normalization"], tuple(p["percentiles"]), model.in_channels)
+
+
+def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
+    """Every model input of ``scan`` (normalisation shared between models with the same recipe)."""
+    cache: dict[tuple[object, ...], np.ndarray] = {}
+
+    def norm(model: BundleModel) -> np.ndarray:
+        key = _recipe(model)
+        if key not in cache:
+            cache[key] = normalised(scan, model)
+        return cache[key]
+
+    seg_model, cls_model, gate_model = bundle.models["seg"], bundle.models["cls"], bundle.gate
+    seg = resize_stack(norm(seg_model), int(seg_model.prep["image_size"]))
+    gate = resize_stack(norm(gate_model), int(gate_model.prep["image_size"])) if gate_model else None
+    return PreparedScan(scan, order, seg, gate, norm(cls_model), blank_slices(scan))

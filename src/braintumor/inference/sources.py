@@ -1,0 +1,177 @@
+"""Analysis inputs: expand files and folders, decode each into a :class:`Scan`, sanity-check it.
+
+An input is one 2D image (png/jpg/tif/figshare ``.mat``/single DICOM file) or one volume (a NIfTI
+file, or the DICOM files of one series). A folder contributes every supported file in it
+(recursively; hidden files, other suffixes and ``*_mask.*`` ground-truth masks, as in the LGG and
+phantom layouts, are skipped) with DICOM files grouped per series.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from braintumor.data.readers import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAT_SUFFIX, read_image
+from braintumor.errors import DataError
+from braintumor.inference.volumes import NIFTI_SUFFIXES, Stack, is_dicom, is_nifti, read_dicom, read_nifti
+from braintumor.inference.volumes import series_uid as _series_uid
+
+DEFAULT_MAX_SLICES = 2048
+FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, MAT_SUFFIX, *NIFTI_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One analysis input before decoding: a file, or the files of one DICOM series."""
+
+    source: str
+    files: tuple[Path, ...]
+    dicom: bool = False
+
+
+@dataclass
+class Scan:
+    """One decoded input.
+
+    Attributes:
+        source: the path (or ``<array>``) as given.
+        name: stem used for output files.
+        kind: ``image`` (one slice) or ``volume``.
+        slices: N×H×W or N×H×W×C array, file dtype.
+        spacing: (row, col) mm per pixel, when known; ``slice_spacing`` mm between slices.
+        nifti: (affine, header, shape) of NIfTI input, to write the mask volume back.
+    """
+
+    source: str
+    name: str
+    kind: str
+    slices: np.ndarray
+    spacing: tuple[float, float] | None = None
+    slice_spacing: float | None = None
+    nifti: tuple[np.ndarray, Any, tuple[int, ...]] | None = None
+
+    @property
+    def channels(self) -> int:
+        """Native channel count (1 for grayscale)."""
+        return 1 if self.slices.ndim == 3 else int(self.slices.shape[-1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.slices.shape[1]), int(self.slices.shape[2])
+
+
+def stem(path: Path) -> str:
+    """File name without its suffix (both of ``.nii.gz``)."""
+    name = path.name
+    return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
+
+
+def expand_inputs(paths: list[str | Path]) -> list[InputItem]:
+    """Files stay as given (errors surface when read); folders expand to their supported files."""
+    items: list[InputItem] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            items.append(InputItem(str(path), (path,), path.is_file() and is_dicom(path)))
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        series: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+        found = False
+        for file in files:
+            if is_dicom(file):
+                series[(file.parent, _series_uid(file) or file.name)].append(file)
+            elif file.name.lower().endswith(FOLDER_SUFFIXES) and not stem(file).endswith("_mask"):
+                items.append(InputItem(str(file), (file,)))
+            else:
+                continue
+            found = True
+        for (parent, _uid), group in series.items():
+            items.append(InputItem(str(parent if len(series) == 1 else group[0]), tuple(group), True))
+        if not found:
+            items.append(InputItem(str(path), ()))
+    return items
+
+
+def read_scan(
+    item: InputItem, max_pixels: int = DEFAULT_MAX_PIXELS, max_slices: int = DEFAULT_MAX_SLICES
+) -> Scan:
+    """Decode an input into a :class:`Scan` and sanity-check it (see :func:`check_scan`).
+
+    Raises:
+        DataError: missing, unsupported, truncated, oversized or unusable input.
+    """
+    if not item.files:
+        raise DataError(
+            item.source, f"folder holds no supported images ({', '.join(FOLDER_SUFFIXES)}, DICOM)"
+        )
+    first = item.files[0]
+    if not first.exists():
+        raise DataError(first, "file not found")
+    if item.dicom:
+        stack = read_dicom(list(item.files), max_pixels, max_slices)
+        name = first.parent.name if len(item.files) > 1 else stem(first)
+        if len(item.files) > 1 and Path(item.source) != first.parent:
+            name = f"{name}_{stem(first)}"
+    elif is_nifti(first):
+        stack = read_nifti(first, max_pixels, max_slices)
+        name = stem(first)
+    else:
+        stack = Stack(read_image(first, max_pixels)[None])
+        name = stem(first)
+    kind = "volume" if (item.dicom and len(item.files) > 1) or stack.nifti is not None else "image"
+    scan = Scan(item.source, name, kind, stack.slices, stack.spacing, stack.slice_spacing, stack.nifti)
+    check_scan(scan)
+    return scan
+
+
+def scan_from_array(
+    array: np.ndarray, spacing: tuple[float, float] | None = None, name: str = "array"
+) -> Scan:
+    """Wrap an in-memory H×W or H×W×C slice (C in 1, 3) as a :class:`Scan`.
+
+    Raises:
+        DataError: not a 2D slice (volumes go through files: NIfTI or DICOM), or unusable values.
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        raise DataError(
+            "<array>",
+            f"array shape {a.shape} is not a 2D slice (H×W or H×W×3); analyse volumes from NIfTI/DICOM files",
+        )
+    scan = Scan("<array>", name, "image", a[None], spacing)
+    check_scan(scan)
+    return scan
+
+
+def check_scan(scan: Scan) -> None:
+    """Refuse non-numeric, NaN/inf and blank (constant) inputs with a message naming the input.
+
+    A volume may hold blank slices (they are skipped), but not only blank ones.
+    """
+    s = scan.slices
+    if s.size == 0:
+        raise DataError(scan.source, "image has no pixels")
+    if not (np.issubdtype(s.dtype, np.number) or s.dtype == np.bool_):
+        raise DataError(scan.source, f"pixel type {s.dtype} is not numeric")
+    if np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.complexfloating):
+        bad = int(np.count_nonzero(~np.isfinite(s)))
+        if bad:
+            raise DataError(
+                scan.source, f"{bad} pixels are NaN or infinite; replace them (e.g. with 0) before analysis"
+            )
+    lo, hi = s.min(), s.max()
+    if lo == hi:
+        what = "image" if scan.kind == "image" else "every slice of the volume"
+        raise DataError(scan.source, f"{what} is blank (all pixels equal {lo}); nothing to analyse")
+
+
+def blank_slices(scan: Scan) -> np.ndarray:
+    """N bool: slices whose pixels are all equal (skipped by the analysis)."""
+    flat = scan.slices.reshape(len(scan.slices), -1)
+    return np.asarray(flat.min(axis=1) == flat.max(axis=1))

@@ -1,0 +1,185 @@
+"""NIfTI and DICOM readers producing stacks of 2D slices with their pixel spacing.
+
+NIfTI volumes are analysed slice by slice along the last axis, as stored (no reorientation), so
+a mask volume of the same shape and affine lines up voxel for voxel. DICOM series are sorted by
+position along the slice normal (``ImagePositionPatient`` · normal), else by ``InstanceNumber``.
+Sizes are checked from the headers before any pixel data is decoded (no decompression bomb).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from braintumor.errors import DataError
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+@dataclass
+class Stack:
+    """Decoded slices of one input.
+
+    Attributes:
+        slices: N×H×W or N×H×W×C array in the file's dtype (rescaled for DICOM).
+        spacing: (row, column) pixel size in mm, when the file records it.
+        slice_spacing: distance between slices in mm (volumes), when known.
+        nifti: (affine 4×4, header, original shape) for NIfTI input, to write masks back.
+    """
+
+    slices: np.ndarray
+    spacing: tuple[float, float] | None = None
+    slice_spacing: float | None = None
+    nifti: tuple[np.ndarray, Any, tuple[int, ...]] | None = None
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def is_dicom(path: Path) -> bool:
+    """``.dcm``/``.dicom`` suffix, or the ``DICM`` marker at byte 128 of a suffix-less file."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    if path.suffix:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def read_nifti(path: Path, max_pixels: int, max_slices: int) -> Stack:
+    """A 3D NIfTI (X×Y×Z, or X×Y×Z×1) -> Z slices of X×Y with the voxel size in mm.
+
+    Raises:
+        DataError: unreadable/truncated file, not 3D, too many pixels or slices.
+    """
+    import nibabel as nib
+
+    try:
+        img: Any = nib.load(path)
+        shape = tuple(int(s) for s in img.shape)
+    except Exception as exc:
+        raise DataError(path, f"cannot read NIfTI ({type(exc).__name__}: {exc}); is it truncated?") from None
+    if len(shape) == 4 and shape[3] == 1:
+        squeezed = shape[:3]
+    elif len(shape) == 3:
+        squeezed = shape
+    else:
+        raise DataError(
+            path,
+            f"NIfTI shape {shape} is not a 3D volume (X×Y×Z); save 2D slices as PNG/TIFF or add a "
+            "third axis of size 1, and split 4D series into 3D volumes",
+        )
+    if squeezed[0] * squeezed[1] > max_pixels or squeezed[2] > max_slices:
+        raise DataError(
+            path,
+            f"NIfTI shape {shape} exceeds the limits ({max_pixels} pixels per slice, {max_slices} slices)",
+        )
+    try:
+        data = np.asarray(img.dataobj).reshape(squeezed)
+    except Exception as exc:
+        raise DataError(
+            path, f"cannot decode NIfTI voxels ({type(exc).__name__}: {exc}); is it truncated?"
+        ) from None
+    zooms = [float(z) for z in img.header.get_zooms()[:3]]
+    spacing = (zooms[0], zooms[1]) if all(z > 0 for z in zooms[:2]) else None
+    slice_spacing = zooms[2] if zooms[2] > 0 else None
+    return Stack(np.moveaxis(data, 2, 0), spacing, slice_spacing, (img.affine, img.header.copy(), shape))
+
+
+def _dcmread(path: Path, header_only: bool = False) -> Any:
+    import pydicom
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=header_only)
+    except Exception as exc:
+        raise DataError(path, f"cannot read DICOM ({type(exc).__name__}: {exc}); is it truncated?") from None
+
+
+def series_uid(path: Path) -> str:
+    """SeriesInstanceUID of a DICOM file ('' when unreadable or absent)."""
+    try:
+        return str(getattr(_dcmread(path, header_only=True), "SeriesInstanceUID", ""))
+    except DataError:
+        return ""
+
+
+def _position(ds: Any) -> float | None:
+    """Position of a slice along its normal (mm), from ImagePositionPatient/ImageOrientationPatient."""
+    ipp, iop = getattr(ds, "ImagePositionPatient", None), getattr(ds, "ImageOrientationPatient", None)
+    if ipp is None or iop is None or len(ipp) != 3 or len(iop) != 6:
+        return None
+    normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+    return float(np.dot(normal, np.asarray(ipp, float)))
+
+
+def _pixels(path: Path, ds: Any, max_pixels: int) -> np.ndarray:
+    rows, cols = int(getattr(ds, "Rows", 0)), int(getattr(ds, "Columns", 0))
+    if rows * cols == 0:
+        raise DataError(path, "DICOM has no Rows/Columns: it holds no image, or is truncated")
+    if rows * cols > max_pixels:
+        raise DataError(path, f"{cols}x{rows} pixels exceeds the limit of {max_pixels}")
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        raise DataError(path, "multi-frame DICOM is not supported; export single-frame files or NIfTI")
+    try:
+        array = np.asarray(ds.pixel_array)
+    except Exception as exc:
+        raise DataError(
+            path, f"cannot decode DICOM pixels ({type(exc).__name__}: {exc}); is it truncated?"
+        ) from None
+    slope, intercept = (
+        float(getattr(ds, "RescaleSlope", 1) or 1),
+        float(getattr(ds, "RescaleIntercept", 0) or 0),
+    )
+    if (slope, intercept) != (1.0, 0.0):
+        array = array.astype(np.float32) * slope + intercept
+    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+        array = array.max() - array
+    if array.ndim not in (2, 3):
+        raise DataError(path, f"DICOM pixel array has shape {array.shape}; expected one 2D slice")
+    return array
+
+
+def read_dicom(files: list[Path], max_pixels: int, max_slices: int) -> Stack:
+    """One DICOM file (one slice) or the files of one series (a volume), sorted along the normal.
+
+    Raises:
+        DataError: unreadable file, too many pixels or slices, slices of different sizes.
+    """
+    if len(files) > max_slices:
+        raise DataError(files[0].parent, f"series has {len(files)} slices; the limit is {max_slices}")
+    datasets = [(_dcmread(f), f) for f in files]
+    positions = [_position(ds) for ds, _ in datasets]
+    if len(datasets) > 1 and all(p is not None for p in positions):
+        order = np.argsort(np.asarray(positions, float), kind="stable")
+    else:
+        order = np.argsort([int(getattr(ds, "InstanceNumber", 0) or 0) for ds, _ in datasets], kind="stable")
+    datasets = [datasets[i] for i in order]
+    arrays = [_pixels(f, ds, max_pixels) for ds, f in datasets]
+    if len({a.shape for a in arrays}) > 1:
+        raise DataError(files[0].parent, f"series slices differ in size: {sorted({a.shape for a in arrays})}")
+    first = datasets[0][0]
+    ps = getattr(first, "PixelSpacing", None)
+    spacing = (float(ps[0]), float(ps[1])) if ps is not None and len(ps) == 2 else None
+    return Stack(np.stack(arrays), spacing, _slice_spacing([positions[i] for i in order], first))
+
+
+def _slice_spacing(positions: list[float | None], first: Any) -> float | None:
+    known = [p for p in positions if p is not None]
+    if len(known) > 1 and len(known) == len(positions):
+        gaps = np.abs(np.diff(known))
+        if float(np.median(gaps)) > 0:
+            return float(np.median(gaps))
+    for tag in ("SpacingBetweenSlices", "SliceThickness"):
+        value = getattr(first, tag, None)
+        if value is not None and float(value) > 0:
+            return float(value)
+    return None

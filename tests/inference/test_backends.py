@@ -1,0 +1,107 @@
+"""Backend parity (ONNX vs fp32 torch, bf16 vs fp32), batching invariance, TTA and uncertainty.
+
+Tolerances: ONNX Runtime and fp32 torch agree to 1e-3 (absolute) on every probability and with
+Dice >= 0.99 on masks. bf16 rounds activations to 8 mantissa bits, so bf16 vs fp32 is checked
+on probabilities within 0.02 (absolute, tumour and class; 4e-4 measured on the tiny models)
+and Dice >= 0.99 on masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from inference_helpers import Trained
+
+from braintumor.inference.analyzer import Analyzer
+from braintumor.inference.backends import OnnxBackend, TorchBackend, bf16_supported, make_backend
+from braintumor.inference.bundle import Bundle
+from braintumor.inference.results import AnalysisResult
+from braintumor.inference.tta import class_variance, mask_variance, tta_probabilities
+
+
+def _dice(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
+
+
+def _agree(a: list[AnalysisResult], b: list[AnalysisResult], atol: float) -> None:
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.ok and rb.ok
+        assert _dice(ra.slices[0].mask, rb.slices[0].mask) >= 0.99
+        assert ra.tumour == rb.tumour
+        for key in ("probabilities", "gate_probabilities"):
+            pa, pb = getattr(ra, key), getattr(rb, key)
+            assert pa.keys() == pb.keys()
+            assert all(abs(pa[k] - pb[k]) <= atol for k in pa), (key, pa, pb)
+
+
+def _analyzer(bundle: Bundle, analyzer: Analyzer, backend: str, precision: str = "fp32") -> Analyzer:
+    return Analyzer(bundle, make_backend(bundle, backend, precision), analyzer.settings)
+
+
+def _inputs(bundle: Bundle, n: int = 6) -> np.ndarray:
+    return np.random.default_rng(0).random((n, 1, 32, 32)).astype(np.float32)
+
+
+def test_onnx_matches_fp32_torch(trained: Trained, bundle: Bundle, analyzer: Analyzer) -> None:
+    onnx, torch32 = _analyzer(bundle, analyzer, "onnx"), _analyzer(bundle, analyzer, "torch", "fp32")
+    images = trained.images(8)
+    _agree(onnx.analyze_files(images), torch32.analyze_files(images), atol=1e-3)
+    x = _inputs(bundle)
+    for role in ("seg", "cls", "gate"):
+        a, b = onnx.backend.run(role, x), torch32.backend.run(role, x)
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-3, role
+    assert onnx.backend.run("seg", x[:1]).shape == (1, 1, 32, 32)  # dynamic batch axis
+
+
+@pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bf16")
+def test_bf16_matches_fp32(trained: Trained, bundle: Bundle, analyzer: Analyzer) -> None:
+    bf16, fp32 = _analyzer(bundle, analyzer, "torch", "bf16"), _analyzer(bundle, analyzer, "torch", "fp32")
+    assert isinstance(bf16.backend, TorchBackend) and bf16.backend.channels_last
+    images = trained.images(8)
+    _agree(bf16.analyze_files(images), fp32.analyze_files(images), atol=0.02)
+    x = _inputs(bundle)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    assert np.abs(sig(bf16.backend.run("seg", x)) - sig(fp32.backend.run("seg", x))).max() < 0.02
+
+
+def test_auto_precision_follows_the_cpu(bundle: Bundle) -> None:
+    backend = TorchBackend({"seg": bundle.models["seg"].net}, "auto")
+    assert backend.precision == ("bf16" if bf16_supported() else "fp32")
+    with pytest.raises(ValueError, match="precision"):
+        TorchBackend({}, "fp8")
+
+
+def test_batching_and_prefetch_do_not_change_results(trained: Trained, analyzer: Analyzer) -> None:
+    images = trained.images(5)
+    one = Analyzer(
+        analyzer.bundle, analyzer.backend, replace(analyzer.settings, batch_size=1, prefetch=False)
+    )
+    many = Analyzer(analyzer.bundle, analyzer.backend, replace(analyzer.settings, batch_size=16))
+    _agree(one.analyze_files(images), many.analyze_files(images), atol=1e-5)
+
+
+def test_onnx_backend_rejects_bad_model() -> None:
+    from braintumor.inference.bundle_store import BundleError
+
+    with pytest.raises(BundleError, match=r"seg\.onnx: ONNX Runtime cannot load"):
+        OnnxBackend({"seg": b"not onnx"})
+
+
+def test_tta_flips_back_and_uncertainty() -> None:
+    x = np.random.default_rng(1).random((3, 1, 8, 8)).astype(np.float32)
+    probs = tta_probabilities(lambda b: b * 4 - 2, x, "segment", ("none", "h", "v", "hv"))
+    assert probs.shape == (4, 3, 8, 8)
+    assert np.allclose(probs, probs[0])  # an equivariant "model": every flip agrees once flipped back
+    assert mask_variance(probs, probs[0] > 0.5) == pytest.approx([0.0] * 3, abs=1e-12)
+    logits = np.stack([np.arange(3.0), np.arange(3.0)[::-1]]).astype(np.float32)  # 2 samples × 3 classes
+    cls = tta_probabilities(
+        lambda b: logits[: len(b)] if len(b) == 2 else np.tile(logits, (2, 1)), logits, "classify"
+    )
+    assert cls.shape == (2, 2, 3) and np.allclose(cls.sum(-1), 1)
+    assert class_variance(cls) == pytest.approx([0.0, 0.0], abs=1e-12)
+    disagree = np.array([[[0.9, 0.1]], [[0.5, 0.5]]], np.float32)  # F=2, B=1, K=2
+    assert class_variance(disagree)[0] == pytest.approx(np.var([0.9, 0.5]))

@@ -1,0 +1,159 @@
+"""Every input format through the analyzer: PNG, JPEG, TIFF, figshare .mat, NIfTI, DICOM file/series."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from inference_helpers import AFFINE, Trained, phantom_array, write_dicom, write_mat, write_nifti, write_tiff
+from PIL import Image
+
+from braintumor.inference.analyzer import Analyzer
+from braintumor.inference.bundle import BundleModel
+from braintumor.inference.prepare import normalised
+from braintumor.inference.sources import expand_inputs, read_scan
+
+SERIES = "1.2.826.0.1.3680043.8.498.7"
+
+
+def _volume(trained: Trained, n: int = 4) -> np.ndarray:
+    """X×Y×Z uint16 stack of phantom slices with a blank last slice."""
+    slices = [phantom_array(trained, k).astype(np.uint16) * 4 for k in range(n - 1)]
+    return np.stack([*slices, np.zeros_like(slices[0])], axis=2)
+
+
+def test_2d_formats(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:
+    image = phantom_array(trained)
+    png, jpg = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.fromarray(image).save(png)
+    Image.fromarray(np.stack([image] * 3, axis=2)).save(jpg, quality=95)  # RGB file of a gray image
+    tif = write_tiff(tmp_path / "c.tif", image.astype(np.uint16) * 100)
+    mat = write_mat(tmp_path / "d.mat", image.astype(np.int16) * 5)
+    results = analyzer.analyze_files([png, jpg, tif, mat], tmp_path / "out")
+    assert [r.ok for r in results] == [True] * 4, [r.error for r in results]
+    assert all(r.kind == "image" and r.shape[:3] == (1, 32, 32) and r.area_mm2 is None for r in results)
+    png_r = results[0]
+    assert Image.open(png_r.outputs["mask"]).size == (32, 32)
+    assert Image.open(png_r.outputs["overlay"]).size[0] >= 256  # upscaled so the label is legible
+    saved = json.loads(Path(png_r.outputs["json"]).read_text())
+    assert saved["input"] == str(png) and saved["class"] == png_r.label
+    table = pd.read_csv(tmp_path / "out" / "analysis.csv")
+    assert list(table["input"]) == [str(p) for p in (png, jpg, tif, mat)] and table["ok"].all()
+
+
+def test_array_matches_file(trained: Trained, analyzer: Analyzer) -> None:
+    path = trained.images(1)[0]
+    from_file, from_array = analyzer.analyze(path), analyzer.analyze(np.asarray(Image.open(path)))
+    assert from_array.ok and from_array.input == "<array>"
+    assert from_array.area_px == from_file.area_px and from_array.label == from_file.label
+    assert from_array.probabilities == pytest.approx(from_file.probabilities, abs=1e-6)
+
+
+def test_nifti_volume(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:
+    path = write_nifti(tmp_path / "brain.nii.gz", _volume(trained))
+    result = analyzer.analyze_files([path], tmp_path / "out")[0]
+    assert result.ok, result.error
+    assert result.kind == "volume" and len(result.slices) == 4 and result.name == "brain"
+    assert result.slices[3].skipped == "blank slice" and not result.slices[3].tumour
+    assert result.spacing_mm == pytest.approx((0.8, 0.9, 3.0))
+    for s in result.slices:
+        assert s.area_mm2 == pytest.approx(s.area_px * 0.8 * 0.9)
+    if result.tumour:
+        assert result.volume_mm3 == pytest.approx(sum(s.area_mm2 or 0 for s in result.slices) * 3.0)
+        assert result.label in result.probabilities and result.majority_label is not None
+    mask = nib.load(result.outputs["mask_nifti"])
+    assert mask.shape == (32, 32, 4) and np.allclose(mask.affine, AFFINE)
+    data = np.asarray(mask.dataobj)
+    assert data.dtype == np.uint8 and set(np.unique(data)) <= {0, 1}
+    assert [int(data[..., k].sum()) for k in range(4)] == [s.area_px for s in result.slices]
+
+
+def test_nifti_with_singleton_fourth_axis(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:
+    path = write_nifti(tmp_path / "v.nii", _volume(trained, 3)[..., None])
+    result = analyzer.analyze(path)
+    assert result.ok and len(result.slices) == 3
+
+
+def test_percentile_volume_uses_the_whole_volume(trained: Trained, bundle_model: BundleModel) -> None:
+    from braintumor.data.preprocess import normalize_images
+    from braintumor.inference.sources import Scan
+
+    vol = np.moveaxis(_volume(trained, 3), 2, 0).astype(np.float32)
+    vol[1] *= 3  # a brighter slice shifts the volume's percentiles
+    scan = Scan("v", "v", "volume", vol)
+    expected = normalize_images([s[None] for s in vol], "percentile-volume", (10.0, 99.0))
+    assert np.allclose(normalised(scan, bundle_model), np.stack(expected))
+    single = Scan("s", "s", "image", vol[1:2])
+    per_image = normalize_images([vol[1][None]], "percentile-image", (10.0, 99.0))[0]
+    assert np.allclose(normalised(single, bundle_model)[0], per_image)
+
+
+@pytest.fixture
+def bundle_model(trained: Trained) -> BundleModel:
+    from torch import nn
+
+    meta = {"in_channels": 1, "preprocessing": {"image_size": 32, "channels": 0,
+            "normalization": "percentile-volume", "percentiles": [10.0, 99.0]}}  # fmt: skip
+    return BundleModel("seg", meta, nn.Identity(), "test")
+
+
+def test_dicom_series_sorted_by_position(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    folder.mkdir()
+    images = [phantom_array(trained, k).astype(np.uint16) * 10 for k in range(3)]
+    for k, name in zip((2, 0, 1), ("a.dcm", "b.dcm", "c"), strict=True):  # names disagree with order
+        write_dicom(folder / name, images[k], instance=k + 1, z=-10.0 + 4.0 * k, series=SERIES)
+    (folder / "notes.txt").write_text("ignored")
+    items = expand_inputs([folder])
+    assert len(items) == 1 and items[0].dicom and len(items[0].files) == 3
+    scan = read_scan(items[0])
+    assert scan.kind == "volume" and scan.spacing == (0.5, 0.6) and scan.slice_spacing == pytest.approx(4.0)
+    for k in range(3):
+        assert np.array_equal(scan.slices[k], images[k])
+    result = analyzer.analyze_files([folder], tmp_path / "out")[0]
+    assert result.ok and result.kind == "volume" and len(result.slices) == 3
+    assert all(s.area_mm2 == pytest.approx(s.area_px * 0.3) for s in result.slices)
+
+
+def test_dicom_series_without_positions_sorted_by_instance(trained: Trained, tmp_path: Path) -> None:
+    images = [phantom_array(trained, k).astype(np.uint16) * 10 for k in range(3)]
+    for k, name in zip((1, 2, 0), ("x1", "x2", "x3"), strict=True):
+        write_dicom(tmp_path / f"{name}.dcm", images[k], instance=k + 1, z=0.0, series=SERIES, position=False)
+    scan = read_scan(expand_inputs([tmp_path])[0])
+    assert all(np.array_equal(scan.slices[k], images[k]) for k in range(3))
+    assert scan.slice_spacing == 3.0  # SliceThickness when positions are unknown
+
+
+def test_single_dicom_file(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:
+    path = write_dicom(tmp_path / "one.dcm", phantom_array(trained) * 10, 1, 0.0, SERIES)
+    result = analyzer.analyze(path)
+    assert result.ok and result.kind == "image" and result.spacing_mm == (0.5, 0.6)
+    assert result.area_mm2 == pytest.approx(result.area_px * 0.3)
+
+
+def test_folder_mixes_inputs_in_order(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for k, p in enumerate(trained.images(3)):
+        Image.open(p).save(folder / f"{k}.png")
+    write_nifti(folder / "v.nii.gz", _volume(trained, 3))
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / "0_mask.png")  # ground truth: skipped
+    results = analyzer.analyze_files([folder])  # batch_size 4: batches span inputs
+    assert [Path(r.input).name for r in results] == ["0.png", "1.png", "2.png", "v.nii.gz"]
+    assert [r.kind for r in results] == ["image"] * 3 + ["volume"]
+    alone = analyzer.analyze(folder / "1.png")
+    assert results[1].probabilities == pytest.approx(alone.probabilities, abs=1e-5)
+
+
+def test_duplicate_names_get_unique_outputs(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:
+    paths = []
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        paths.append(tmp_path / sub / "slice.png")
+        Image.open(trained.images(1)[0]).save(paths[-1])
+    a, b = analyzer.analyze_files(paths, tmp_path / "out")
+    assert a.outputs["json"] != b.outputs["json"] and Path(b.outputs["json"]).name == "slice_2.json"
