@@ -217,6 +217,11 @@ def main() -> None:  # pragma: no cover
     app()
 
 
-import braintumor.cli_experiments  # noqa: E402  (registers compare / sweep-roi)
-import braintumor.cli_train  # noqa: E402,F401  (registers train/cv/evaluate/predict)
-from braintumor import cli_analyze  # noqa: E402,F401  (registers analyze / bundle / export)
+# Each module below registers its verbs on `app` when imported.
+from braintumor import (  # noqa: E402,F401
+    cli_analyze,
+    cli_experiments,
+    cli_reports,
+    cli_serve,
+    cli_train,
+)
