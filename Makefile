@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/braintumor demo --out runs/demo
+	$(BIN)/braintumor demo --out runs/demo $(if $(DATA),--data $(DATA),)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

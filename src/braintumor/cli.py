@@ -191,16 +191,19 @@ def data_dedup(
 @app.command("demo")
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
+    data: Annotated[
+        Path | None, typer.Option("--data", help="A real dataset with masks instead of phantoms.")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """The main job on the embedded default: phantoms -> train a U-Net and a classifier -> evaluate.
+    """The whole mission on phantoms: train -> evaluate -> bundle -> analyse -> report.
 
     Example: braintumor demo --out runs/demo
     """
     from braintumor.demo import run_demo
 
     def go() -> None:
-        run_demo(out_dir, json_out=json_out, console=out)
+        run_demo(out_dir, json_out=json_out, console=out, data=data)
 
     run_guarded(go)
 

@@ -1,0 +1,80 @@
+"""CLI verb ``braintumor serve``: the web page and REST API (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from braintumor.cli import app, err, run_guarded
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+BundleOpt = Annotated[
+    Path | None, typer.Option("--bundle", help="Model bundle folder or .zip (default: the packaged t1ce).")
+]
+HostOpt = Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="BRAINTUMOR_API_KEY",
+        show_envvar=True,
+        help="Require this key in the X-API-Key header of /api/analyze and /api/model.",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None, typer.Option(help="Analyses at once, as threads of this one process (default: cores / 4).")
+]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds per request (upload + queue + analysis); then 504.")]
+BackendOpt = Annotated[str, typer.Option(help="torch or onnx (onnx needs `braintumor export` first).")]
+
+
+@app.command("serve")
+def serve(
+    bundle: BundleOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    api_key: KeyOpt = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload in MB; bigger ones get 413.")] = 25.0,
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = 60.0,
+    backend: BackendOpt = "torch",
+    max_pixels: Annotated[int, typer.Option(help="Largest slice in pixels; bigger get 413.")] = 16_000_000,
+) -> None:
+    """Serve the analysis page at http://HOST:PORT/ and the REST API under /api (docs at /docs).
+
+    The model is loaded once; requests queue for the workers (threads of this process).
+
+    Keep the default host 127.0.0.1 unless other machines must reach it, and then set an API key.
+
+    Example: braintumor serve --bundle bundles/t1ce --port 8000
+    """
+    import uvicorn
+
+    from braintumor.serve import ServeSettings, create_app
+
+    def go() -> None:
+        settings = ServeSettings(bundle=bundle, backend=backend, api_key=api_key or None,
+                                 max_upload_mb=max_upload_mb, workers=workers, timeout_s=timeout,
+                                 max_pixels=max_pixels)  # fmt: skip
+        if not _is_loopback(host) and settings.api_key is None:
+            err.print(f"[bold yellow]warning:[/] serving on {host} without an API key: anyone who can "
+                      "reach this port can use the model; set --api-key or BRAINTUMOR_API_KEY")  # fmt: skip
+        web = create_app(settings)
+        service = web.state.service
+        err.print(f"braintumor: model {service.bundle.name!r} ({service.backend_name}), {service.workers} "
+                  f"worker(s) × {service.threads} thread(s); open http://{host}:{port}/")  # fmt: skip
+        uvicorn.run(web, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+
+    run_guarded(go)

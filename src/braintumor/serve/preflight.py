@@ -1,0 +1,114 @@
+"""Header-only size checks before anything is decoded (decompression and pixel bombs -> 413).
+
+The readers check the size of one slice too; these checks add what a server needs on top: the
+whole volume of a NIfTI, every page of a TIFF, every frame of a DICOM. A header that cannot be
+parsed is left to the reader, whose message says what is wrong (422).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import warnings
+import zlib
+from collections.abc import Callable
+
+from braintumor.serve.errors import ApiError
+from braintumor.serve.sniff import UploadFormat
+
+_Size = tuple[int, ...] | None
+_MAX_TIFF_PAGES = 4096
+
+
+def _bomb(label: str, what: str, count: int, limit: int, unit: str) -> ApiError:
+    return ApiError(
+        413, f"{label}: {what} has {count:,} {unit}, more than the limit of {limit:,}; "
+        "refused before decoding (a decompression bomb, or a scan far larger than an MRI slice)",
+    )  # fmt: skip
+
+
+def _image_size(data: bytes, label: str) -> _Size:
+    """(height, width) from a PNG's IHDR or a JPEG's header (PIL, lazily: no pixel is decoded)."""
+    from PIL import Image
+
+    if data.startswith(b"\x89PNG") and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return height, width
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size[1], img.size[0]
+        except Image.DecompressionBombError as exc:  # PIL's own limit (~179 Mpx), far above ours
+            raise ApiError(413, f"{label}: refused before decoding ({exc})") from None
+        except Exception:  # unreadable header: the reader reports it
+            return None
+
+
+def _tiff_size(data: bytes) -> _Size:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            if len(tif.pages) > _MAX_TIFF_PAGES:
+                return (2**62,)
+            total = sum(math.prod(getattr(p, "shape", ())) for p in tif.pages)
+            return (int(total),)
+    except Exception:
+        return None
+
+
+def _dicom_size(data: bytes) -> _Size:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except Exception:
+        return None
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    return frames, int(getattr(ds, "Rows", 0) or 0), int(getattr(ds, "Columns", 0) or 0)
+
+
+def _nifti_size(data: bytes, gz: bool) -> _Size:
+    import nibabel as nib
+
+    head = data[:1024]
+    if gz:
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:65536], 1024)
+        except zlib.error:
+            return None
+    header_class = nib.Nifti2Header if head[4:8] == b"n+2\x00" else nib.Nifti1Header
+    try:
+        header = header_class.from_fileobj(io.BytesIO(head), check=False)
+        return tuple(int(s) for s in header.get_data_shape())
+    except Exception:
+        return None
+
+
+def check_size(fmt: UploadFormat, data: bytes, label: str, max_pixels: int, max_voxels: int) -> None:
+    """Refuse uploads whose headers announce more pixels than the limits allow.
+
+    Raises:
+        ApiError: 413 naming the size found and the limit.
+    """
+    readers: dict[str, Callable[[bytes], _Size]] = {
+        "png": lambda d: _image_size(d, label), "jpeg": lambda d: _image_size(d, label),
+        "tiff": _tiff_size, "dicom": _dicom_size,
+        "nifti": lambda d: _nifti_size(d, fmt.gzip),
+    }  # fmt: skip
+    size = readers[fmt.name](data)
+    if size is None:
+        return
+    if fmt.name in ("png", "jpeg") and math.prod(size) > max_pixels:
+        raise _bomb(label, f"the {size[1]}x{size[0]} image", math.prod(size), max_pixels, "pixels")
+    if fmt.name == "tiff" and size[0] > max_pixels * 4:
+        raise _bomb(label, "the TIFF", size[0], max_pixels * 4, "values over all its pages")
+    if fmt.name == "dicom" and math.prod(size[1:]) > max_pixels:
+        raise _bomb(label, f"the {size[2]}x{size[1]} DICOM image", math.prod(size[1:]), max_pixels, "pixels")
+    if fmt.name == "dicom" and math.prod(size) > max_voxels:
+        raise _bomb(label, f"the {size[0]}-frame DICOM", math.prod(size), max_voxels, "pixels")
+    if fmt.name == "nifti" and math.prod(size) > max_voxels:
+        shape = "×".join(map(str, size))
+        raise _bomb(label, f"the {shape} NIfTI volume", math.prod(size), max_voxels, "voxels")

@@ -1,0 +1,167 @@
+"""The analysis service: one loaded bundle, a bounded pool of workers, one job per request.
+
+The bundle is loaded once. Each worker owns an :class:`Analyzer` (they share the bundle's
+networks; each has its own Grad-CAM copy, which is not thread-safe), and torch / ONNX Runtime
+use ``threads`` threads per worker so that workers × threads <= cores. Requests beyond the
+workers wait in the executor's queue; more than ``pending_limit`` at once get 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from braintumor.errors import DataError
+from braintumor.inference.analyzer import Analyzer
+from braintumor.inference.backends import Backend, OnnxBackend, make_backend
+from braintumor.inference.bundle import Bundle, default_bundle_path, load_bundle
+from braintumor.inference.pipeline import AnalysisSettings
+from braintumor.inference.results import AnalysisResult
+from braintumor.inference.sources import InputItem, Scan, read_scan
+from braintumor.serve.errors import ApiError, status_for
+from braintumor.serve.preflight import check_size
+from braintumor.serve.response import ImagesMode, analysis_json, mask_nifti_url
+from braintumor.serve.settings import ServeSettings
+from braintumor.serve.sniff import UploadFormat, sniff
+from braintumor.serve.upload import Upload
+
+log = logging.getLogger("braintumor.serve")
+
+
+def _backend(bundle: Bundle, name: str, precision: str, threads: int) -> Backend:
+    if name == "onnx":
+        make_backend(bundle, "onnx")  # raises the usual "export first" error when ONNX is missing
+        return OnnxBackend({r: m.onnx for r, m in bundle.models.items() if m.onnx is not None}, threads)
+    return make_backend(bundle, name, precision)
+
+
+def _scrub(message: str, path: Path, label: str) -> str:
+    """Replace server paths in a message by the client's label."""
+    return message.replace(str(path), label).replace(str(path.parent), "<upload>").replace("<array>", label)
+
+
+class AnalysisService:
+    """Loads the bundle and runs analyses in a bounded worker pool.
+
+    Args:
+        settings: server settings (bundle, backend, limits, workers, threads).
+        bundle: an already loaded bundle (tests); default: load ``settings.bundle``.
+    """
+
+    def __init__(self, settings: ServeSettings, bundle: Bundle | None = None) -> None:
+        self.settings = settings
+        self.workers, self.threads = settings.plan()
+        self.pending_limit = settings.pending_limit(self.workers)
+        self.pending = 0
+        self._torch_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        path = settings.bundle if settings.bundle is not None else default_bundle_path()
+        self.bundle = bundle or load_bundle(path, load_onnx=settings.backend == "onnx")
+        backend = _backend(self.bundle, settings.backend, settings.precision, self.threads)
+        analysis = AnalysisSettings.for_bundle(
+            self.bundle, max_pixels=settings.max_pixels, max_slices=settings.max_slices, prefetch=False
+        )
+        self.backend_name = backend.name
+        self._idle: queue.SimpleQueue[Analyzer] = queue.SimpleQueue()
+        for _ in range(self.workers):
+            self._idle.put(Analyzer(self.bundle, backend, analysis))
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="braintumor-analyze")
+
+    def close(self) -> None:
+        """Stop the workers (running jobs finish) and restore torch's thread count."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        torch.set_num_threads(self._torch_threads)
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Count a request in; 503 when ``pending_limit`` requests are already in."""
+        if self.pending >= self.pending_limit:
+            raise ApiError(
+                503, f"the server is busy ({self.pending} requests running or waiting); retry shortly"
+            )
+        self.pending += 1
+        try:
+            yield
+        finally:
+            self.pending -= 1
+
+    async def analyze(self, upload: Upload, gradcam: bool, images: ImagesMode) -> bytes:
+        """Sniff the format here, then decode and analyse in a worker; returns the JSON body."""
+        fmt = sniff(upload.data)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._job, upload, fmt, gradcam, images)
+        return await future
+
+    def _job(self, upload: Upload, fmt: UploadFormat, gradcam: bool, images: ImagesMode) -> bytes:
+        start = time.perf_counter()
+        s = self.settings
+        check_size(fmt, upload.data, upload.label, s.max_pixels, s.max_voxels)
+        analyzer = self._idle.get()
+        try:
+            with tempfile.TemporaryDirectory(prefix="braintumor-serve-") as tmp:
+                path = Path(tmp) / f"upload{fmt.suffix}"
+                path.write_bytes(upload.data)
+                scan = self._read(path, fmt, upload.label)
+                result = self._analyze(analyzer, scan, path, gradcam)
+                if not result.ok:
+                    message = _scrub(result.error, path, upload.label)
+                    status = 500 if ": unexpected " in message else status_for(message)
+                    if status == 500:
+                        log.error("analysis of %s failed: %s", upload.label, message)
+                    raise ApiError(status, message)
+                nifti = mask_nifti_url(scan, result, Path(tmp))
+                body = analysis_json(result, scan, upload.label, fmt.name, images, nifti)
+        finally:
+            self._idle.put(analyzer)
+        body["model"] = self.model_ref()
+        body["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
+        return json.dumps(body).encode()
+
+    def _read(self, path: Path, fmt: UploadFormat, label: str) -> Scan:
+        item = InputItem(str(path), (path,), dicom=fmt.name == "dicom")
+        try:
+            return read_scan(item, self.settings.max_pixels, self.settings.max_slices)
+        except DataError as exc:
+            message = f"{label}: {_scrub(exc.problem, path, label)}"
+            raise ApiError(status_for(message), message) from None
+        except Exception as exc:  # a decoder failing in a way the readers do not expect
+            message = _scrub(f"{label}: cannot decode the {fmt.name} file ({type(exc).__name__}: {exc})",
+                             path, label)  # fmt: skip
+            raise ApiError(422, message) from None
+
+    @staticmethod
+    def _analyze(analyzer: Analyzer, scan: Scan, path: Path, gradcam: bool) -> AnalysisResult:
+        if scan.kind == "image":  # already decoded: analyse the pixels
+            return analyzer.analyze(scan.slices[0], spacing=scan.spacing, gradcam=gradcam)
+        return analyzer.analyze(path, gradcam=gradcam)  # volumes are analysed from their file
+
+    def model_ref(self) -> dict[str, str]:
+        return {"name": self.bundle.name, "version": str(self.bundle.info.get("version", ""))}
+
+    def model_info(self) -> dict[str, Any]:
+        """Bundle facts for ``GET /api/model`` (no server paths)."""
+        info = self.bundle.info
+        models = {
+            role: {k: v for k, v in meta.items() if k != "source"} for role, meta in info["models"].items()
+        }
+        keep = ("name", "version", "created", "package_version", "classes", "expansion", "dtype", "data")
+        return {
+            **{k: info.get(k) for k in keep},
+            "no_tumour_class": self.bundle.no_tumour_class,
+            "analysis": self.bundle.analysis,
+            "models": models,
+            "backend": self.backend_name,
+            "workers": self.workers,
+            "threads_per_worker": self.threads,
+        }
