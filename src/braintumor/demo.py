@@ -146,6 +146,7 @@ def _print_results(console: Console, s: dict[str, Any]) -> None:
     console.print(
         f"[bold]whole-slice gate[/]: accuracy {gate['accuracy']:.3f}, macro-F1 {gate['macro_f1']:.3f}"
     )
+    _print_confusion(console, gate["confusion"], s["inspect"]["per_class"])
     for r in s["analysis"]["results"]:
         verdict = f"{r['class']} ({r['area_px']} px)" if r["tumour"] else "no tumour" if r["ok"] else "failed"
         console.print(f"  {Path(r['input']).name}: {verdict}")
@@ -153,3 +154,15 @@ def _print_results(console: Console, s: dict[str, Any]) -> None:
     for name, path in s["reports"].items():
         console.print(f"  report ({name}): {path}")
     console.print(f"  done in {s['seconds']} s")
+
+
+def _print_confusion(console: Console, confusion: list[list[int]], classes: dict[str, int]) -> None:
+    from rich.table import Table
+
+    table = Table(title="whole-slice confusion matrix, unseen patients (rows: truth, columns: prediction)")
+    table.add_column("")
+    for name in classes:
+        table.add_column(name, justify="right")
+    for name, row in zip(classes, confusion, strict=True):
+        table.add_row(name, *(str(v) for v in row))
+    console.print(table)

@@ -177,7 +177,7 @@ def plot_overlays(
         _draw_mask(ax, truths[i], plane.shape, TRUTH_COLOR, fill=True)
         _draw_mask(ax, preds[i], plane.shape, PRED_COLOR, fill=False)
         if titles is not None:
-            ax.set_title(titles[i], fontsize=9)
+            ax.set_title(titles[i], fontsize=9 if len(titles[i]) <= 34 else 7)
     if any(t is not None for t in truths) or any(p is not None for p in preds):
         handles = [Patch(color=TRUTH_COLOR, label="truth"), Patch(color=PRED_COLOR, label="prediction")]
         fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
