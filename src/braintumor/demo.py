@@ -19,8 +19,8 @@ from rich.console import Console
 from braintumor.io_utils import atomic_write_json
 
 SEGMENT = [
-    "model.name=unet", "model.kwargs={init_features: 16}", "train.task=segment", "train.epochs=25",
-    "train.lr=0.003", "train.tumour_fraction=0.5", "train.loss=dice-bce",
+    "model.name=unet", "model.kwargs={init_features: 16}", "train.task=segment", "train.epochs=40",
+    "train.lr=0.002", "train.tumour_fraction=0.5", "train.loss=dice-bce",
 ]  # fmt: skip
 CLASSIFY = [
     "model.name=cnn-small",
@@ -106,7 +106,8 @@ def _bundle_and_analyze(out_dir: Path, data_dir: Path, console: Console) -> dict
                            command="braintumor demo", data=f"phantoms at {data_dir}")  # fmt: skip
     splits = Splits.load(out_dir / "segment" / "splits.json")
     test = set(splits.folds[0]["test"])
-    images = sorted(p for p in (data_dir / "images").glob("*") if p.stem.rsplit("_", 1)[0] in test)[:8]
+    middle = [p for p in sorted((data_dir / "images").glob("*")) if p.stem.rsplit("_", 1)[0] in test]
+    images = [p for p in middle if p.stem.rsplit("_", 1)[1] in ("3", "4")][:8]  # mid-volume slices
     console.print(
         f"[bold]analysing[/] {len(images)} unseen slices with the bundle (segment -> crop -> classify)"
     )
