@@ -191,13 +191,17 @@ class SegmentationAccumulator:
     Args:
         spacing: voxel size (depth, height, width) for HD95; ``None`` measures in voxels.
         store_masks: keep packed masks for a volumetric per-patient HD95.
+        compute_hd95: with False, HD95 is NaN everywhere (cheap Dice-only validation during training).
     """
 
-    def __init__(self, spacing: Sequence[float] | None = None, store_masks: bool = True) -> None:
+    def __init__(
+        self, spacing: Sequence[float] | None = None, store_masks: bool = True, compute_hd95: bool = True
+    ) -> None:
         if spacing is not None and len(spacing) != 3:
             raise ValueError(f"spacing must be (depth, height, width), got {tuple(spacing)}")
         self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
         self.store_masks = store_masks
+        self.compute_hd95 = compute_hd95
         self._rows: list[dict[str, Any]] = []
         self._patients: dict[str, _PatientState] = {}
         self._slice_shape: tuple[int, ...] | None = None
@@ -257,6 +261,8 @@ class SegmentationAccumulator:
 
     def _batch_hd95(self, preds: np.ndarray, truths: np.ndarray) -> np.ndarray:
         out = np.full(preds.shape[0], np.nan)
+        if not self.compute_hd95:
+            return out
         both = np.flatnonzero(preds.any(axis=(1, 2)) & truths.any(axis=(1, 2)))
         if both.size:
             spacing = None if self.spacing is None else self.spacing[1:]

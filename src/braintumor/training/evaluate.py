@@ -139,10 +139,6 @@ def _plain(v: Any) -> Any:
     return float(v) if isinstance(v, np.floating | float) else int(v) if isinstance(v, np.integer) else v
 
 
-def write_metrics(metrics: dict[str, Any], run_dir: Path) -> None:
-    atomic_write_json(run_dir / "metrics.json", metrics)
-
-
 def evaluate_run(
     run_dir: str | Path,
     data_path: str | Path | None = None,
@@ -187,5 +183,5 @@ def evaluate_run(
 
         kept = {k: v for k, v in json.loads(previous.read_text()).items() if k in ("train_seconds", "epochs")}
         metrics.update(kept)
-    write_metrics(metrics, target)
+    atomic_write_json(target / "metrics.json", metrics)
     return metrics

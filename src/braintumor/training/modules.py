@@ -71,7 +71,7 @@ class SegmentationModule(_BaseModule):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.val_metrics = SegmentationAccumulator(store_masks=False)
+        self.val_metrics = SegmentationAccumulator(store_masks=False, compute_hd95=False)  # logs Dice only
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
