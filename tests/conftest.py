@@ -1,9 +1,17 @@
-"""Shared fixtures: the real sample data beside the repo and small synthetic datasets."""
+"""Shared fixtures: the real sample data beside the repo, small synthetic runs, and a browser.
+
+The browser is headless Debian Chromium driven by Playwright; its tests skip when
+``/usr/bin/chromium`` (``apt-get install -y chromium``) or Playwright is missing, unless
+``BRAINTUMOR_REQUIRE_BROWSER=1``: then they fail. Playwright never downloads a browser here.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -61,3 +69,36 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         train_fold(cfg, root / name, trainer_overrides={"enable_progress_bar": False})
     create_bundle(root / "seg", root / "cls", root / "bundle", gate=root / "gate", data="phantoms")
     return root
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("BRAINTUMOR_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason}; BRAINTUMOR_REQUIRE_BROWSER=1 requires the browser test to run")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    """A Playwright page in a fresh Chromium profile (a temporary user-data-dir)."""
+    if not CHROMIUM.is_file():
+        _unavailable(f"{CHROMIUM} not found; install it with `apt-get install -y chromium`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install playwright)")
+    with sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="braintumor-chromium-") as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=FLAGS,
+            viewport={"width": 1280, "height": 860},
+        )  # fmt: skip
+        try:
+            yield context.new_page()
+        finally:
+            context.close()

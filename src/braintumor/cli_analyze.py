@@ -27,8 +27,11 @@ def analyze(
         typer.Option("--bundle", help="Model bundle folder or .zip (default: the packaged t1ce)."),
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="torch or onnx (onnx needs `braintumor export` first).")
-    ] = "torch",
+        str,
+        typer.Option(
+            help="auto (OpenVINO if installed, else torch), torch, openvino, onnx (`braintumor export`)."
+        ),
+    ] = "auto",
     gradcam: Annotated[bool, typer.Option("--gradcam", help="Save a Grad-CAM heat map per tumour.")] = False,
     min_area: Annotated[int | None, typer.Option(help="Smallest tumour in pixels (bundle default).")] = None,
     gate_threshold: Annotated[
@@ -40,7 +43,7 @@ def analyze(
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Slices per network call.")] = None,
     max_pixels: Annotated[int | None, typer.Option(help="Refuse slices with more pixels than this.")] = None,
-    precision: Annotated[str, typer.Option(help="torch backend: auto, bf16 or fp32.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")] = "auto",
     json_out: JsonFlag = False,
 ) -> None:
     """Where the tumour is, how large, what kind, how sure and why, for each input.
@@ -101,8 +104,11 @@ def _print_results(summary: dict[str, Any]) -> None:
 @bundle_app.command("create")
 def bundle_create(
     seg: Annotated[Path, typer.Option("--seg", help="Segmentation run folder (or its best.safetensors).")],
-    cls: Annotated[Path, typer.Option("--cls", help="ROI classification run (data.roi_expansion set).")],
     out_path: Annotated[Path, typer.Option("--out", help="Bundle folder to write (or .zip).")],
+    cls: Annotated[
+        Path | None,
+        typer.Option("--cls", help="ROI classification run (data.roi_expansion set); omit to only segment."),
+    ] = None,
     gate: Annotated[Path | None, typer.Option("--gate", help="Whole-slice tumour/no-tumour run.")] = None,
     name: Annotated[str | None, typer.Option(help="Bundle name (default: folder name).")] = None,
     version: Annotated[str, typer.Option("--bundle-version", help="Bundle version string.")] = "1",
@@ -113,10 +119,12 @@ def bundle_create(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Bundle a segmenter, a ROI classifier and an optional gate; refuses models that cannot
-    work together.
+    """Bundle a segmenter, an optional ROI classifier and an optional gate; refuses models that
+    cannot work together. Without --cls the bundle only segments (tumours are labelled "tumour").
 
     Example: braintumor bundle create --seg runs/seg --cls runs/roi --gate runs/gate --out bundles/t1ce --fp16
+
+    Example (segmentation only): braintumor bundle create --seg runs/lgg-seg --out bundles/flair
     """
     from braintumor.inference.bundle_create import bundle_info, create_bundle
 
@@ -146,8 +154,9 @@ def bundle_info_cmd(
             emit_json(info)
             return
         table = Table(title=f"{info['name']} v{info['version']} ({info['created']})", show_header=False)
-        table.add_row("expansion", str(info["expansion"]))
-        table.add_row("classes", ", ".join(info["classes"]))
+        segment_only = not info["has_classifier"]
+        table.add_row("expansion", "- (no classifier)" if segment_only else str(info["expansion"]))
+        table.add_row("classes", "none: segmentation only" if segment_only else ", ".join(info["classes"]))
         for role, m in info["models"].items():
             prep = m["preprocessing"]
             table.add_row(role, f"{m['model']['name']} in={m['in_channels']} size={prep['image_size']} "

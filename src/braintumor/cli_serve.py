@@ -37,7 +37,9 @@ WorkersOpt = Annotated[
     int | None, typer.Option(help="Analyses at once, as threads of this one process (default: cores / 4).")
 ]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds per request (upload + queue + analysis); then 504.")]
-BackendOpt = Annotated[str, typer.Option(help="torch or onnx (onnx needs `braintumor export` first).")]
+BackendOpt = Annotated[
+    str, typer.Option(help="auto (OpenVINO if installed, else torch), torch, onnx or openvino.")
+]
 
 
 @app.command("serve")
@@ -49,7 +51,7 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload in MB; bigger ones get 413.")] = 25.0,
     workers: WorkersOpt = None,
     timeout: TimeoutOpt = 60.0,
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = "auto",
     max_pixels: Annotated[int, typer.Option(help="Largest slice in pixels; bigger get 413.")] = 16_000_000,
 ) -> None:
     """Serve the analysis page at http://HOST:PORT/ and the REST API under /api (docs at /docs).

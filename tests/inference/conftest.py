@@ -11,6 +11,7 @@ from inference_helpers import Trained
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import TorchBackend
 from braintumor.inference.bundle import Bundle, load_bundle
+from braintumor.inference.bundle_create import create_bundle
 from braintumor.inference.export import export_onnx
 from braintumor.inference.pipeline import AnalysisSettings
 
@@ -41,3 +42,12 @@ def analyzer(bundle: Bundle) -> Analyzer:
 def bundle_copy(trained: Trained, tmp_path: Path) -> Path:
     """A writable copy of the session bundle."""
     return Path(shutil.copytree(trained.bundle, tmp_path / "bundle"))
+
+
+@pytest.fixture(scope="session")
+def seg_only_bundle(trained: Trained) -> Path:
+    """A segmentation-only bundle (no classifier, no gate) made from the session's seg run."""
+    path = trained.root / "bundle-seg-only"
+    if not path.exists():
+        create_bundle(trained.seg, None, path, name="seg-only", data="phantoms")
+    return path

@@ -1,9 +1,10 @@
-"""Backend parity (ONNX vs fp32 torch, bf16 vs fp32), batching invariance, TTA and uncertainty.
+"""Backend parity (ONNX and OpenVINO vs fp32 torch, bf16 vs fp32), batching invariance, TTA and
+uncertainty.
 
-Tolerances: ONNX Runtime and fp32 torch agree to 1e-3 (absolute) on every probability and with
-Dice >= 0.99 on masks. bf16 rounds activations to 8 mantissa bits, so bf16 vs fp32 is checked
-on probabilities within 0.02 (absolute, tumour and class; 4e-4 measured on the tiny models)
-and Dice >= 0.99 on masks.
+Tolerances: ONNX Runtime and OpenVINO fp32 agree with fp32 torch to 1e-3 (absolute) on every
+probability and with Dice >= 0.99 on masks. bf16 rounds activations to 8 mantissa bits, so bf16
+(torch autocast or OpenVINO's bf16 inference precision) vs fp32 is checked on probabilities within
+0.02 (absolute, tumour and class; 4e-4 measured on the tiny models) and Dice >= 0.99 on masks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import pytest
 from inference_helpers import Trained
 
 from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.backends import OnnxBackend, TorchBackend, bf16_supported, make_backend
+from braintumor.inference.backends import (
+    OnnxBackend,
+    OpenVinoBackend,
+    TorchBackend,
+    bf16_supported,
+    make_backend,
+    openvino_available,
+)
 from braintumor.inference.bundle import Bundle
 from braintumor.inference.results import AnalysisResult
 from braintumor.inference.tta import class_variance, mask_variance, tta_probabilities
@@ -55,6 +63,37 @@ def test_onnx_matches_fp32_torch(trained: Trained, bundle: Bundle, analyzer: Ana
         a, b = onnx.backend.run(role, x), torch32.backend.run(role, x)
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-3, role
     assert onnx.backend.run("seg", x[:1]).shape == (1, 1, 32, 32)  # dynamic batch axis
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_openvino_matches_fp32_torch(
+    trained: Trained, bundle: Bundle, analyzer: Analyzer, precision: str
+) -> None:
+    if precision == "bf16" and not bf16_supported():
+        pytest.skip("this CPU has no native bf16")
+    ov, torch32 = _analyzer(bundle, analyzer, "openvino", precision), _analyzer(bundle, analyzer, "torch")
+    assert isinstance(ov.backend, OpenVinoBackend) and ov.backend.precision == precision
+    atol = 1e-3 if precision == "fp32" else 0.02
+    images = trained.images(8)
+    _agree(ov.analyze_files(images), torch32.analyze_files(images), atol=atol)
+    x = _inputs(bundle)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    assert np.abs(sig(ov.backend.run("seg", x)) - sig(torch32.backend.run("seg", x))).max() < atol
+    assert ov.backend.run("cls", x[:1]).shape == (1, len(bundle.models["cls"].classes))  # dynamic batch
+
+
+def test_auto_backend_prefers_openvino(bundle: Bundle) -> None:
+    backend = make_backend(bundle, "auto")
+    assert backend.name == ("openvino" if openvino_available() else "torch")
+    with pytest.raises(Exception, match="not one of"):
+        make_backend(bundle, "tensorrt")
+
+
+def test_openvino_backend_rejects_bad_model() -> None:
+    from braintumor.inference.bundle_store import BundleError
+
+    with pytest.raises(BundleError, match=r"seg\.onnx: OpenVINO cannot compile"):
+        OpenVinoBackend({"seg": b"not onnx"})
 
 
 @pytest.mark.skipif(not bf16_supported(), reason="this CPU has no native bf16")

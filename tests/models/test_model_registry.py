@@ -81,3 +81,13 @@ def test_backbones_have_torchvision_parameter_counts(name: str, torchvision_coun
     with torch.device("meta"):  # no memory, no init cost
         model = create_model(name, in_channels=3, num_classes=1000)
     assert count_parameters(model) == torchvision_count
+
+
+def test_slim_resnet_width_scales_every_stage() -> None:
+    slim = create_model("resnet18", width=32)
+    assert count_parameters(slim) == 2_796_772  # about a quarter of the 11.17 M standard model
+    widths = [m.out_channels for m in slim.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert widths[0] == 32 and max(widths) == 256
+    assert slim(torch.zeros(2, 1, 64, 64)).shape == (2, 4)
+    with pytest.raises(ValueError, match="width must be at least 8"):
+        create_model("resnet18", width=4)

@@ -1,52 +1,13 @@
-"""A real browser (headless Debian Chromium driven by Playwright) against a live ``braintumor serve``.
-
-Skips when ``/usr/bin/chromium`` (``apt-get install -y chromium``) or Playwright is missing, unless
-``BRAINTUMOR_REQUIRE_BROWSER=1``: then it fails. Playwright never downloads a browser here.
-"""
+"""A real browser (headless Debian Chromium driven by Playwright, the ``browser_page`` fixture of
+tests/conftest.py) against a live ``braintumor serve``."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from live_server import live_server
 from serve_helpers import Served
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("BRAINTUMOR_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason}; BRAINTUMOR_REQUIRE_BROWSER=1 requires the browser test to run")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Any]:
-    """A Playwright page in a fresh Chromium profile (a temporary user-data-dir)."""
-    if not CHROMIUM.is_file():
-        _unavailable(f"{CHROMIUM} not found; install it with `apt-get install -y chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install playwright)")
-    with sync_playwright() as pw, tempfile.TemporaryDirectory(prefix="braintumor-chromium-") as profile:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), headless=True, args=FLAGS,
-            viewport={"width": 1280, "height": 860},
-        )  # fmt: skip
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
 
 
 def test_upload_in_browser(browser_page: Any, served: Served, tmp_path: Path) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import serve_files as files
-from serve_helpers import Served, make_client
+from serve_helpers import Served, make_client, upload
 
 from braintumor.errors import ConfigError
 from braintumor.serve.errors import ApiError
@@ -107,3 +108,21 @@ def test_asgi_streaming_413(served: Served) -> None:
     }  # fmt: skip
     asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
     assert sent[0]["status"] == 413 and reads == 6
+
+
+def test_segmentation_only_bundle(served: Served, tmp_path: Path) -> None:
+    """A bundle without a classifier: /api/model and /api/analyze answer; tumours are labelled 'tumour'."""
+    from braintumor.inference.bundle import load_bundle
+    from braintumor.inference.bundle_create import create_bundle
+
+    path = create_bundle(served.path.parent / "seg", None, tmp_path / "seg-only")
+    client = make_client(Served(path, served.phantoms, load_bundle(path)))
+    model = client.get("/api/model").json()
+    assert model["classes"] == [] and model["expansion"] is None and model["has_classifier"] is False
+    assert set(model["models"]) == {"seg"} and model["no_tumour_class"] == "notumor"
+    for k in range(2):
+        r = upload(client, served.png(k).read_bytes(), name="scan.png", gradcam="true")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["class"] == ("tumour" if body["tumour"] else "notumor") and body["probabilities"] == {}
+        assert body["images"]["gradcam"] is None and body["images"]["overlay"] is not None

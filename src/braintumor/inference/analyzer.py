@@ -44,7 +44,7 @@ class Analyzer:
 
     Args:
         bundle: a loaded bundle (:func:`~braintumor.inference.bundle.load_bundle`).
-        backend: a torch or ONNX backend (:func:`~braintumor.inference.backends.make_backend`).
+        backend: a torch, ONNX or OpenVINO backend (:func:`~braintumor.inference.backends.make_backend`).
         settings: thresholds and batch size (defaults: the bundle's ``analysis`` section).
     """
 
@@ -56,9 +56,10 @@ class Analyzer:
 
     @classmethod
     def from_bundle(
-        cls, path: str | Path | None = None, backend: str = "torch", precision: str = "auto", **settings: Any
+        cls, path: str | Path | None = None, backend: str = "auto", precision: str = "auto", **settings: Any
     ) -> Analyzer:
-        """Load a bundle (default: the packaged ``t1ce`` bundle) with backend ``torch`` or ``onnx``.
+        """Load a bundle (default: the packaged ``t1ce`` bundle) with backend ``auto`` (OpenVINO when
+        installed, else torch), ``torch``, ``onnx`` or ``openvino``.
 
         ``settings`` override :class:`AnalysisSettings` fields (``min_area_px``, ``batch_size``...).
         """

@@ -1,10 +1,12 @@
-"""Inference backends: eager torch (bf16 autocast + channels_last when the CPU has fast bf16) and
-ONNX Runtime. Both map a float32 B×C×S×S batch to float32 logits for one bundle role.
+"""Inference backends: eager torch (bf16 autocast + channels_last when the CPU has fast bf16),
+ONNX Runtime and OpenVINO (bf16 inference precision where the CPU has it). Each maps a float32
+B×C×S×S batch to float32 logits for one bundle role.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from contextlib import nullcontext
 from typing import Any, Protocol
 
@@ -15,7 +17,7 @@ from torch import nn
 from braintumor.inference.bundle import Bundle
 from braintumor.inference.bundle_store import BundleError
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -111,11 +113,78 @@ class OnnxBackend:
         return np.asarray(out, dtype=np.float32)
 
 
-def make_backend(bundle: Bundle, name: str = "torch", precision: str = "auto") -> Backend:
-    """The backend ``name`` (``torch`` or ``onnx``) for a loaded bundle.
+class OpenVinoBackend:
+    """OpenVINO on CPU, compiled from ONNX with a dynamic batch axis.
 
-    The ONNX backend needs the bundle loaded with ``load_onnx=True`` (``braintumor export`` first).
+    Args:
+        models: role -> serialised ONNX model bytes (the bundle's, or exported in memory).
+        precision: ``auto`` (bf16 when :func:`bf16_supported`, else fp32), ``bf16`` or ``fp32``;
+            OpenVINO's ``INFERENCE_PRECISION_HINT``.
+        threads: inference threads (0 = OpenVINO's default, one per core).
     """
+
+    name = "openvino"
+
+    def __init__(self, models: dict[str, bytes], precision: str = "auto", threads: int = 0) -> None:
+        import openvino as ov
+
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
+        self.precision = ("bf16" if bf16_supported() else "fp32") if precision == "auto" else precision
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",  # one stream using every thread on one batch at a time
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        core = ov.Core()
+        self.compiled = {}
+        for role, data in models.items():
+            try:
+                self.compiled[role] = core.compile_model(core.read_model(data, b""), "CPU", config)
+            except Exception as exc:
+                raise BundleError(f"{role}.onnx: OpenVINO cannot compile it ({exc})") from None
+        self._local = threading.local()  # one infer request per role and thread (the server's workers)
+
+    def run(self, role: str, x: np.ndarray) -> np.ndarray:
+        """B×C×S×S float32 -> float32 logits of network ``role``."""
+        requests = self._local.__dict__.setdefault("requests", {})
+        if role not in requests:
+            requests[role] = self.compiled[role].create_infer_request()
+        out = requests[role].infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        return np.array(out[0], dtype=np.float32)
+
+
+def openvino_available() -> bool:
+    """Whether the ``openvino`` package imports here."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _onnx_models(bundle: Bundle) -> dict[str, bytes]:
+    """Each role's ONNX bytes: the bundle's file when loaded, else exported in memory."""
+    from braintumor.inference.export import onnx_bytes
+
+    return {
+        role: m.onnx if m.onnx is not None else onnx_bytes(m.net, m.in_channels, int(m.prep["image_size"]))
+        for role, m in bundle.models.items()
+    }
+
+
+def make_backend(bundle: Bundle, name: str = "auto", precision: str = "auto", threads: int = 0) -> Backend:
+    """The backend ``name`` for a loaded bundle: ``auto``, ``torch``, ``onnx`` or ``openvino``.
+
+    ``auto`` is OpenVINO when it is installed (fastest here: docs/RESULTS.md), else torch. The ONNX
+    backend needs the bundle loaded with ``load_onnx=True`` (``braintumor export`` first); OpenVINO
+    uses those files when loaded and otherwise exports the networks to ONNX in memory.
+    """
+    if name == "auto":
+        name = "openvino" if openvino_available() else "torch"
+    if name == "openvino":
+        return OpenVinoBackend(_onnx_models(bundle), precision, threads)
     if name == "torch":
         return TorchBackend({role: m.net for role, m in bundle.models.items()}, precision)
     if name == "onnx":
@@ -125,5 +194,5 @@ def make_backend(bundle: Bundle, name: str = "torch", precision: str = "auto") -
                 f"{bundle.path}: no ONNX model for {missing}; "
                 f"run `braintumor export {bundle.path} --format onnx`"
             )
-        return OnnxBackend({role: m.onnx for role, m in bundle.models.items() if m.onnx is not None})
+        return OnnxBackend({r: m.onnx for r, m in bundle.models.items() if m.onnx is not None}, threads)
     raise BundleError(f"backend {name!r} is not one of {', '.join(BACKENDS)}")

@@ -1,13 +1,22 @@
-"""Load a model bundle: segmenter + ROI classifier (+ optional whole-slice gate) in one folder/zip.
+"""Load a model bundle: segmenter (+ optional ROI classifier, + optional whole-slice gate) in one
+folder/zip.
 
 Layout (flat; every file listed with its sha256 in ``manifest.json``)::
 
     bundle.json                      name, version, created, expansion, classes, per-model
                                      preprocessing and training metrics, analysis defaults
     seg.safetensors  seg.json        segmentation weights + their training metadata
-    cls.safetensors  cls.json        ROI classifier
+    cls.safetensors  cls.json        optional ROI classifier (tumour type)
     gate.safetensors gate.json       optional whole-slice tumour/no-tumour classifier
     seg.onnx  cls.onnx  gate.onnx    optional, written by ``braintumor export B --format onnx``
+
+**Segmentation-only bundles** (e.g. FLAIR LGG, whose data has no tumour-type labels) leave out
+``cls``: their ``bundle.json`` records ``"classes": []`` and ``"expansion": null`` (both keys are
+always present) and ``"format_version": 2``, so that packages older than this feature refuse them
+with "upgrade braintumor" rather than a confusing error; bundles with a classifier stay at
+version 1. Analysis then labels tumour slices ``"tumour"`` (:data:`~braintumor.inference.results.
+TUMOUR_LABEL`) with no class probabilities. A gate may accompany a segmenter alone: it vetoes
+tumour-free slices exactly as in a full bundle.
 
 Loading verifies every hash, validates every key and shape, and never unpickles code: weights
 are safetensors (float16 ones are cast back to float32), metadata is JSON.
@@ -27,7 +36,8 @@ from braintumor.inference.bundle_checks import check_compatible, check_meta, no_
 from braintumor.inference.bundle_store import BundleError, BundleReader
 
 BUNDLE_FORMAT = "braintumor-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this package reads; 2 = the classifier may be absent
+FULL_FORMAT_VERSION = 1  # written for bundles with a classifier (readable by older packages)
 ROLES = ("seg", "cls", "gate")
 DEFAULT_ANALYSIS: dict[str, Any] = {
     "min_area_px": 10,
@@ -70,7 +80,8 @@ class BundleModel:
 
 @dataclass
 class Bundle:
-    """A loaded, verified bundle. ``models`` maps role (seg, cls, gate) to :class:`BundleModel`."""
+    """A loaded, verified bundle. ``models`` maps role (seg, and optionally cls, gate) to
+    :class:`BundleModel`."""
 
     path: Path
     info: dict[str, Any]
@@ -81,11 +92,19 @@ class Bundle:
         return str(self.info["name"])
 
     @property
-    def expansion(self) -> float:
-        return float(self.info["expansion"])
+    def has_classifier(self) -> bool:
+        """Whether the bundle holds a ROI classifier (``cls``); False for segmentation-only bundles."""
+        return "cls" in self.models
+
+    @property
+    def expansion(self) -> float | None:
+        """ROI expansion factor of the classifier's crops; None without a classifier."""
+        value = self.info["expansion"]
+        return None if value is None else float(value)
 
     @property
     def classes(self) -> list[str]:
+        """The ROI classifier's classes (empty without a classifier)."""
         return list(self.info["classes"])
 
     @property
@@ -143,15 +162,16 @@ def load_bundle(path: str | Path, load_onnx: bool = False) -> Bundle:
     for role in roles:
         bundle.models[role] = _load_model(reader, role, info, load_onnx)
     metas = {r: m.meta for r, m in bundle.models.items()}
-    check_compatible(metas["seg"], metas["cls"], metas.get("gate"), {r: f"{r}.json" for r in metas})
-    cls_prep = metas["cls"]["preprocessing"]
-    if float(cls_prep["roi_expansion"]) != bundle.expansion:
-        raise BundleError(
-            f"{reader.where('bundle.json')}: expansion {bundle.expansion} differs from the classifier's "
-            f"roi_expansion {cls_prep['roi_expansion']}"
-        )
-    if bundle.classes != metas["cls"]["classes"]:
-        raise BundleError(f"{reader.where('bundle.json')}: 'classes' differ from cls.json's classes")
+    check_compatible(metas["seg"], metas.get("cls"), metas.get("gate"), {r: f"{r}.json" for r in metas})
+    if "cls" in metas:
+        roi_expansion = metas["cls"]["preprocessing"]["roi_expansion"]
+        if float(roi_expansion) != bundle.expansion:
+            raise BundleError(
+                f"{reader.where('bundle.json')}: expansion {bundle.expansion} differs from the "
+                f"classifier's roi_expansion {roi_expansion}"
+            )
+        if bundle.classes != metas["cls"]["classes"]:
+            raise BundleError(f"{reader.where('bundle.json')}: 'classes' differ from cls.json's classes")
     return bundle
 
 
@@ -167,10 +187,20 @@ def _check_info(info: dict[str, Any], where: str) -> None:
             f"({FORMAT_VERSION}); upgrade braintumor"
         )
     models = info["models"]
-    if not isinstance(models, dict) or not {"seg", "cls"} <= set(models) or not set(models) <= set(ROLES):
-        raise BundleError(f"{where}: 'models' must hold 'seg', 'cls' and optionally 'gate'")
-    if not isinstance(info["expansion"], int | float) or info["expansion"] < 1:
-        raise BundleError(f"{where}: expansion={info['expansion']!r}; expected a number >= 1")
+    if not isinstance(models, dict) or "seg" not in models or not set(models) <= set(ROLES):
+        raise BundleError(f"{where}: 'models' must hold 'seg' and optionally 'cls' and 'gate'")
+    classes, expansion = info["classes"], info["expansion"]
+    if "cls" not in models:
+        if expansion is not None or classes != []:
+            raise BundleError(
+                f"{where}: a bundle without a classifier must record expansion null and classes [], "
+                f"got expansion={expansion!r}, classes={classes!r}"
+            )
+        return
+    if not isinstance(expansion, int | float) or isinstance(expansion, bool) or expansion < 1:
+        raise BundleError(f"{where}: expansion={expansion!r}; expected a number >= 1")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise BundleError(f"{where}: 'classes' must be a list of names, got {classes!r}")
 
 
 def _load_model(reader: BundleReader, role: str, info: dict[str, Any], load_onnx: bool) -> BundleModel:

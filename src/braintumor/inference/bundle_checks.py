@@ -12,6 +12,9 @@ What must match between the models, and what need not:
   (``roi_expansion`` None) can only be the tumour/no-tumour gate, which must be whole-slice and
   have a no-tumour class.
 * **The segmenter must be binary** (one output channel: tumour logits).
+* **The classifier is optional.** Without one the bundle only segments (tumour slices are labelled
+  ``tumour``); a gate may still accompany the segmenter alone, since it only decides whether a
+  slice holds a tumour.
 """
 
 from __future__ import annotations
@@ -88,12 +91,12 @@ def check_meta(meta: dict[str, Any], where: str) -> None:
 
 
 def check_compatible(
-    seg: dict[str, Any], cls: dict[str, Any], gate: dict[str, Any] | None, where: dict[str, str]
+    seg: dict[str, Any], cls: dict[str, Any] | None, gate: dict[str, Any] | None, where: dict[str, str]
 ) -> None:
     """Raise BundleError listing every reason the models cannot work together (see module doc).
 
     Args:
-        seg, cls, gate: weights metadata of the segmenter, ROI classifier and optional gate.
+        seg, cls, gate: weights metadata of the segmenter, optional ROI classifier and optional gate.
         where: role -> display name of its source (run folder or bundle file) for messages.
     """
     problems: list[str] = []
@@ -101,13 +104,14 @@ def check_compatible(
         problems.append(f"{where['seg']}: --seg must be a segmentation model, got task={seg['task']!r}")
     elif int(seg["model"].get("out_channels", 1)) != 1:
         problems.append(f"{where['seg']}: the segmenter must be binary (out_channels=1)")
-    if cls["task"] != "classify":
-        problems.append(f"{where['cls']}: --cls must be a classifier, got task={cls['task']!r}")
-    elif cls["preprocessing"].get("roi_expansion") is None:
-        problems.append(
-            f"{where['cls']}: is a whole-slice classifier (data.roi_expansion is None); it can only be "
-            "the --gate. Train the ROI classifier with --set data.roi_expansion=1.5"
-        )
+    if cls is not None:
+        if cls["task"] != "classify":
+            problems.append(f"{where['cls']}: --cls must be a classifier, got task={cls['task']!r}")
+        elif cls["preprocessing"].get("roi_expansion") is None:
+            problems.append(
+                f"{where['cls']}: is a whole-slice classifier (data.roi_expansion is None); it can only "
+                "be the --gate. Train the ROI classifier with --set data.roi_expansion=1.5"
+            )
     if gate is not None:
         if gate["task"] != "classify":
             problems.append(f"{where['gate']}: --gate must be a classifier, got task={gate['task']!r}")
@@ -118,8 +122,8 @@ def check_compatible(
                 f"{where['gate']}: has no no-tumour class among {gate.get('classes')}; expected one of "
                 f"{', '.join(NO_TUMOUR_NAMES[:6])}, no, normal"
             )
-    roles = [("seg", seg), ("cls", cls)] + ([("gate", gate)] if gate is not None else [])
-    channels = {role: int(meta["in_channels"]) for role, meta in roles}
+    roles = {"seg": seg, "cls": cls, "gate": gate}
+    channels = {role: int(meta["in_channels"]) for role, meta in roles.items() if meta is not None}
     if len(set(channels.values())) > 1:
         shown = ", ".join(f"{where[r]} takes {c}" for r, c in channels.items())
         problems.append(

@@ -2,8 +2,9 @@
 
 ``create_bundle`` copies each run's ``best.safetensors`` + ``best.json`` (optionally as float16),
 writes ``bundle.json`` and ``manifest.json``, and refuses models that cannot work together
-(see :mod:`braintumor.inference.bundle_checks`). The folder is built beside ``out`` and renamed
-into place (or zipped), so a failed creation leaves nothing half-written.
+(see :mod:`braintumor.inference.bundle_checks`). Without a classifier the bundle only segments
+(``classes`` [], ``expansion`` null; see :mod:`braintumor.inference.bundle`). The folder is built
+beside ``out`` and renamed into place (or zipped), so a failed creation leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from typing import Any
 import torch
 
 from braintumor import __version__
-from braintumor.inference.bundle import BUNDLE_FORMAT, DEFAULT_ANALYSIS, FORMAT_VERSION, build_from_meta
+from braintumor.inference.bundle import (
+    BUNDLE_FORMAT,
+    DEFAULT_ANALYSIS,
+    FORMAT_VERSION,
+    FULL_FORMAT_VERSION,
+    build_from_meta,
+)
 from braintumor.inference.bundle_checks import check_compatible, check_meta
 from braintumor.inference.bundle_store import MANIFEST, BundleError, write_manifest
 from braintumor.io_utils import atomic_write, atomic_write_json
@@ -95,7 +102,7 @@ def _model_entry(meta: dict[str, Any], metrics: Path | None, source: Path) -> di
 
 def create_bundle(
     seg: str | Path,
-    cls: str | Path,
+    cls: str | Path | None,
     out: str | Path,
     gate: str | Path | None = None,
     name: str | None = None,
@@ -106,11 +113,12 @@ def create_bundle(
     data: str = "",
     overwrite: bool = False,
 ) -> Path:
-    """Bundle the best weights of a segmentation run, a ROI classification run and optionally a
-    whole-slice gate run.
+    """Bundle the best weights of a segmentation run, optionally a ROI classification run and
+    optionally a whole-slice gate run.
 
     Args:
-        seg, cls, gate: run folders (or their ``best.safetensors``).
+        seg, cls, gate: run folders (or their ``best.safetensors``); ``cls=None`` makes a
+            segmentation-only bundle (tumour slices are labelled ``tumour``), with or without a gate.
         out: bundle folder to write (``out.zip`` with ``zip_output``; a ``.zip`` suffix implies it).
         name, version: recorded in ``bundle.json`` (name defaults to the folder name).
         fp16: store weights as float16 (half the size; loading casts back to float32).
@@ -128,21 +136,23 @@ def create_bundle(
     target = out.with_suffix(".zip") if zip_output else out
     if target.exists() and not overwrite:
         raise BundleError(f"{target}: already exists; choose another --out or pass --overwrite")
-    runs = {"seg": seg, "cls": cls, **({"gate": gate} if gate is not None else {})}
+    given = {"seg": seg, "cls": cls, "gate": gate}
+    runs = {role: path for role, path in given.items() if path is not None}
     sources = {role: resolve_run(path) for role, path in runs.items()}
     metas = {role: _read_json(w.with_suffix(".json")) for role, (w, _) in sources.items()}
     for role, meta in metas.items():
         check_meta(meta, str(sources[role][0].with_suffix(".json")))
-    check_compatible(metas["seg"], metas["cls"], metas.get("gate"), {r: str(p) for r, p in runs.items()})
+    cls_meta = metas.get("cls")
+    check_compatible(metas["seg"], cls_meta, metas.get("gate"), {r: str(p) for r, p in runs.items()})
     info = {
         "format": BUNDLE_FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FULL_FORMAT_VERSION if cls_meta else FORMAT_VERSION,
         "name": name or out.with_suffix("").name,
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "package_version": __version__,
-        "expansion": float(metas["cls"]["preprocessing"]["roi_expansion"]),
-        "classes": metas["cls"]["classes"],
+        "expansion": float(cls_meta["preprocessing"]["roi_expansion"]) if cls_meta else None,
+        "classes": cls_meta["classes"] if cls_meta else [],
         "dtype": "float16" if fp16 else "float32",
         "models": {r: _model_entry(metas[r], sources[r][1], Path(runs[r])) for r in metas},
         "training_command": command,
@@ -197,6 +207,7 @@ def bundle_info(path: str | Path) -> dict[str, Any]:
         **bundle.info,
         "path": str(path),
         "verified": True,
+        "has_classifier": bundle.has_classifier,
         "onnx": sorted(f for f in reader.files if f.endswith(".onnx")),
         "no_tumour_class": bundle.no_tumour_class,
         "files": files,

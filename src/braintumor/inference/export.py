@@ -42,7 +42,8 @@ def onnx_bytes(net: nn.Module, in_channels: int, size: int) -> bytes:
 
 
 def export_onnx(path: str | Path) -> list[Path]:
-    """Write ``seg.onnx``, ``cls.onnx`` (and ``gate.onnx``) into a bundle folder; update the manifest.
+    """Write ``<role>.onnx`` for each network the bundle holds (``seg``, and ``cls`` / ``gate`` when
+    present) into a bundle folder; update the manifest.
 
     Raises:
         BundleError: the bundle does not verify, or is a zip (export into the folder, then zip).

@@ -4,8 +4,9 @@ Per input ``<name>``: ``<name>.json``; for an image ``<name>_overlay.png`` (mask
 and the label), ``<name>_mask.png`` ({0,255}) and with Grad-CAM ``<name>_gradcam.png``; for a
 volume the same per tumour slice as ``<name>_s<k>_*.png`` plus, for NIfTI input,
 ``<name>_mask.nii.gz`` with the input's shape and affine. Batch: ``analysis.csv`` (one row per
-input, failures included with their error) and ``slices.csv`` (one row per analysed slice).
-Every write is atomic.
+input, failures included with their error) and ``slices.csv`` (one row per analysed slice), with a
+``prob_<class>`` column per class (none for segmentation-only bundles) and ``gate_prob_<class>``
+with a gate. Every write is atomic.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ def _upscale(rgb: np.ndarray) -> np.ndarray:
 
 
 def caption(result: SliceResult) -> str:
-    """Overlay label: class, its probability and the tumour area."""
+    """Overlay label: class, its probability (when classified) and the tumour area."""
     if not result.tumour:
         return f"no tumour ({result.label})" if result.label else "no tumour"
-    prob = result.probabilities.get(result.label or "", float("nan"))
+    prob = result.probabilities.get(result.label or "")
     area = f"{result.area_mm2:.0f} mm2" if result.area_mm2 is not None else f"{result.area_px} px"
-    return f"{result.label} {prob:.2f} | {area}"
+    label = f"{result.label} {prob:.2f}" if prob is not None else str(result.label or "tumour")
+    return f"{label} | {area}"
 
 
 def _draw_caption(rgb: np.ndarray, text: str) -> np.ndarray:

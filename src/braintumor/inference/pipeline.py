@@ -10,10 +10,16 @@ holding every flipped TTA copy. Per slice:
    slice with :func:`braintumor.data.roi.crop_roi`, as the training cache cropped, and classified;
    the ROI classifier's no-tumour class (if any) is dropped and the rest renormalised;
 4. uncertainty from the flip variance; Grad-CAM of the predicted class on request.
+
+Without a classifier (segmentation-only bundles) steps 3-4 are skipped: a tumour slice is labelled
+:data:`~braintumor.inference.results.TUMOUR_LABEL` with empty ``probabilities`` and no
+classification uncertainty, and Grad-CAM (which explains the classifier) is skipped with one
+warning per engine.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -30,7 +36,7 @@ from braintumor.inference.bundle_checks import no_tumour_class
 from braintumor.inference.gradcam import GradCamExplainer, paste_heatmap
 from braintumor.inference.predict import mask_to_original
 from braintumor.inference.prepare import PreparedScan
-from braintumor.inference.results import SliceResult
+from braintumor.inference.results import TUMOUR_LABEL, SliceResult
 from braintumor.inference.sources import DEFAULT_MAX_SLICES
 from braintumor.inference.tta import FLIPS, class_variance, mask_variance, tta_probabilities
 
@@ -89,18 +95,30 @@ class SliceEngine:
 
     def __init__(self, bundle: Bundle, backend: Backend, settings: AnalysisSettings) -> None:
         self.bundle, self.backend, self.settings = bundle, backend, settings
-        cls = bundle.models["cls"]
-        self.cls_size = int(cls.prep["image_size"])
-        no = no_tumour_class(cls.classes)
-        self.keep = [i for i, c in enumerate(cls.classes) if c != no]  # tumour classes of the ROI model
+        cls = bundle.models.get("cls")
+        self.cls_size = int(cls.prep["image_size"]) if cls else 0
+        classes = cls.classes if cls else []
+        no = no_tumour_class(classes)
+        self.keep = [i for i, c in enumerate(classes) if c != no]  # tumour classes of the ROI model
         self.gate_no = bundle.gate.classes.index(bundle.no_tumour_class) if bundle.gate else None
         self._explainer: GradCamExplainer | None = None
+        self._warned_gradcam = False
 
     def explainer(self) -> GradCamExplainer:
         if self._explainer is None:
             cls = self.bundle.models["cls"]
             self._explainer = GradCamExplainer(cls.net, cls.model_name)
         return self._explainer
+
+    def _warn_no_gradcam(self) -> None:
+        if not self._warned_gradcam:
+            self._warned_gradcam = True
+            warnings.warn(
+                f"bundle {self.bundle.name!r} only segments (no classifier): Grad-CAM explains the "
+                "classifier, so no heat maps are made",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _probs(self, role: str, x: np.ndarray, task: str) -> np.ndarray:
         return tta_probabilities(lambda b: self.backend.run(role, b), x, task, self.settings.tta_flips)
@@ -135,14 +153,18 @@ class SliceEngine:
             if area >= max(self.settings.min_area_px, 1) and p_no < self.settings.gate_threshold:
                 res.tumour, res.area_px, res.bbox, res.mask = True, area, _bbox(mask), mask
                 res.uncertainty.segmentation = seg_var[j]
+                if not self.bundle.has_classifier:
+                    res.label = TUMOUR_LABEL
                 positives.append((k, mask))
             else:
                 res.mask = np.zeros_like(mask)
                 res.label, res.probabilities = self.bundle.no_tumour_class, dict(res.gate_probabilities)
             spacing = prepared.scan.spacing
             res.area_mm2 = res.area_px * spacing[0] * spacing[1] if spacing else None
-        if positives:
+        if positives and self.bundle.has_classifier:
             self._classify(items, results, positives, gradcam)
+        elif positives and gradcam:
+            self._warn_no_gradcam()
         return results
 
     def _gate(self, items: list[tuple[PreparedScan, int]], live: list[int]) -> np.ndarray | None:
@@ -165,10 +187,15 @@ class SliceEngine:
         positives: list[tuple[int, np.ndarray]],
         gradcam: bool,
     ) -> None:
+        expansion = self.bundle.expansion
+        if expansion is None:
+            raise ValueError(f"bundle {self.bundle.name!r} has a classifier but no expansion")
         crops = []
         for k, mask in positives:
             prepared, i = items[k]
-            crop, _ = crop_roi(prepared.cls_native[i], mask, self.bundle.expansion, self.cls_size)
+            if prepared.cls_native is None:
+                raise ValueError(f"{prepared.scan.source}: prepared without the classifier's input")
+            crop, _ = crop_roi(prepared.cls_native[i], mask, expansion, self.cls_size)
             crops.append(crop)
         x = np.stack(crops)
         probs = self._probs("cls", x, "classify")[..., self.keep]
@@ -183,4 +210,4 @@ class SliceEngine:
             res.label = names[int(mean[j].argmax())]
             res.uncertainty.classification = float(var[j])
             if cams is not None:
-                res.heatmap = paste_heatmap(cams[j], mask, self.bundle.expansion, mask.shape)
+                res.heatmap = paste_heatmap(cams[j], mask, expansion, mask.shape)

@@ -28,7 +28,8 @@ class PreparedScan:
         order: position of the input in the batch.
         seg: N×C×S×S float32 segmenter input.
         gate: N×C×G×G float32 gate input, or None without a gate.
-        cls_native: N×C×H×W float32, normalised for the ROI classifier, not yet cropped.
+        cls_native: N×C×H×W float32, normalised for the ROI classifier, not yet cropped; None
+            without a classifier (segmentation-only bundles).
         blank: N bool, constant slices (skipped).
     """
 
@@ -36,7 +37,7 @@ class PreparedScan:
     order: int
     seg: np.ndarray
     gate: np.ndarray | None
-    cls_native: np.ndarray
+    cls_native: np.ndarray | None
     blank: np.ndarray
 
 
@@ -100,7 +101,8 @@ def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
             cache[key] = normalised(scan, model)
         return cache[key]
 
-    seg_model, cls_model, gate_model = bundle.models["seg"], bundle.models["cls"], bundle.gate
+    seg_model, cls_model, gate_model = bundle.models["seg"], bundle.models.get("cls"), bundle.gate
     seg = resize_stack(norm(seg_model), int(seg_model.prep["image_size"]))
     gate = resize_stack(norm(gate_model), int(gate_model.prep["image_size"])) if gate_model else None
-    return PreparedScan(scan, order, seg, gate, norm(cls_model), blank_slices(scan))
+    cls_native = norm(cls_model) if cls_model else None
+    return PreparedScan(scan, order, seg, gate, cls_native, blank_slices(scan))

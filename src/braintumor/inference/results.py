@@ -2,6 +2,9 @@
 
 ``to_dict()`` gives JSON-safe dicts: plain Python numbers, ``None`` for unknown values, the class
 under the key ``class``. Masks and heat maps stay on the objects (``mask``, ``heatmap``) only.
+
+With a segmentation-only bundle a tumour's class is :data:`TUMOUR_LABEL` (``"tumour"``), its
+``probabilities`` are empty and its classification uncertainty is ``None``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 import numpy as np
 
 Box = tuple[int, int, int, int]
+TUMOUR_LABEL = "tumour"
+"""Class of a tumour found by a bundle without a classifier (segmentation only)."""
 
 
 def _num(value: float | None, digits: int = 6) -> float | None:
@@ -83,7 +88,9 @@ class AnalysisResult:
 
     For volumes, ``area_px`` counts tumour pixels over all slices, ``volume_mm3`` is that volume
     in mm³ when the spacing is known, ``label`` is the probability-weighted class (mean
-    probabilities over tumour slices) and ``majority_label`` the most frequent slice class.
+    probabilities over tumour slices; the most frequent slice class when there are no class
+    probabilities, as with segmentation-only bundles) and ``majority_label`` the most frequent
+    slice class.
     """
 
     input: str
@@ -189,9 +196,12 @@ def summarize(
         result.area_mm2 = result.volume_mm3 = 0.0
     result.gate_probabilities = _mean_dict([s.gate_probabilities for s in analysed if s.gate_probabilities])
     if hits:
-        result.probabilities = _mean_dict([s.probabilities for s in hits])
-        result.label = max(result.probabilities, key=lambda k: result.probabilities[k])
+        result.probabilities = _mean_dict([s.probabilities for s in hits if s.probabilities])
         counts = Counter(s.label for s in hits)
+        if result.probabilities:
+            result.label = max(result.probabilities, key=lambda k: result.probabilities[k])
+        else:  # no classifier: every hit is TUMOUR_LABEL
+            result.label = max(counts, key=lambda k: counts[k])
         result.majority_label = max(counts, key=lambda k: (counts[k], k == result.label))
     else:
         result.label = result.majority_label = no_tumour

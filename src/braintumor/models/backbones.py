@@ -27,13 +27,17 @@ from braintumor.models.registry import register_model
 # --------------------------------------------------------------------------- ResNet / DenseNet
 
 
-def _resnet(block: str, layers: list[int], in_channels: int, num_classes: int, stem_stride: int) -> nn.Module:
+def _resnet(
+    block: str, layers: list[int], in_channels: int, num_classes: int, stem_stride: int, width: int
+) -> nn.Module:
     if stem_stride not in (1, 2):
         raise ValueError(f"stem_stride must be 1 or 2 (standard ResNet: 2), got {stem_stride}")
+    if width < 8:
+        raise ValueError(f"width must be at least 8 (standard ResNet: 64), got {width}")
     return nets.ResNet(
         block=block,
         layers=layers,
-        block_inplanes=[64, 128, 256, 512],
+        block_inplanes=[width, 2 * width, 4 * width, 8 * width],
         spatial_dims=2,
         n_input_channels=in_channels,
         conv1_t_size=7,
@@ -45,21 +49,33 @@ def _resnet(block: str, layers: list[int], in_channels: int, num_classes: int, s
 
 
 @register_model("resnet18", task="classify", head="fc")
-def resnet18(in_channels: int = 1, num_classes: int = 4, stem_stride: int = 2) -> nn.Module:
-    """ResNet-18 (MONAI, torchvision layout): 11.17 M parameters at in=1, 4 classes."""
-    return _resnet("basic", [2, 2, 2, 2], in_channels, num_classes, stem_stride)
+def resnet18(in_channels: int = 1, num_classes: int = 4, stem_stride: int = 2, width: int = 64) -> nn.Module:
+    """ResNet-18 (MONAI, torchvision layout): 11.17 M parameters at in=1, 4 classes.
+
+    ``width`` is the first stage's channel count (stages: w, 2w, 4w, 8w); below 64 the network
+    is a slimmer ResNet (about (w/64)² of the parameters) that ImageNet weights no longer fit.
+    """
+    return _resnet("basic", [2, 2, 2, 2], in_channels, num_classes, stem_stride, width)
 
 
 @register_model("resnet34", task="classify", head="fc")
-def resnet34(in_channels: int = 1, num_classes: int = 4, stem_stride: int = 2) -> nn.Module:
-    """ResNet-34 (MONAI, torchvision layout): 21.28 M parameters at in=1, 4 classes."""
-    return _resnet("basic", [3, 4, 6, 3], in_channels, num_classes, stem_stride)
+def resnet34(in_channels: int = 1, num_classes: int = 4, stem_stride: int = 2, width: int = 64) -> nn.Module:
+    """ResNet-34 (MONAI, torchvision layout): 21.28 M parameters at in=1, 4 classes.
+
+    ``width`` is the first stage's channel count (stages: w, 2w, 4w, 8w); below 64 the network
+    is a slimmer ResNet (about (w/64)² of the parameters) that ImageNet weights no longer fit.
+    """
+    return _resnet("basic", [3, 4, 6, 3], in_channels, num_classes, stem_stride, width)
 
 
 @register_model("resnet50", task="classify", head="fc")
-def resnet50(in_channels: int = 1, num_classes: int = 4, stem_stride: int = 2) -> nn.Module:
-    """ResNet-50 (MONAI, torchvision layout): 23.51 M parameters at in=1, 4 classes."""
-    return _resnet("bottleneck", [3, 4, 6, 3], in_channels, num_classes, stem_stride)
+def resnet50(in_channels: int = 1, num_classes: int = 4, stem_stride: int = 2, width: int = 64) -> nn.Module:
+    """ResNet-50 (MONAI, torchvision layout): 23.51 M parameters at in=1, 4 classes.
+
+    ``width`` is the first stage's channel count (stages: w, 2w, 4w, 8w); below 64 the network
+    is a slimmer ResNet (about (w/64)² of the parameters) that ImageNet weights no longer fit.
+    """
+    return _resnet("bottleneck", [3, 4, 6, 3], in_channels, num_classes, stem_stride, width)
 
 
 @register_model("densenet121", task="classify", head="class_layers")

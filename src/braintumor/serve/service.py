@@ -24,7 +24,7 @@ import torch
 
 from braintumor.errors import DataError
 from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.backends import Backend, OnnxBackend, make_backend
+from braintumor.inference.backends import make_backend
 from braintumor.inference.bundle import Bundle, default_bundle_path, load_bundle
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import AnalysisResult
@@ -37,13 +37,6 @@ from braintumor.serve.sniff import UploadFormat, sniff
 from braintumor.serve.upload import Upload
 
 log = logging.getLogger("braintumor.serve")
-
-
-def _backend(bundle: Bundle, name: str, precision: str, threads: int) -> Backend:
-    if name == "onnx":
-        make_backend(bundle, "onnx")  # raises the usual "export first" error when ONNX is missing
-        return OnnxBackend({r: m.onnx for r, m in bundle.models.items() if m.onnx is not None}, threads)
-    return make_backend(bundle, name, precision)
 
 
 def _scrub(message: str, path: Path, label: str) -> str:
@@ -68,7 +61,7 @@ class AnalysisService:
         torch.set_num_threads(self.threads)
         path = settings.bundle if settings.bundle is not None else default_bundle_path()
         self.bundle = bundle or load_bundle(path, load_onnx=settings.backend == "onnx")
-        backend = _backend(self.bundle, settings.backend, settings.precision, self.threads)
+        backend = make_backend(self.bundle, settings.backend, settings.precision, self.threads)
         analysis = AnalysisSettings.for_bundle(
             self.bundle, max_pixels=settings.max_pixels, max_slices=settings.max_slices, prefetch=False
         )
@@ -159,6 +152,7 @@ class AnalysisService:
         return {
             **{k: info.get(k) for k in keep},
             "no_tumour_class": self.bundle.no_tumour_class,
+            "has_classifier": self.bundle.has_classifier,
             "analysis": self.bundle.analysis,
             "models": models,
             "backend": self.backend_name,

@@ -28,7 +28,8 @@ class ServeSettings:
 
     Attributes:
         bundle: model bundle folder or zip; None = the packaged default bundle.
-        backend: ``torch`` or ``onnx``; ``precision``: torch ``auto``, ``bf16`` or ``fp32``.
+        backend: ``auto`` (OpenVINO if installed, else torch), ``torch``, ``onnx`` or ``openvino``;
+            ``precision``: ``auto``, ``bf16`` or ``fp32``.
         api_key: when set, ``/api/analyze`` and ``/api/model`` need it in the ``X-API-Key`` header.
         max_upload_mb: largest accepted upload in MB (10^6 bytes); bigger bodies get 413.
         workers: analyses that run at once (None: one per 4 cores, at least 1).
@@ -39,7 +40,7 @@ class ServeSettings:
     """
 
     bundle: Path | None = None
-    backend: str = "torch"
+    backend: str = "auto"
     precision: str = "auto"
     api_key: str | None = None
     max_upload_mb: float = 25.0

@@ -145,7 +145,8 @@ function render(r) {
   cls.textContent = r.tumour ? label(r.class) : "No tumour";
   cls.className = `class-name ${r.tumour ? "tumour" : "no-tumour"}`;
   const p = r.probabilities[r.class];
-  let sub = r.tumour ? `${pct(p)} probability` : `predicted ${label(r.class)}`;
+  // a segmentation-only bundle labels tumours "tumour" without class probabilities
+  let sub = !r.tumour ? `predicted ${label(r.class)}` : p == null ? "segmentation only (no tumour type)" : `${pct(p)} probability`;
   if (volume) sub += ` · tumour on ${r.tumour_slices.length} of ${r.slices.length} slices`;
   $("result-sub").textContent = sub;
   $("result-kicker").textContent = volume ? "Predicted class (whole volume)" : "Predicted class";
