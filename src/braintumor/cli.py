@@ -226,5 +226,6 @@ from braintumor import (  # noqa: E402,F401
     cli_experiments,
     cli_reports,
     cli_serve,
+    cli_study,
     cli_train,
 )

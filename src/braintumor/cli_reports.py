@@ -13,7 +13,7 @@ from braintumor.cli_options import JsonFlag
 
 ReportArgs = Annotated[
     list[Path],
-    typer.Argument(help="Run, CV run, ROI sweep or radiogenomics folders (one report each)."),
+    typer.Argument(help="Run, CV run, ROI sweep, radiogenomics or study folders (one report each)."),
 ]
 ReportOutOpt = Annotated[
     Path | None,

@@ -56,6 +56,25 @@ def test_zip_and_fp16(trained: Trained, tmp_path: Path) -> None:
         assert abs(r16.probabilities[k] - v) < 0.02
 
 
+def test_fp16_keeps_out_of_range_tensors_float32(trained: Trained, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    run = Path(shutil.copytree(trained.seg, tmp_path / "seg"))
+    weights = run / "checkpoints" / "best.safetensors"
+    state = load_file(str(weights))
+    key = next(k for k in state if k.endswith("running_var"))
+    state[key] = state[key] + 1e6  # a BatchNorm variance beyond float16's 65504
+    save_file(state, str(weights))
+    bundle = create_bundle(run, trained.cls, tmp_path / "b16", fp16=True)
+    stored = load_file(str(bundle / "seg.safetensors"))
+    assert stored[key].dtype == torch.float32 and torch.equal(stored[key], state[key])
+    assert all(v.dtype == torch.float16 for k, v in stored.items() if k != key and v.is_floating_point())
+    meta = json.loads((bundle / "seg.json").read_text())
+    assert meta["stored_dtype"] == "float16+float32" and meta["float32_tensors"] == [key]
+    net = load_bundle(bundle).models["seg"].net
+    assert torch.equal(dict(net.named_buffers())[key], state[key])
+
+
 def test_zip_with_top_folder(trained: Trained, tmp_path: Path) -> None:
     archive = tmp_path / "wrapped.zip"
     with zipfile.ZipFile(archive, "w") as z:

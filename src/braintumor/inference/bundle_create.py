@@ -67,7 +67,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _copy_weights(weights: Path, meta: dict[str, Any], dest: Path, fp16: bool) -> None:
-    """Write ``dest.safetensors`` (float16 when asked) and ``dest.json`` after checking they load."""
+    """Write ``dest.safetensors`` (float16 when asked) and ``dest.json`` after checking they load.
+
+    With ``fp16``, a tensor whose values exceed float16's range (e.g. a BatchNorm running variance)
+    stays float32; ``stored_dtype`` then says ``float16+float32``.
+    """
     from safetensors.torch import load_file, save_file
 
     try:
@@ -75,14 +79,17 @@ def _copy_weights(weights: Path, meta: dict[str, Any], dest: Path, fp16: bool) -
     except Exception as exc:
         raise BundleError(f"{weights}: not a readable safetensors file ({exc})") from None
     build_from_meta(meta, state, str(weights))  # refuses weights that do not fit their model
+    kept = []
     if fp16:
         for key, value in state.items():
             if value.is_floating_point():
                 if value.numel() and float(value.abs().max()) > FP16_MAX:
-                    raise BundleError(f"{weights}: tensor {key!r} overflows float16; create without --fp16")
-                state[key] = value.to(torch.float16)
+                    kept.append(key)
+                else:
+                    state[key] = value.to(torch.float16)
     save_file({k: v.contiguous() for k, v in state.items()}, str(dest.with_suffix(".safetensors")))
-    meta = {**meta, "stored_dtype": "float16" if fp16 else "float32"}
+    stored = "float16+float32" if kept else "float16" if fp16 else "float32"
+    meta = {**meta, "stored_dtype": stored, **({"float32_tensors": kept} if kept else {})}
     dest.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 

@@ -1,9 +1,10 @@
 """Read a result folder into a :class:`~braintumor.reports.document.Report`.
 
-Four kinds of folder are recognised by the file that summarises them (first match wins):
-``radiogenomics.json`` (``braintumor radiogenomics``), ``sweep.json`` (an ROI sweep of
-``roi-<factor>/`` CV runs), ``cv_metrics.json`` (a CV run of ``fold<k>/`` runs) and
-``metrics.json`` (a single-fold run). Only result files are read; nothing from training is imported.
+Five kinds of folder are recognised by the file that summarises them (first match wins):
+``study.json`` (``braintumor experiment run``), ``radiogenomics.json`` (``braintumor radiogenomics``),
+``sweep.json`` (an ROI sweep of ``roi-<factor>/`` CV runs), ``cv_metrics.json`` (a CV run of
+``fold<k>/`` runs) and ``metrics.json`` (a single-fold run). Only result files are read; nothing
+from training is imported.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ FIGURES = {
     "sweep.png": "Accuracy against the ROI expansion factor",
     "associations.png": "Strongest shape–variable associations",
 }
-KINDS = (("radiogenomics", "radiogenomics.json"), ("sweep", "sweep.json"), ("cv", "cv_metrics.json"),
-         ("single", "metrics.json"))  # fmt: skip
+KINDS = (("study", "study.json"), ("radiogenomics", "radiogenomics.json"), ("sweep", "sweep.json"),
+         ("cv", "cv_metrics.json"), ("single", "metrics.json"))  # fmt: skip
 STRUCTURED_KEYS = {"per_patient", "per_class", "confusion", "folds", "mean", "std"}
 PER_PATIENT_COLUMNS = ("patient_id", "n_slices", "dice", "iou", "precision", "recall", "hd95",
                        "true_volume", "pred_volume")  # fmt: skip
 
 
 def folder_kind(folder: str | Path) -> str:
-    """``radiogenomics``, ``sweep``, ``cv`` or ``single``.
+    """``study``, ``radiogenomics``, ``sweep``, ``cv`` or ``single``.
 
     Raises:
         DataError: the folder is missing or holds none of the summary files.
@@ -50,7 +51,7 @@ def folder_kind(folder: str | Path) -> str:
     raise DataError(
         folder,
         "nothing to report: expected metrics.json (run), cv_metrics.json (CV run), sweep.json (ROI "
-        "sweep) or radiogenomics.json; train/evaluate it first, or report the runs inside it",
+        "sweep), radiogenomics.json or study.json; train/evaluate it first, or report the runs inside it",
     )
 
 
@@ -251,8 +252,9 @@ def sweep_report(folder: Path) -> Report:
 def collect_report(folder: str | Path) -> Report:
     """The :class:`Report` of any reportable folder (see :func:`folder_kind`)."""
     from braintumor.reports.radiogenomics import radiogenomics_report
+    from braintumor.reports.study import study_report
 
     folder = Path(folder)
     builders = {"single": single_report, "cv": cv_report, "sweep": sweep_report,
-                "radiogenomics": radiogenomics_report}  # fmt: skip
+                "radiogenomics": radiogenomics_report, "study": study_report}  # fmt: skip
     return builders[folder_kind(folder)](folder)

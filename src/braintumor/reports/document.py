@@ -66,7 +66,7 @@ class Report:
 
     Attributes:
         title: page title.
-        kind: ``single``, ``cv``, ``sweep`` or ``radiogenomics``.
+        kind: ``single``, ``cv``, ``sweep``, ``radiogenomics`` or ``study``.
         source: the result folder.
         facts: (label, value) pairs shown under the title.
         sections: the body.

@@ -19,10 +19,26 @@ class CheckpointError(BrainTumorError):
     """A weights file or its metadata is missing, unreadable or does not fit the model."""
 
 
+def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU tensors, each with its own storage: safetensors refuses tensors that share memory (a
+    module registered under two names, as MONAI's DynUNet does with its skip layers)."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in state.items():
+        tensor = value.detach().cpu().contiguous()
+        ptr = tensor.untyped_storage().data_ptr() if tensor.numel() else None
+        if ptr is not None and ptr in seen:
+            tensor = tensor.clone()
+        elif ptr is not None:
+            seen.add(ptr)
+        out[key] = tensor
+    return out
+
+
 def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> Path:
     """Write ``<path>.safetensors`` and ``<path>.json`` (metadata + package version), atomically."""
     stem = Path(path).with_suffix("")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = _unshared(model.state_dict())
     weights = stem.with_suffix(".safetensors")
     atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
     atomic_write_json(stem.with_suffix(".json"), {**metadata, "version": __version__})

@@ -1,0 +1,109 @@
+"""CLI verb that runs a whole study from one config: experiment run."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext, redirect_stdout
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from braintumor.cli import app, emit_json, err, out, run_guarded
+from braintumor.cli_options import JsonFlag, OutOpt
+
+experiment_app = typer.Typer(
+    help="Run a whole study (training, CV, evaluation, report) from one study config.", no_args_is_help=True
+)
+app.add_typer(experiment_app, name="experiment")
+
+StudyArg = Annotated[Path, typer.Argument(help="Study config (configs/studies/<study>.yaml).")]
+QuickOpt = Annotated[
+    bool, typer.Option("--quick", help="Smoke run: the study's quick overrides (1 epoch, small samples).")
+]
+StudyDataOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--data", help="PATH for the study's default dataset, or NAME=PATH for another (repeatable)."
+    ),
+]
+
+
+@experiment_app.command("run")
+def experiment_run(
+    study: StudyArg,
+    out_dir: OutOpt,
+    quick: QuickOpt = False,
+    data: StudyDataOpt = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Every step of a study in order (train, cv, sweep-roi, pipeline, radiogenomics, compare), then
+    RUN/study.json, RUN/summary.md and RUN/report.html. Finished steps are reused on a rerun, so a
+    killed study resumes where it stopped.
+
+    Example:
+      braintumor experiment run configs/studies/figshare-segment-classify.yaml --out runs/fsc --quick
+    """
+    import os
+
+    from braintumor.experiments import find_shared_data, load_study, parse_data_options, run_study
+
+    def go() -> None:
+        spec = load_study(study)
+        shared = find_shared_data([spec.path.parent, Path.cwd()], os.environ.get("BRAINTUMOR_SHARED_DATA"))
+        replacements = parse_data_options(data or [], spec)
+        err.print(
+            f"[bold]study {spec.name}[/] ({len(spec.steps)} steps{', quick' if quick else ''}) -> {out_dir}"
+        )
+        with redirect_stdout(sys.stderr) if json_out else nullcontext():  # stdout: one JSON object only
+            record = run_study(
+                spec, out_dir, quick=quick, data=replacements, shared=shared,
+                trainer={"enable_progress_bar": not json_out}, log=_log,
+            )  # fmt: skip
+        if json_out:
+            emit_json(_json_summary(record))
+            return
+        _print_summary(record)
+
+    run_guarded(go)
+
+
+def _log(line: str) -> None:
+    err.print(line, highlight=False)
+
+
+def _json_summary(record: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "study",
+        "file",
+        "out",
+        "quick",
+        "status",
+        "seconds",
+        "datasets",
+        "anchors",
+        "table",
+        "report",
+        "summary",
+    )
+    fields = ("name", "kind", "status", "seconds", "protocol", "data", "metrics", "report")
+    steps = [{k: s.get(k) for k in fields} for s in record["steps"]]
+    return {
+        **{k: record.get(k) for k in keys},
+        "study_json": str(Path(record["out"]) / "study.json"),
+        "steps": steps,
+    }
+
+
+def _print_summary(record: dict[str, Any]) -> None:
+    from braintumor.reports.study import summary_table
+
+    summary = summary_table(record)
+    table = Table(title=f"Study {record['study']}{' (quick: smoke numbers)' if record['quick'] else ''}")
+    for h in summary.headers:
+        table.add_column(h, overflow="fold")
+    for row in summary.rows:
+        table.add_row(*row)
+    out.print(table)
+    err.print(f"study.json, summary.md and report.html in {record['out']} ({record['seconds']:.0f} s)")
