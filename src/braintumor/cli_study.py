@@ -107,3 +107,38 @@ def _print_summary(record: dict[str, Any]) -> None:
         table.add_row(*row)
     out.print(table)
     err.print(f"study.json, summary.md and report.html in {record['out']} ({record['seconds']:.0f} s)")
+
+
+@experiment_app.command("pipeline")
+def experiment_pipeline(
+    seg: Annotated[Path, typer.Option("--seg", help="Segmentation run (CV folder or single fold).")],
+    cls: Annotated[Path, typer.Option("--cls", help="ROI classification run on the same splits.")],
+    out_dir: OutOpt,
+    postprocess: Annotated[
+        bool, typer.Option("--postprocess/--no-postprocess", help="Largest component + fill holes.")
+    ] = True,
+    json_out: JsonFlag = False,
+) -> None:
+    """Segment -> crop the predicted tumour -> classify, scored on each fold's unseen patients, from two
+    finished runs (the study's `pipeline` step on its own). Writes OUT/cv_metrics.json and per fold
+    metrics, per-slice/per-patient tables and a confusion matrix.
+
+    Example:
+      braintumor experiment pipeline --seg runs/figshare-unet-cpu --cls runs/figshare-roi-cpu --out runs/pipe
+    """
+    from braintumor.experiments.pipeline_eval import evaluate_pipeline
+
+    def go() -> None:
+        summary = evaluate_pipeline(seg, cls, out_dir, postprocess=postprocess)
+        if json_out:
+            emit_json({"out": str(out_dir), **summary})
+            return
+        table = Table(title=f"segment -> crop -> classify ({summary['n_folds']} folds) -> {out_dir}")
+        for h in ("metric", "mean", "std"):
+            table.add_column(h)
+        for key, value in summary["mean"].items():
+            std = summary["std"].get(key)
+            table.add_row(key, "-" if value is None else f"{value:.4f}", "-" if std is None else f"{std:.4f}")
+        out.print(table)
+
+    run_guarded(go)

@@ -119,3 +119,17 @@ def test_out_of_fold_masks_cover_each_folds_test_patients(runs: Path, tmp_path: 
     written = {p.name.removesuffix("_mask.png") for p in (tmp_path / "masks").glob("*_mask.png")}
     expected = set(pd.read_csv(runs / "seg" / "per_slice.csv")["sample_id"].astype(str))
     assert n == len(written) and written == expected
+
+
+def test_cli_pipeline_prints_one_json_object(runs: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from braintumor.cli import app
+
+    args = ["experiment", "pipeline", "--seg", str(runs / "seg"), "--cls", str(runs / "cls")]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "pipe"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["task"] == "pipeline" and summary["n_folds"] == 1
+    assert 0.0 <= summary["mean"]["accuracy"] <= 1.0
+    assert (tmp_path / "pipe" / "fold0" / "per_slice.csv").is_file()
