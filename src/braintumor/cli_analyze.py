@@ -24,7 +24,7 @@ def analyze(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for overlays, masks, JSON and CSV.")],
     bundle: Annotated[
         Path | None,
-        typer.Option("--bundle", help="Model bundle folder or .zip (default: the packaged t1ce)."),
+        typer.Option("--bundle", help="Bundle folder, .zip, or packaged name: t1ce (default), flair-lgg."),
     ] = None,
     backend: Annotated[
         str,
@@ -139,17 +139,21 @@ def bundle_create(
 
 @bundle_app.command("info")
 def bundle_info_cmd(
-    path: Annotated[Path, typer.Argument(help="Bundle folder or .zip.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="Bundle folder, .zip, or packaged name (default: t1ce).")
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Verify a bundle (hashes, metadata, weights) and show what it holds.
+    """Verify a bundle (hashes, metadata, weights) and show what it holds: models, preprocessing,
+    training data and command, and the metrics each model measured on data it never saw.
 
-    Example: braintumor bundle info bundles/t1ce --json
+    Example: braintumor bundle info flair-lgg --json
     """
+    from braintumor.inference.bundle import resolve_bundle_path
     from braintumor.inference.bundle_create import bundle_info
 
     def go() -> None:
-        info = bundle_info(path)
+        info = bundle_info(resolve_bundle_path(path))
         if json_out:
             emit_json(info)
             return
@@ -161,12 +165,25 @@ def bundle_info_cmd(
             prep = m["preprocessing"]
             table.add_row(role, f"{m['model']['name']} in={m['in_channels']} size={prep['image_size']} "
                                 f"{prep['normalization']} score={m.get('best_score')}")  # fmt: skip
+            table.add_row(f"{role} metrics", _headline(m.get("metrics", {})))
+        table.add_row("data", str(info.get("data") or "-"))
+        table.add_row("training", str(info.get("training_command") or "-"))
         table.add_row("dtype", str(info.get("dtype")))
         table.add_row("onnx", ", ".join(info["onnx"]) or "none (braintumor export B --format onnx)")
         table.add_row("files", f"{len(info['files'])}, sha256 verified")
         out.print(table)
 
     run_guarded(go)
+
+
+HEADLINE = ("dice_per_patient_mean", "dice_per_slice_mean", "accuracy", "macro_f1", "roc_auc_ovr", "n")
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    """The few numbers worth a glance, e.g. ``accuracy=0.869 macro_f1=0.865 n=160``."""
+    parts = [f"{k}={metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
+             for k in HEADLINE if metrics.get(k) is not None]  # fmt: skip
+    return " ".join(parts) or "-"
 
 
 @app.command("export")

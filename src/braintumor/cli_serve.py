@@ -21,7 +21,8 @@ def _is_loopback(host: str) -> bool:
 
 
 BundleOpt = Annotated[
-    Path | None, typer.Option("--bundle", help="Model bundle folder or .zip (default: the packaged t1ce).")
+    Path | None,
+    typer.Option("--bundle", help="Bundle folder, .zip, or packaged name: t1ce (default), flair-lgg."),
 ]
 HostOpt = Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")]
 KeyOpt = Annotated[

@@ -11,7 +11,7 @@ from PIL import Image
 from braintumor.data.cache import Preprocessing, build_cache
 from braintumor.data.dataset import CachedDataset, positions_for_patients
 from braintumor.data.index import Sample, SampleIndex
-from braintumor.data.preprocess import normalize_images, resize_square
+from braintumor.data.preprocess import normalize_images, normalize_with_percentiles, resize_square
 from braintumor.data.transforms import eval_transforms, train_transforms
 
 
@@ -92,3 +92,30 @@ def test_resize_square_pads_non_square_and_keeps_mask_aligned() -> None:
     out, out_mask = resize_square(image, 20, mask)
     assert out.shape == (1, 20, 20) and out_mask is not None
     assert out_mask[:5].sum() == 0 and out_mask[10, :10].all() and not out_mask[10, 10:].any()
+
+
+@pytest.mark.parametrize("method", ["percentile-image", "percentile-volume", "zscore-image"])
+def test_normalize_with_percentiles_equals_one_call_per_pair(method: str) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.gamma(2.0, 30.0, (3, 20, 24)).astype(np.float32) for _ in range(4)]
+    pairs = [(0.5, 99.5), (1.0, 99.5), (10.0, 99.0)]
+    shared = normalize_with_percentiles(images, method, pairs)
+    for pair, got in zip(pairs, shared, strict=True):
+        for a, b in zip(got, normalize_images(images, method, pair), strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float", "constant", "single"])
+def test_histogram_percentiles_equal_numpy(kind: str) -> None:
+    from braintumor.data.preprocess import percentiles_of
+
+    rng = np.random.default_rng(1)
+    values = {
+        "uint8": rng.integers(0, 256, 5000).astype(np.float32),
+        "uint16": rng.integers(0, 4096, 777).astype(np.float32),
+        "float": rng.gamma(2.0, 30.0, 5000).astype(np.float32),
+        "constant": np.full(100, 7.0, np.float32),
+        "single": np.array([3.0], np.float32),
+    }[kind]
+    qs = [0.0, 0.5, 1.0, 10.0, 50.0, 99.0, 99.5, 100.0]
+    np.testing.assert_allclose(percentiles_of(values, qs), np.percentile(values, qs), rtol=1e-6, atol=1e-4)

@@ -192,3 +192,31 @@ def test_hd95_cropping_matches_monai_on_uncropped_masks() -> None:
         spacing=[0.7, 1.3],
     )
     assert hd95(pred, target, spacing=(0.7, 1.3)) == pytest.approx(float(expected[0, 0]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_postprocess_in_the_box_equals_the_whole_array(seed: int) -> None:
+    """Working inside the foreground's box gives exactly scipy's whole-array result, also for
+    blobs touching the border, rings (holes) and 3D masks."""
+    from scipy import ndimage
+
+    from braintumor.evaluation.postprocess import fill_holes, keep_largest_component
+
+    rng = np.random.default_rng(seed)
+    shape = (40, 48) if seed % 2 == 0 else (12, 16, 14)
+    mask = ndimage.binary_opening(rng.random(shape) > 0.55)
+    if seed % 3 == 0:
+        mask[0, ...] = True  # foreground on the border
+    if mask.ndim == 2:
+        mask[10:20, 10:20] = True
+        mask[13:17, 13:17] = False  # an enclosed hole
+    structure = ndimage.generate_binary_structure(mask.ndim, mask.ndim)
+    labels, n = ndimage.label(mask, structure=structure)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    expected_largest = labels == int(np.argmax(sizes)) if n > 1 else mask
+    assert np.array_equal(keep_largest_component(mask), expected_largest)
+    assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+    assert np.array_equal(fill_holes(mask.astype(np.uint8)), ndimage.binary_fill_holes(mask).astype(np.uint8))
+    empty = np.zeros(shape, bool)
+    assert not fill_holes(empty).any() and not keep_largest_component(empty).any()

@@ -33,7 +33,50 @@ def percentile_range(images: Sequence[np.ndarray], percentiles: tuple[float, flo
     """Per-channel (low, high) percentiles over all pixels of C×H×W ``images`` -> C×2."""
     channels = images[0].shape[0]
     values = [np.concatenate([im[c].ravel() for im in images]) for c in range(channels)]
-    return np.stack([np.percentile(v, percentiles) for v in values]).astype(np.float32)
+    return np.stack([percentiles_of(v, percentiles) for v in values]).astype(np.float32)
+
+
+def percentiles_of(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """``np.percentile(values, qs)`` (linear interpolation) of a flat array.
+
+    When the values are small non-negative integers (8/16-bit images stored as float), the order
+    statistics are read from a histogram's cumulative counts instead of partitioning the array:
+    the same numbers (to float rounding), several times faster on a 512² slice.
+    """
+    n = values.size
+    if n and values.min() >= 0 and values.max() < 65536:
+        ints = values.astype(np.int32)
+        if np.array_equal(ints, values):
+            cumulative = np.cumsum(np.bincount(ints))
+            position = np.asarray(qs, dtype=np.float64) / 100.0 * (n - 1)
+            low = np.floor(position).astype(np.int64)
+            below = np.searchsorted(cumulative, low, side="right")  # value of rank `low`
+            above = np.searchsorted(cumulative, np.minimum(low + 1, n - 1), side="right")
+            return below + (above - below) * (position - low)
+    return np.percentile(values, qs)
+
+
+def normalize_with_percentiles(
+    images: list[np.ndarray], method: str, pairs: Sequence[tuple[float, float]]
+) -> list[list[np.ndarray]]:
+    """:func:`normalize_images` of the same slices for several percentile pairs, with one
+    ``np.percentile`` call (one partition) per image or volume instead of one per pair.
+
+    Returns one list of normalised slices per pair, equal to ``normalize_images(images, method, pair)``.
+    """
+    if method not in ("percentile-image", "percentile-volume"):
+        return [normalize_images(images, method, pair) for pair in pairs]
+    qs = sorted({q for pair in pairs for q in pair})
+    groups = [images] if method == "percentile-volume" else [[im] for im in images]
+    out: list[list[np.ndarray]] = [[] for _ in pairs]
+    for group in groups:
+        channels = group[0].shape[0]
+        values = [np.concatenate([im[c].ravel() for im in group]) for c in range(channels)]
+        table = np.stack([percentiles_of(v, qs) for v in values]).astype(np.float32)  # C×len(qs)
+        for k, (lo, hi) in enumerate(pairs):
+            ranges = table[:, [qs.index(lo), qs.index(hi)]]
+            out[k].extend(rescale(im, ranges) for im in group)
+    return out
 
 
 def rescale(image: np.ndarray, ranges: np.ndarray) -> np.ndarray:

@@ -32,6 +32,23 @@ def _as_2d_mask(mask: np.ndarray) -> np.ndarray:
     return m
 
 
+def foreground_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
+    """Slices of the smallest box holding every nonzero element of ``mask`` (any number of
+    dimensions), widened by ``margin`` on each side and clipped to the array; None when empty.
+
+    Reduces each axis with ``any`` instead of listing every nonzero index: a few times faster on
+    a large slice.
+    """
+    m = np.asarray(mask)
+    box = []
+    for axis in range(m.ndim):
+        hits = np.flatnonzero(m.any(axis=tuple(a for a in range(m.ndim) if a != axis)))
+        if hits.size == 0:
+            return None
+        box.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, m.shape[axis])))
+    return tuple(box)
+
+
 def roi_box(mask: np.ndarray, expansion: float = 1.0, min_side: int = MIN_SIDE) -> tuple[int, int, int, int]:
     """Bounding box of the mask's nonzero pixels, scaled by ``expansion`` about its centre.
 
@@ -49,14 +66,15 @@ def roi_box(mask: np.ndarray, expansion: float = 1.0, min_side: int = MIN_SIDE) 
     m = _as_2d_mask(mask)
     if not expansion >= 1.0:
         raise ValueError(f"expansion={expansion}; expected >= 1.0 (1.0 = tight box)")
-    rows, cols = np.nonzero(m)
-    if rows.size == 0:
+    box = foreground_box(m)
+    if box is None:
         raise ValueError(
             "mask is empty: no tumour region to crop; skip tumour-free slices or use "
             "expansion=None (whole image)"
         )
-    r0, r1 = _scale(int(rows.min()), int(rows.max()) + 1, expansion, min_side, m.shape[0])
-    c0, c1 = _scale(int(cols.min()), int(cols.max()) + 1, expansion, min_side, m.shape[1])
+    rows, cols = box
+    r0, r1 = _scale(rows.start, rows.stop, expansion, min_side, m.shape[0])
+    c0, c1 = _scale(cols.start, cols.stop, expansion, min_side, m.shape[1])
     return r0, r1, c0, c1
 
 

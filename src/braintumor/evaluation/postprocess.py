@@ -1,7 +1,10 @@
 """Mask clean-up after thresholding: keep the largest connected component, fill holes.
 
 Every function takes a binary mask (numpy or torch, bool or 0/1, any number of dimensions) and
-returns the same type, dtype, shape and (for torch) device as its input.
+returns the same type, dtype, shape and (for torch) device as its input. Both work inside the
+foreground's bounding box (plus a one-voxel background frame): everything outside it is background
+connected to the border, so the result equals working on the whole array, at a fraction of the
+cost for a small tumour in a large slice.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from braintumor.data.roi import foreground_box
 from braintumor.evaluation.segmentation import as_binary_mask
 
 MaskT = TypeVar("MaskT", np.ndarray, torch.Tensor)
@@ -28,19 +32,31 @@ def keep_largest_component(mask: MaskT) -> MaskT:
     """Keep only the largest connected foreground component (full connectivity: 8 in 2D, 26 in
     3D); ties keep the component found first in raster order. An empty mask is returned as is."""
     binary = as_binary_mask(mask)
+    box = foreground_box(binary, margin=1)
+    if box is None:
+        return _like(binary, mask)
     structure = ndimage.generate_binary_structure(binary.ndim, binary.ndim)
-    labels, n = ndimage.label(binary, structure=structure)
+    labels, n = ndimage.label(binary[box], structure=structure)
     if n <= 1:
         return _like(binary, mask)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0  # background
-    return _like(labels == int(np.argmax(sizes)), mask)
+    out = np.zeros_like(binary)
+    out[box] = labels == int(np.argmax(sizes))
+    return _like(out, mask)
 
 
 def fill_holes(mask: MaskT) -> MaskT:
     """Fill background regions enclosed by foreground (``scipy.ndimage.binary_fill_holes``; a 3D
     mask is filled in 3D, so a hole must be closed in every direction)."""
-    return _like(ndimage.binary_fill_holes(as_binary_mask(mask)), mask)
+    binary = as_binary_mask(mask)
+    box = foreground_box(binary, margin=1)
+    if box is None:
+        return _like(binary, mask)
+    framed = np.pad(binary[box], 1)  # a background frame: the box's edge is not enclosed
+    out = binary.copy()
+    out[box] = ndimage.binary_fill_holes(framed)[(slice(1, -1),) * binary.ndim]
+    return _like(out, mask)
 
 
 def postprocess(mask: MaskT, largest: bool = True, fill: bool = True) -> MaskT:

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from braintumor.data.roi import foreground_box
+
 ArrayLike = np.ndarray | torch.Tensor
 METRICS = ("dice", "iou", "precision", "recall", "hd95")
 
@@ -123,7 +125,8 @@ def _monai_hd95(preds: np.ndarray, targets: np.ndarray, spacing: Sequence[float]
         # MONAI 1.5-1.6 passes its own deprecated argument internally; nothing for us to change
         warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
         for i, (pred, target) in enumerate(zip(preds, targets, strict=True)):
-            box = _bounding_box(pred | target)
+            box = foreground_box(pred | target)
+            assert box is not None  # both-empty pairs were handled above
             pair = [
                 torch.from_numpy(np.pad(m[box], 1)[None, None].astype(np.float32)) for m in (pred, target)
             ]
@@ -136,15 +139,6 @@ def _monai_hd95(preds: np.ndarray, targets: np.ndarray, spacing: Sequence[float]
             )
             out[i] = float(distance.reshape(-1)[0])
     return out
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """Smallest box holding every foreground voxel of a non-empty mask."""
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
 
 
 def _check_same_shape(pred: np.ndarray, target: np.ndarray) -> None:

@@ -35,6 +35,7 @@ _LAZY = {
     "Bundle": "braintumor.inference.bundle",
     "load_bundle": "braintumor.inference.bundle",
     "default_bundle_path": "braintumor.inference.bundle",
+    "resolve_bundle_path": "braintumor.inference.bundle",
     "BundleError": "braintumor.inference.bundle_store",
     "create_bundle": "braintumor.inference.bundle_create",
     "bundle_info": "braintumor.inference.bundle_create",

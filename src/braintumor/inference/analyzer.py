@@ -22,7 +22,7 @@ import numpy as np
 
 from braintumor.errors import BrainTumorError
 from braintumor.inference.backends import Backend, make_backend
-from braintumor.inference.bundle import Bundle, default_bundle_path, load_bundle
+from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
 from braintumor.inference.outputs import write_input_files, write_tables
 from braintumor.inference.pipeline import AnalysisSettings, SliceEngine
 from braintumor.inference.prefetch import prefetch
@@ -63,7 +63,7 @@ class Analyzer:
 
         ``settings`` override :class:`AnalysisSettings` fields (``min_area_px``, ``batch_size``...).
         """
-        bundle = load_bundle(path if path is not None else default_bundle_path(), load_onnx=backend == "onnx")
+        bundle = load_bundle(resolve_bundle_path(path), load_onnx=backend == "onnx")
         return cls(
             bundle, make_backend(bundle, backend, precision), AnalysisSettings.for_bundle(bundle, **settings)
         )

@@ -128,12 +128,18 @@ class Bundle:
         return all(m.onnx is not None for m in self.models.values())
 
 
+PACKAGED_BUNDLES = ("t1ce", "flair-lgg")
+
+
 def default_bundle_path(kind: str = "t1ce") -> Path:
-    """The bundle shipped inside the package, ``braintumor/bundles/<kind>/``.
+    """A bundle shipped inside the package, ``braintumor/bundles/<kind>/``: ``t1ce`` (figshare
+    segmenter + tumour-region classifier + Kaggle gate) or ``flair-lgg`` (LGG FLAIR segmenter).
 
     Raises:
-        BundleError: it is not installed (the message says how to pass one instead).
+        BundleError: unknown kind, or not installed (the message says how to pass one instead).
     """
+    if kind not in PACKAGED_BUNDLES:
+        raise BundleError(f"{kind!r} is not a packaged bundle; choose one of {', '.join(PACKAGED_BUNDLES)}")
     path = Path(str(resources.files("braintumor"))) / "bundles" / kind
     if not (path / "manifest.json").is_file():
         raise BundleError(
@@ -141,6 +147,16 @@ def default_bundle_path(kind: str = "t1ce") -> Path:
             "with --bundle B (make one with `braintumor bundle create --seg RUN --cls RUN --out B`)"
         )
     return path
+
+
+def resolve_bundle_path(path: str | Path | None) -> Path:
+    """``path`` itself when it exists; a packaged bundle's name (``t1ce``, ``flair-lgg``) otherwise;
+    None means the packaged ``t1ce``."""
+    if path is None:
+        return default_bundle_path()
+    if not Path(path).exists() and str(path) in PACKAGED_BUNDLES:
+        return default_bundle_path(str(path))
+    return Path(path)
 
 
 def load_bundle(path: str | Path, load_onnx: bool = False) -> Bundle:

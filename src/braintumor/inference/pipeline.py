@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
-from braintumor.data.roi import crop_roi
+from braintumor.data.roi import crop_roi, foreground_box
 from braintumor.errors import ConfigError
 from braintumor.evaluation.postprocess import postprocess
 from braintumor.inference.backends import Backend
@@ -84,10 +84,11 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
+    box = foreground_box(mask)
+    if box is None:
         return None
-    return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    rows, cols = box
+    return rows.start, rows.stop, cols.start, cols.stop
 
 
 class SliceEngine:

@@ -14,7 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from braintumor.data.preprocess import normalize_images, pad_to_square, to_channels_first
+from braintumor.data.preprocess import (
+    normalize_images,
+    normalize_with_percentiles,
+    pad_to_square,
+    to_channels_first,
+)
 from braintumor.errors import DataError
 from braintumor.inference.bundle import Bundle, BundleModel
 from braintumor.inference.sources import Scan, blank_slices
@@ -64,18 +69,46 @@ def _slices_for(scan: Scan, model: BundleModel) -> np.ndarray:
     )
 
 
-def normalised(scan: Scan, model: BundleModel) -> np.ndarray:
-    """N×C×H×W float32 slices after the model's channel handling and intensity normalisation."""
-    prep = model.prep
+def _channels_first(scan: Scan, model: BundleModel) -> list[np.ndarray]:
     try:
-        chw = [to_channels_first(s, int(prep["channels"])) for s in _slices_for(scan, model)]
+        return [to_channels_first(s, int(model.prep["channels"])) for s in _slices_for(scan, model)]
     except ValueError as exc:
         raise DataError(scan.source, f"{exc} for the {model.role} model") from None
-    method = prep["normalization"]
+
+
+def _method(scan: Scan, model: BundleModel) -> str:
+    method = str(model.prep["normalization"])
     if method == "percentile-volume" and scan.kind == "image":
-        method = "percentile-image"  # no volume: same percentiles, per image
-    images = normalize_images(chw, method, (float(prep["percentiles"][0]), float(prep["percentiles"][1])))
+        return "percentile-image"  # no volume: same percentiles, per image
+    return method
+
+
+def _pair(model: BundleModel) -> tuple[float, float]:
+    low, high = model.prep["percentiles"]
+    return float(low), float(high)
+
+
+def normalised(scan: Scan, model: BundleModel) -> np.ndarray:
+    """N×C×H×W float32 slices after the model's channel handling and intensity normalisation."""
+    images = normalize_images(_channels_first(scan, model), _method(scan, model), _pair(model))
     return np.stack(images).astype(np.float32, copy=False)
+
+
+def normalised_all(scan: Scan, models: list[BundleModel]) -> dict[str, np.ndarray]:
+    """:func:`normalised` for every model (role -> array): models with the same channel handling
+    and method share one conversion and one percentile computation per slice or volume."""
+    groups: dict[tuple[int, int, str], list[BundleModel]] = {}
+    for model in models:
+        key = (int(model.prep["channels"]), model.in_channels, _method(scan, model))
+        groups.setdefault(key, []).append(model)
+    out: dict[str, np.ndarray] = {}
+    for (_, _, method), members in groups.items():
+        pairs = sorted({_pair(m) for m in members})
+        images = normalize_with_percentiles(_channels_first(scan, members[0]), method, pairs)
+        arrays = [np.stack(ims).astype(np.float32, copy=False) for ims in images]
+        stacked = dict(zip(pairs, arrays, strict=True))
+        out.update({m.role: stacked[_pair(m)] for m in members})
+    return out
 
 
 def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
@@ -86,23 +119,11 @@ def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
     return t.numpy()
 
 
-def _recipe(model: BundleModel) -> tuple[object, ...]:
-    p = model.prep
-    return (int(p["channels"]), p["normalization"], tuple(p["percentiles"]), model.in_channels)
-
-
 def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
     """Every model input of ``scan`` (normalisation shared between models with the same recipe)."""
-    cache: dict[tuple[object, ...], np.ndarray] = {}
-
-    def norm(model: BundleModel) -> np.ndarray:
-        key = _recipe(model)
-        if key not in cache:
-            cache[key] = normalised(scan, model)
-        return cache[key]
-
+    norm = normalised_all(scan, list(bundle.models.values()))
     seg_model, cls_model, gate_model = bundle.models["seg"], bundle.models.get("cls"), bundle.gate
-    seg = resize_stack(norm(seg_model), int(seg_model.prep["image_size"]))
-    gate = resize_stack(norm(gate_model), int(gate_model.prep["image_size"])) if gate_model else None
-    cls_native = norm(cls_model) if cls_model else None
+    seg = resize_stack(norm["seg"], int(seg_model.prep["image_size"]))
+    gate = resize_stack(norm["gate"], int(gate_model.prep["image_size"])) if gate_model else None
+    cls_native = norm["cls"] if cls_model else None
     return PreparedScan(scan, order, seg, gate, cls_native, blank_slices(scan))

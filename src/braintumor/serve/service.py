@@ -25,7 +25,7 @@ import torch
 from braintumor.errors import DataError
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import make_backend
-from braintumor.inference.bundle import Bundle, default_bundle_path, load_bundle
+from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import AnalysisResult
 from braintumor.inference.sources import InputItem, Scan, read_scan
@@ -59,7 +59,7 @@ class AnalysisService:
         self.pending = 0
         self._torch_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
-        path = settings.bundle if settings.bundle is not None else default_bundle_path()
+        path = resolve_bundle_path(settings.bundle)
         self.bundle = bundle or load_bundle(path, load_onnx=settings.backend == "onnx")
         backend = make_backend(self.bundle, settings.backend, settings.precision, self.threads)
         analysis = AnalysisSettings.for_bundle(
