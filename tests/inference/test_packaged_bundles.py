@@ -1,0 +1,66 @@
+"""The bundles shipped in the package load, say how they were made, and analyse real scans with
+no other argument (``braintumor analyze IMAGE``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from braintumor.cli import app
+from braintumor.data.readers import read_mask
+from braintumor.inference.bundle import PACKAGED_BUNDLES, default_bundle_path, resolve_bundle_path
+from braintumor.inference.bundle_create import bundle_info
+from braintumor.inference.bundle_store import BundleError
+
+HEADLINE = {"seg": "dice_per_patient_mean", "cls": "accuracy", "gate": "accuracy"}
+
+
+@pytest.mark.parametrize("name", PACKAGED_BUNDLES)
+def test_packaged_bundle_is_small_verified_and_documented(name: str) -> None:
+    path = default_bundle_path(name)
+    assert resolve_bundle_path(name) == path
+    info = bundle_info(path)
+    assert info["verified"] and info["name"] == name and info["dtype"] == "float16"
+    assert info["training_command"].startswith("braintumor ") and "../shared/data" in info["data"]
+    for role, model in info["models"].items():
+        score = model["metrics"][HEADLINE[role]]
+        assert 0.5 < score <= 1.0, (role, score)  # measured on data the model never saw
+    total = sum(f["bytes"] for f in info["files"].values())
+    assert total < 16e6, f"{name}: {total / 1e6:.1f} MB"
+
+
+def test_unknown_packaged_name_lists_the_choices() -> None:
+    with pytest.raises(BundleError, match="t1ce, flair-lgg"):
+        default_bundle_path("t2")
+
+
+def test_analyze_a_figshare_slice_with_no_bundle_argument(shared_data: Path, tmp_path: Path) -> None:
+    image = shared_data / "figshare" / "images" / "1011.png"
+    result = CliRunner().invoke(app, ["analyze", str(image), "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["bundle"].endswith("t1ce") and summary["n_ok"] == 1
+    entry = summary["results"][0]
+    assert entry["class"] in {"meningioma", "glioma", "pituitary", "notumor"}
+    if entry["tumour"]:
+        assert set(entry["probabilities"]) == {"meningioma", "glioma", "pituitary"}
+        assert sum(entry["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert (tmp_path / "analysis.csv").is_file()
+
+
+def test_flair_bundle_segments_an_lgg_slice(shared_data: Path, tmp_path: Path) -> None:
+    from braintumor.inference.analyzer import Analyzer
+
+    folder = shared_data / "lgg" / "kaggle_3m" / "TCGA_CS_4942_19970222"
+    image = folder / "TCGA_CS_4942_19970222_11.tif"
+    truth = read_mask(folder / "TCGA_CS_4942_19970222_11_mask.tif").astype(bool)
+    result = Analyzer.from_bundle("flair-lgg").analyze(image)
+    assert result.ok and result.tumour and result.label == "tumour" and not result.probabilities
+    mask = np.asarray(result.slices[0].mask, bool)
+    assert mask.shape == truth.shape == (256, 256)
+    dice = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
+    assert dice > 0.5, dice  # a patient of the training sample: checks the weights, not generalisation
