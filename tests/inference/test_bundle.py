@@ -158,9 +158,12 @@ def test_existing_output_needs_overwrite(trained: Trained, tmp_path: Path) -> No
     assert load_bundle(tmp_path / "b").name == "again"
 
 
-def test_default_bundle_lookup() -> None:
-    with pytest.raises(BundleError, match=r"not installed.*--bundle"):
+def test_default_bundle_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(BundleError, match="not a packaged bundle; choose one of t1ce, flair-lgg"):
         default_bundle_path("no-such-kind")
+    monkeypatch.setattr("braintumor.inference.bundle.resources.files", lambda _: tmp_path)  # no bundles
+    with pytest.raises(BundleError, match=r"not installed.*--bundle"):
+        default_bundle_path("t1ce")
 
 
 def test_loading_never_unpickles(bundle_copy: Path) -> None:

@@ -70,19 +70,14 @@ def test_analyze_exit_codes_and_errors(trained: Trained, tmp_path: Path, bundle_
     assert result.exit_code == 1 and "seg.json: sha256 does not match" in _flat(result.output)
 
 
-def test_analyze_without_bundle_uses_default(trained: Trained, tmp_path: Path) -> None:
-    from braintumor.inference.bundle import default_bundle_path
-    from braintumor.inference.bundle_store import BundleError
-
-    try:
-        default_bundle_path()
-    except BundleError:
-        result = runner.invoke(app, ["analyze", str(trained.images(1)[0]), "--out", str(tmp_path)])
-        assert result.exit_code == 1 and "default 't1ce' model bundle is not installed" in _flat(
-            result.output
-        )
-    else:
-        pytest.skip("a default bundle is installed")
+def test_analyze_without_installed_bundles_says_how_to_pass_one(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("braintumor.inference.bundle.resources.files", lambda _: tmp_path)  # no bundles
+    result = runner.invoke(app, ["analyze", str(trained.images(1)[0]), "--out", str(tmp_path / "o")])
+    message = _flat(result.output)
+    assert result.exit_code == 1 and "default 't1ce' model bundle is not installed" in message
+    assert "--bundle" in message
 
 
 def test_analyze_human_output(trained: Trained, tmp_path: Path) -> None:
