@@ -64,9 +64,15 @@ def run_demo(
               "data.folds=4", "train.batch_size=16"]  # fmt: skip
     quiet = {"enable_progress_bar": not json_out}
     runs = {"segment": SEGMENT, "roi-classify": ROI, "gate-classify": CLASSIFY}
+    if data is None:  # the gate learns what each slice shows, on the segmenter's patient split
+        runs["gate-classify"] = [*CLASSIFY, f"data.path={slice_label_index(data_dir)}"]
     metrics = {}
     for name, overrides in runs.items():
         console.print(f"[bold]training {name}[/] (fold 0 of 4; test patients never seen in training)")
+        shared_splits = out_dir / "segment" / "splits.json"
+        if name != "segment" and shared_splits.is_file() and not (out_dir / name / "splits.json").exists():
+            (out_dir / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shared_splits, out_dir / name / "splits.json")
         metrics[name] = train_fold(
             load_config(None, [*common, *overrides]), out_dir / name, trainer_overrides=quiet
         )
@@ -89,6 +95,26 @@ def run_demo(
     if json_out:
         print(json.dumps(summary))
     return summary
+
+
+def slice_label_index(data_dir: Path) -> Path:
+    """``data_dir/slice_labels.csv``: the phantom index with every tumour-free slice labelled
+    ``notumor``.
+
+    Phantom labels are per patient, so the outer slices of a tumour patient carry its tumour class
+    while showing no tumour; a whole-slice classifier (the gate) is trained on what each slice shows.
+    """
+    from braintumor.data.index import SampleIndex
+    from braintumor.data.readers import read_mask
+
+    index = SampleIndex.load(data_dir / "index.csv")
+    frame = index.frame.copy()
+    empty = [not read_mask(path).any() for path in frame["mask"]]
+    frame.loc[empty, "label"] = "notumor"
+    frame["label_index"] = [index.classes.index(label) for label in frame["label"]]
+    target = data_dir / "slice_labels.csv"
+    SampleIndex(frame, index.classes, index.patient_ids_known).save(target)
+    return target
 
 
 def _pick(metrics: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -109,3 +110,35 @@ def test_init_from_project_checkpoint_skips_new_head(tmp_path: Path) -> None:
     assert head and all(k.startswith("head") or "fc" in k or "classifier" in k for k in head)
     body = [k for k in source if k not in head]
     assert body and all(torch.equal(state[k], source[k]) for k in body)
+
+
+def test_step_checkpoints_skip_the_last_batch_of_an_epoch(tmp_path: Path) -> None:
+    """A step checkpoint on an epoch's last batch would resume past that epoch's validation."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from braintumor.training.callbacks import MidEpochCheckpoint
+
+    class Recording(MidEpochCheckpoint):
+        saved: ClassVar[list[int]] = []
+
+        def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+            self.saved.append(trainer.global_step)
+
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)  # 4 batches per epoch
+    steps = Recording(tmp_path, filename="last", every_n_train_steps=2, save_top_k=1)
+    trainer = L.Trainer(max_epochs=2, callbacks=[steps], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(Tiny(), data)
+    assert steps.saved == [2, 6]  # steps 4 and 8 end an epoch: left to the end-of-epoch checkpoint

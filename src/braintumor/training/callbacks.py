@@ -1,4 +1,5 @@
-"""Callbacks: per-epoch history CSV (written atomically) and a wall-clock budget."""
+"""Callbacks: per-epoch history CSV (written atomically), mid-epoch checkpoints and a wall-clock
+budget."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import pandas as pd
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from braintumor.io_utils import atomic_write
 
@@ -67,6 +69,23 @@ class HistoryWriter(L.Callback):
         self.rows = [*kept, row]
         frame = pd.DataFrame(self.rows)
         atomic_write(self.path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+class MidEpochCheckpoint(ModelCheckpoint):
+    """Step checkpoints (``every_n_train_steps``) strictly inside an epoch.
+
+    A step checkpoint taken on an epoch's last batch records the epoch's training as finished
+    before its validation has run; a run killed during that validation would resume at the next
+    epoch, skipping the validation and its history row. The end-of-epoch checkpoint (``last.ckpt``
+    after validation) covers that moment instead.
+    """
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx + 1 >= trainer.num_training_batches:
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
 class TimeBudget(L.Callback):

@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from braintumor import __version__
 from braintumor.config import ExperimentConfig, dump_config, to_dict
 from braintumor.io_utils import atomic_write_json
-from braintumor.training.callbacks import HistoryWriter, TimeBudget
+from braintumor.training.callbacks import HistoryWriter, MidEpochCheckpoint, TimeBudget
 from braintumor.training.checkpoint import save_weights
 from braintumor.training.data import FoldData, eval_loader, prepare_fold, preprocessing_of, train_loader
 from braintumor.training.modules import module_for
@@ -32,7 +32,7 @@ def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Cal
         ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, save_last=True,
         enable_version_counter=False,
     )  # fmt: skip
-    steps = ModelCheckpoint(  # mid-epoch "last.ckpt" so a killed run loses little
+    steps = MidEpochCheckpoint(  # mid-epoch "last.ckpt" so a killed run loses little
         ckpt_dir, filename="last", every_n_train_steps=cfg.train.checkpoint_every_steps, save_top_k=1,
         enable_version_counter=False,
     )  # fmt: skip
