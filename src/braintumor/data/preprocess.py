@@ -29,8 +29,9 @@ def to_channels_first(array: np.ndarray, channels: int = 0) -> np.ndarray:
     raise ValueError(f"cannot convert a {chw.shape[0]}-channel image to {channels} channels")
 
 
-def percentile_range(images: Sequence[np.ndarray], percentiles: tuple[float, float]) -> np.ndarray:
-    """Per-channel (low, high) percentiles over all pixels of C×H×W ``images`` -> C×2."""
+def percentile_range(images: Sequence[np.ndarray], percentiles: Sequence[float]) -> np.ndarray:
+    """Per-channel percentiles over all pixels of C×H×W ``images`` -> C×len(percentiles) (C×2 for a
+    (low, high) pair)."""
     channels = images[0].shape[0]
     values = [np.concatenate([im[c].ravel() for im in images]) for c in range(channels)]
     return np.stack([percentiles_of(v, percentiles) for v in values]).astype(np.float32)
@@ -70,9 +71,7 @@ def normalize_with_percentiles(
     groups = [images] if method == "percentile-volume" else [[im] for im in images]
     out: list[list[np.ndarray]] = [[] for _ in pairs]
     for group in groups:
-        channels = group[0].shape[0]
-        values = [np.concatenate([im[c].ravel() for im in group]) for c in range(channels)]
-        table = np.stack([percentiles_of(v, qs) for v in values]).astype(np.float32)  # C×len(qs)
+        table = percentile_range(group, qs)  # C×len(qs)
         for k, (lo, hi) in enumerate(pairs):
             ranges = table[:, [qs.index(lo), qs.index(hi)]]
             out[k].extend(rescale(im, ranges) for im in group)

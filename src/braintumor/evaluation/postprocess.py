@@ -28,42 +28,46 @@ def _like(result: np.ndarray, original: MaskT) -> MaskT:
     return result.astype(original.dtype, copy=False)
 
 
-def keep_largest_component(mask: MaskT) -> MaskT:
-    """Keep only the largest connected foreground component (full connectivity: 8 in 2D, 26 in
-    3D); ties keep the component found first in raster order. An empty mask is returned as is."""
-    binary = as_binary_mask(mask)
-    box = foreground_box(binary, margin=1)
-    if box is None:
-        return _like(binary, mask)
+def _largest_in_box(binary: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
     structure = ndimage.generate_binary_structure(binary.ndim, binary.ndim)
     labels, n = ndimage.label(binary[box], structure=structure)
     if n <= 1:
-        return _like(binary, mask)
+        return binary
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0  # background
     out = np.zeros_like(binary)
     out[box] = labels == int(np.argmax(sizes))
-    return _like(out, mask)
+    return out
+
+
+def _fill_in_box(binary: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    framed = np.pad(binary[box], 1)  # a background frame: the box's edge is not enclosed
+    out = binary.copy()
+    out[box] = ndimage.binary_fill_holes(framed)[(slice(1, -1),) * binary.ndim]
+    return out
+
+
+def keep_largest_component(mask: MaskT) -> MaskT:
+    """Keep only the largest connected foreground component (full connectivity: 8 in 2D, 26 in
+    3D); ties keep the component found first in raster order. An empty mask is returned as is."""
+    return postprocess(mask, largest=True, fill=False)
 
 
 def fill_holes(mask: MaskT) -> MaskT:
     """Fill background regions enclosed by foreground (``scipy.ndimage.binary_fill_holes``; a 3D
     mask is filled in 3D, so a hole must be closed in every direction)."""
-    binary = as_binary_mask(mask)
-    box = foreground_box(binary, margin=1)
-    if box is None:
-        return _like(binary, mask)
-    framed = np.pad(binary[box], 1)  # a background frame: the box's edge is not enclosed
-    out = binary.copy()
-    out[box] = ndimage.binary_fill_holes(framed)[(slice(1, -1),) * binary.ndim]
-    return _like(out, mask)
+    return postprocess(mask, largest=False, fill=True)
 
 
 def postprocess(mask: MaskT, largest: bool = True, fill: bool = True) -> MaskT:
-    """Apply :func:`keep_largest_component` then :func:`fill_holes`, each if enabled."""
-    out = mask
+    """Apply :func:`keep_largest_component` then :func:`fill_holes`, each if enabled, inside one
+    foreground box (the largest component lies within the whole foreground's box)."""
+    binary = as_binary_mask(mask)
+    box = foreground_box(binary, margin=1)
+    if box is None or not (largest or fill):
+        return _like(binary, mask)
     if largest:
-        out = keep_largest_component(out)
+        binary = _largest_in_box(binary, box)
     if fill:
-        out = fill_holes(out)
-    return out
+        binary = _fill_in_box(binary, box)
+    return _like(binary, mask)

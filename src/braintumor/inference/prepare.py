@@ -14,12 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from braintumor.data.preprocess import (
-    normalize_images,
-    normalize_with_percentiles,
-    pad_to_square,
-    to_channels_first,
-)
+from braintumor.data.preprocess import normalize_with_percentiles, pad_to_square, to_channels_first
 from braintumor.errors import DataError
 from braintumor.inference.bundle import Bundle, BundleModel
 from braintumor.inference.sources import Scan, blank_slices
@@ -90,8 +85,7 @@ def _pair(model: BundleModel) -> tuple[float, float]:
 
 def normalised(scan: Scan, model: BundleModel) -> np.ndarray:
     """N×C×H×W float32 slices after the model's channel handling and intensity normalisation."""
-    images = normalize_images(_channels_first(scan, model), _method(scan, model), _pair(model))
-    return np.stack(images).astype(np.float32, copy=False)
+    return normalised_all(scan, [model])[model.role]
 
 
 def normalised_all(scan: Scan, models: list[BundleModel]) -> dict[str, np.ndarray]:
