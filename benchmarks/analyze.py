@@ -53,11 +53,11 @@ RUNS = {
     "cls": [
         "train.task=classify",
         "model.name=resnet18",
-        "model.kwargs={width: 32}",
+        "model.kwargs={width: 24}",
         "train.loss=ce",
         "data.roi_expansion=1.5",
     ],
-    "gate": ["train.task=classify", "model.name=resnet18", "model.kwargs={width: 32}", "train.loss=ce"],
+    "gate": ["train.task=classify", "model.name=resnet18", "model.kwargs={width: 24}", "train.loss=ce"],
 }
 
 

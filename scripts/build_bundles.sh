@@ -12,10 +12,10 @@ OUT=src/braintumor/bundles
 
 SEG=(cv --config configs/figshare-unet-cpu.yaml --data $D/figshare --out runs/figshare-unet-80ep
      --set train.epochs=80 --set train.batch_size=8 --set train.max_minutes=9)
-CLS=(cv --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-slim
-     --set "model.kwargs={width: 32}" --set train.epochs=20 --set train.max_minutes=3)
-GATE=(train classify --config configs/kaggle4-cpu.yaml --data $D/kaggle4 --out runs/kaggle4-slim
-      --set model.name=resnet18 --set "model.kwargs={width: 32}")
+CLS=(cv --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-w24
+     --set "model.kwargs={width: 24}" --set train.epochs=20 --set train.max_minutes=3)
+GATE=(train classify --config configs/kaggle4-cpu.yaml --data $D/kaggle4 --out runs/kaggle4-w24
+      --set model.name=resnet18 --set "model.kwargs={width: 24}")
 LGG=(train segment --config configs/lgg-unet-cpu.yaml --data $D/lgg128 --out runs/lgg-unet-38ep
      --set train.epochs=38 --set train.max_minutes=56)
 
@@ -23,11 +23,11 @@ shown() { printf 'braintumor'; printf ' %q' "$@"; }
 train() { local done=$1; shift; [ -f "$done" ] || "$BT" "$@"; }
 
 train runs/figshare-unet-80ep/cv_metrics.json "${SEG[@]}"
-train runs/figshare-roi-slim/cv_metrics.json "${CLS[@]}"
-train runs/kaggle4-slim/metrics.json "${GATE[@]}"
+train runs/figshare-roi-w24/cv_metrics.json "${CLS[@]}"
+train runs/kaggle4-w24/metrics.json "${GATE[@]}"
 train runs/lgg-unet-38ep/metrics.json "${LGG[@]}"
 
-"$BT" bundle create --seg runs/figshare-unet-80ep/fold0 --cls runs/figshare-roi-slim/fold0 --gate runs/kaggle4-slim \
+"$BT" bundle create --seg runs/figshare-unet-80ep/fold0 --cls runs/figshare-roi-w24/fold0 --gate runs/kaggle4-w24 \
   --out $OUT/t1ce --name t1ce --fp16 --overwrite \
   --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${GATE[@]}") (bundled: fold 0 of each CV)" \
   --data "T1-CE. Segmenter and tumour-region classifier: figshare (Cheng et al.) sample ../shared/data/figshare, 389 slices of 111 patients, official patient-level fold 0 held out. Gate: Kaggle Brain Tumor MRI sample ../shared/data/kaggle4, trained on its 480 Training images, scored on its 160 Testing images."
