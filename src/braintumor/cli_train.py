@@ -128,12 +128,22 @@ def evaluate(
     data: DataOpt = None,
     tta: Annotated[bool, typer.Option(help="Average predictions over flips.")] = False,
     postprocess: Annotated[bool, typer.Option(help="Keep the largest component and fill holes.")] = False,
+    scope: Annotated[
+        str,
+        typer.Option(
+            "--postprocess-scope",
+            help="slice: largest 2D component per slice; patient: largest 3D component per patient volume.",
+        ),
+    ] = "slice",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Write tables and figures here (default: the run folder).")
+    ] = None,
     overrides: SetOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Score a run's best weights on its held-out patients (or on all of another dataset).
 
-    Example: braintumor evaluate runs/lgg --tta --json
+    Example: braintumor evaluate runs/lgg --tta --postprocess --postprocess-scope patient --json
     """
     from braintumor.training.evaluate import evaluate_run
 
@@ -141,7 +151,8 @@ def evaluate(
         extra = list(overrides or [])
         extra += ["eval.tta=true"] if tta else []
         extra += ["eval.largest_component=true", "eval.fill_holes=true"] if postprocess else []
-        metrics = evaluate_run(run_dir, data, overrides=extra)
+        extra += [f"eval.postprocess_scope={scope}"]
+        metrics = evaluate_run(run_dir, data, out_dir=out_dir, overrides=extra)
         emit_json(metrics) if json_out else out.print(_headline(metrics))
 
     run_guarded(go)

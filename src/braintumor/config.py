@@ -100,14 +100,30 @@ class TrainConfig:
     seed: int = 42
 
 
+POSTPROCESS_SCOPES = ("slice", "patient")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """How held-out data are scored: flip TTA and mask post-processing."""
+    """How held-out data are scored: flip TTA and mask post-processing.
+
+    ``postprocess_scope``: ``slice`` keeps each slice's largest 2D component; ``patient`` keeps the
+    largest 3D component (26-connected) of each patient's stacked slices, as the LGG reference
+    does. Hole filling is per slice either way.
+    """
 
     tta: bool = False
     largest_component: bool = False
     fill_holes: bool = False
+    postprocess_scope: str = "slice"
     batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.postprocess_scope not in POSTPROCESS_SCOPES:
+            raise ConfigError(
+                f"eval.postprocess_scope={self.postprocess_scope!r} is not one of "
+                f"{', '.join(POSTPROCESS_SCOPES)}"
+            )
 
 
 @dataclass(frozen=True)

@@ -220,3 +220,28 @@ def test_postprocess_in_the_box_equals_the_whole_array(seed: int) -> None:
     assert np.array_equal(fill_holes(mask.astype(np.uint8)), ndimage.binary_fill_holes(mask).astype(np.uint8))
     empty = np.zeros(shape, bool)
     assert not fill_holes(empty).any() and not keep_largest_component(empty).any()
+
+
+def test_postprocess_by_patient_keeps_the_largest_3d_component() -> None:
+    from braintumor.evaluation import postprocess_by_patient
+
+    # Patient "a": a 3-slice tumour (2×2 per slice, 12 voxels) and a 3×3 false positive (9 voxels)
+    # on one slice only. Per slice, the 3×3 blob wins on that slice; per patient, the tumour wins.
+    slices = [np.zeros((8, 8), np.uint8) for _ in range(3)]
+    for s in slices:
+        s[1:3, 1:3] = 1
+    slices[1][5:8, 5:8] = 1
+    slices[1][6, 6] = 0  # a hole, filled slice by slice afterwards (then dropped with its blob)
+    other = np.zeros((8, 8), np.uint8)
+    other[4:6, 4:6] = 1  # patient "b" is independent of "a"
+    masks = [slices[2], other, slices[0], slices[1]]  # unordered on purpose
+    out = postprocess_by_patient(masks, ["a", "b", "a", "a"], [2.0, 0.0, 0.0, 1.0])
+    for k in (0, 2, 3):
+        assert out[k].sum() == 4 and out[k][1:3, 1:3].all()
+    assert np.array_equal(out[1], other)
+    per_slice = postprocess(slices[1], largest=True, fill=True)
+    assert per_slice.sum() == 9 and not per_slice[1:3, 1:3].any()  # the 2D rule keeps the wrong blob
+    filled = postprocess_by_patient([slices[1]], ["a"], [0.0], largest=False, fill=True)[0]
+    assert filled[6, 6] == 1 and filled.dtype == np.uint8
+    with pytest.raises(ValueError, match="one of each per slice"):
+        postprocess_by_patient(masks, ["a"], [0.0])

@@ -71,6 +71,15 @@ def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     evaluated = json.loads(result.stdout.strip().splitlines()[-1])
     assert evaluated["dice_per_patient_mean"] == pytest.approx(trained["dice_per_patient_mean"], abs=0.02)
+    patient_scope = ["--postprocess", "--postprocess-scope", "patient", "--json"]
+    result = runner.invoke(app, ["evaluate", str(run), *patient_scope, "--out", str(tmp_path / "pp3d")])
+    assert result.exit_code == 0, result.output
+    cleaned = json.loads(result.stdout.strip().splitlines()[-1])
+    assert cleaned["evaluation"]["postprocess_scope"] == "patient"
+    assert cleaned["evaluation"]["largest_component"]
+    assert (tmp_path / "pp3d" / "per_patient.csv").is_file()
+    result = runner.invoke(app, ["evaluate", str(run), "--postprocess-scope", "volume"])
+    assert result.exit_code != 0 and "postprocess_scope" in result.output
     image = tmp_path / "slice.png"
     Image.fromarray((np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)).save(image)
     (tmp_path / "broken.png").write_bytes(b"not a png")

@@ -5,7 +5,12 @@ from braintumor.evaluation.classification import (
     classification_report,
     expected_calibration_error,
 )
-from braintumor.evaluation.postprocess import fill_holes, keep_largest_component, postprocess
+from braintumor.evaluation.postprocess import (
+    fill_holes,
+    keep_largest_component,
+    postprocess,
+    postprocess_by_patient,
+)
 from braintumor.evaluation.segmentation import (
     SegmentationAccumulator,
     as_binary_mask,
@@ -26,6 +31,7 @@ __all__ = [
     "hd95",
     "keep_largest_component",
     "postprocess",
+    "postprocess_by_patient",
     "scores_from_counts",
     "segmentation_scores",
 ]

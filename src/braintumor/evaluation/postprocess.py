@@ -9,6 +9,7 @@ cost for a small tumour in a large slice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -71,3 +72,34 @@ def postprocess(mask: MaskT, largest: bool = True, fill: bool = True) -> MaskT:
     if fill:
         binary = _fill_in_box(binary, box)
     return _like(binary, mask)
+
+
+def postprocess_by_patient(
+    masks: Sequence[np.ndarray],
+    patient_ids: Sequence[str],
+    slice_keys: Sequence[float],
+    largest: bool = True,
+    fill: bool = True,
+) -> list[np.ndarray]:
+    """Post-process 2D slice masks patient by patient: each patient's slices are stacked in
+    ``slice_keys`` order and only the volume's largest 3D component (26-connected) is kept, as the
+    LGG reference does; holes are then filled slice by slice. Returns the masks in input order."""
+    if not len(masks) == len(patient_ids) == len(slice_keys):
+        raise ValueError(
+            f"got {len(masks)} masks, {len(patient_ids)} patient ids and {len(slice_keys)} slice keys; "
+            "pass one of each per slice"
+        )
+    out = [np.asarray(m) for m in masks]
+    by_patient: dict[str, list[int]] = {}
+    for i, pid in enumerate(patient_ids):
+        by_patient.setdefault(str(pid), []).append(i)
+    for members in by_patient.values():
+        order = sorted(members, key=lambda i: slice_keys[i])
+        if largest:
+            volume = keep_largest_component(np.stack([out[i] for i in order]))
+            for k, i in enumerate(order):
+                out[i] = volume[k]
+        if fill:
+            for i in order:
+                out[i] = fill_holes(out[i])
+    return out

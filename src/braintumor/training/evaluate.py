@@ -14,7 +14,12 @@ from torch import nn
 
 from braintumor.config import EvalConfig, to_dict
 from braintumor.data.dataset import CachedDataset
-from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator, postprocess
+from braintumor.evaluation import (
+    ClassificationAccumulator,
+    SegmentationAccumulator,
+    postprocess,
+    postprocess_by_patient,
+)
 from braintumor.inference.tta import predict_tta
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.training.data import FoldData, eval_loader
@@ -71,26 +76,39 @@ def evaluate_fold(
     return metrics
 
 
-def _postprocess(pred: torch.Tensor, options: EvalConfig) -> torch.Tensor:
-    if not (options.largest_component or options.fill_holes):
-        return pred
-    masks = [postprocess(p[0].numpy(), options.largest_component, options.fill_holes) for p in pred]
-    return torch.from_numpy(np.stack(masks)[:, None].astype(np.uint8))
+def _postprocessed(
+    preds: list[np.ndarray], patients: list[str], keys: list[float], options: EvalConfig
+) -> list[np.ndarray]:
+    """Apply the configured post-processing per slice or per patient volume."""
+    largest, fill = options.largest_component, options.fill_holes
+    if not (largest or fill):
+        return preds
+    if options.postprocess_scope == "patient":
+        return postprocess_by_patient(preds, patients, keys, largest, fill)
+    return [postprocess(p, largest, fill) for p in preds]
 
 
 def _evaluate_segmentation(
     net: nn.Module, fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
 ) -> dict[str, Any]:
-    acc = SegmentationAccumulator(store_masks=True)
     slices = dict(zip(fold.index.frame["sample_id"], fold.index.frame["slice"], strict=True))
-    probs_by_sample: dict[str, np.ndarray] = {}
+    preds: list[np.ndarray] = []
+    truths: list[np.ndarray] = []
+    patients: list[str] = []
+    samples: list[str] = []
     batches = predict(net, fold.test, options.batch_size, precision, tta=options.tta, task="segment")
     for batch, logits in batches:
-        pred = _postprocess((logits > 0).to(torch.uint8), options)
-        acc.add(pred, batch["mask"], batch["patient_id"], batch["sample_id"],
-                [float(slices.get(s, 0)) for s in batch["sample_id"]])  # fmt: skip
-        for sid, p in zip(batch["sample_id"], pred, strict=True):
-            probs_by_sample[sid] = p[0].numpy()
+        preds += list((logits[:, 0] > 0).to(torch.uint8).numpy())
+        truths += list(batch["mask"][:, 0].to(torch.uint8).numpy())
+        patients += [str(p) for p in batch["patient_id"]]
+        samples += [str(s) for s in batch["sample_id"]]
+    keys = [float(slices.get(s, 0)) for s in samples]
+    preds = _postprocessed(preds, patients, keys, options)
+    acc = SegmentationAccumulator(store_masks=True)
+    step = max(options.batch_size, 1)
+    for i in range(0, len(preds), step):
+        part = slice(i, i + step)
+        acc.add(np.stack(preds[part]), np.stack(truths[part]), patients[part], samples[part], keys[part])
     per_slice, per_patient = acc.per_slice(), acc.per_patient()
     _save_csv(per_slice, run_dir / "per_slice.csv")
     _save_csv(per_patient, run_dir / "per_patient.csv")
@@ -98,7 +116,7 @@ def _evaluate_segmentation(
     summary["per_patient"] = per_patient.to_dict("records")
     from braintumor.training.figures import segmentation_figures
 
-    segmentation_figures(fold, per_slice, per_patient, probs_by_sample, run_dir)
+    segmentation_figures(fold, per_slice, per_patient, dict(zip(samples, preds, strict=True)), run_dir)
     return {"task": "segment", "fold": fold.fold, **summary}
 
 
