@@ -151,3 +151,25 @@ def test_step_checkpoints_skip_the_last_batch_of_an_epoch(tmp_path: Path) -> Non
                         enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
     trainer.fit(Tiny(), data)
     assert steps.saved == [2, 6]  # steps 4 and 8 end an epoch: left to the end-of-epoch checkpoint
+
+
+def test_ema_weights_are_validated_exported_and_resumed(tmp_path: Path) -> None:
+    from braintumor.training.evaluate import evaluate_run
+
+    cls = ["train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.ema_decay=0.9"]
+    run = tmp_path / "ema"
+    train_fold(load_config(None, [*TINY, *cls, "train.epochs=1"]), run, trainer_overrides=QUIET)
+    first = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    averaged, raw = first["state_dict"], first["current_model_state"]
+    moved = [k for k in raw if k.endswith("weight") and not torch.equal(raw[k], averaged[k])]
+    assert moved  # the checkpoint's weights are the average, not the last step's
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    exported, _ = load_weights(run / "checkpoints" / "best.safetensors")
+    assert exported and all(torch.equal(exported[k], best[f"net.{k}"].float()) for k in exported)
+    train_fold(load_config(None, [*TINY, *cls, "train.epochs=2"]), run, trainer_overrides=QUIET)
+    second = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert second["averaging_state"]["n_averaged"] > first["averaging_state"]["n_averaged"]  # resumed
+    metrics = evaluate_run(run, out_dir=tmp_path / "tta", overrides=["eval.tta=true"])
+    assert metrics["evaluation"]["tta"] and 0.0 <= metrics["accuracy"] <= 1.0
+    with pytest.raises(Exception, match="ema_decay"):
+        load_config(None, ["train.ema_decay=1.0"])

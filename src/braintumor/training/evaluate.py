@@ -71,7 +71,7 @@ def evaluate_fold(
     if meta["task"] == "segment":
         metrics = _evaluate_segmentation(net, fold, run_dir, precision, options)
     else:
-        metrics = _evaluate_classification(net, meta, fold, run_dir, precision)
+        metrics = _evaluate_classification(net, meta, fold, run_dir, precision, options)
     metrics["evaluation"] = to_dict(options)
     return metrics
 
@@ -121,10 +121,11 @@ def _evaluate_segmentation(
 
 
 def _evaluate_classification(
-    net: nn.Module, meta: dict[str, Any], fold: FoldData, run_dir: Path, precision: str
+    net: nn.Module, meta: dict[str, Any], fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
 ) -> dict[str, Any]:
-    acc = ClassificationAccumulator(meta["classes"], inputs="logits")
-    for batch, logits in predict(net, fold.test, precision=precision):
+    acc = ClassificationAccumulator(meta["classes"], inputs="logits")  # TTA yields log-probabilities
+    batches = predict(net, fold.test, options.batch_size, precision, tta=options.tta, task="classify")
+    for batch, logits in batches:
         acc.add(logits, batch["label"], batch["sample_id"])
     report = acc.report()
     predictions = acc.per_sample()

@@ -15,7 +15,7 @@ from typing import Any, cast
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 
 from braintumor import __version__
 from braintumor.config import ExperimentConfig, dump_config, to_dict
@@ -42,6 +42,8 @@ def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Cal
         HistoryWriter(run_dir / "history.csv"),
         TimeBudget(cfg.train.max_minutes),
     ]
+    if cfg.train.ema_decay > 0:  # validation, checkpoints and export use the averaged weights
+        callbacks.append(EMAWeightAveraging(decay=cfg.train.ema_decay))
     if cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor, mode="max", patience=cfg.train.early_stopping_patience))
     return callbacks
