@@ -34,6 +34,9 @@ class DataConfig:
         normalization: one of ``NORMALIZATIONS``; ``percentile-volume`` rescales each patient's
             stack between its ``percentiles`` (the LGG reference's 10th-99th).
         roi_expansion: crop the tumour box widened by this factor; ``None`` keeps whole slices.
+        roi_coords: append two position channels to each ROI crop (the original slice's row and
+            column at every pixel, -1..1), so the model sees where the tumour lies and how large
+            the box is; the model then takes ``channels`` + 2 inputs. Needs ``roi_expansion``.
         folds: k of the patient-level k-fold; ``fold`` is the held-out one.
         val_fraction: share of the training patients kept for validation/early stopping.
     """
@@ -45,6 +48,7 @@ class DataConfig:
     normalization: str = "percentile-volume"
     percentiles: tuple[float, float] = (10.0, 99.0)
     roi_expansion: float | None = None
+    roi_coords: bool = False
     folds: int = 5
     fold: int = 0
     val_fraction: float = 0.15
@@ -63,6 +67,8 @@ class DataConfig:
             raise ConfigError(f"data.image_size={self.image_size} is too small; use 32 or more")
         if not 0 <= self.fold < max(self.folds, 1):
             raise ConfigError(f"data.fold={self.fold} must lie in 0..{self.folds - 1}")
+        if self.roi_coords and self.roi_expansion is None:
+            raise ConfigError("data.roi_coords=true needs ROI crops; set data.roi_expansion (e.g. 1.5)")
 
 
 @dataclass(frozen=True)

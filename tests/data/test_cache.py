@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from braintumor.data.cache import Preprocessing, build_cache
+from braintumor.data.cache import Preprocessing, build_cache, cache_key
 from braintumor.data.dataset import CachedDataset, positions_for_patients
 from braintumor.data.index import Sample, SampleIndex
 from braintumor.data.preprocess import normalize_images, normalize_with_percentiles, resize_square
@@ -61,6 +61,24 @@ def test_roi_cache_drops_empty_masks(tmp_path: Path) -> None:
     assert store.sample_ids == ["s0", "s2"]
     # a tight 10x22 box is all tumour; padded to a square, 10/22 of it remains
     assert store.masks is not None and abs(store.masks[:, 0].mean() - 10 / 22) < 0.05
+
+
+def test_roi_coords_store(tmp_path: Path) -> None:
+    index = tiny_index(tmp_path)
+    plain = build_cache(index, Preprocessing(image_size=24, roi_expansion=1.0), tmp_path / "c")
+    store = build_cache(
+        index, Preprocessing(image_size=24, roi_expansion=1.0, roi_coords=True), tmp_path / "c"
+    )
+    assert store.path != plain.path and store.images.shape == (2, 3, 24, 24) and store.meta["channels"] == 1
+    assert np.array_equal(store.images[:, :1], plain.images) and -1 <= store.images[:, 1:].mean() <= 1
+    assert cache_key(index, _PreOption(image_size=24)) == cache_key(index, Preprocessing(image_size=24))
+
+
+class _PreOption(Preprocessing):
+    """Preprocessing as recorded before ``roi_coords`` existed."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: v for k, v in super().to_dict().items() if k != "roi_coords"}
 
 
 def test_dataset_contract_and_transforms(tmp_path: Path) -> None:

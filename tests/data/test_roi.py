@@ -77,3 +77,81 @@ def test_non_square_box_is_padded_not_stretched() -> None:
 def test_shape_mismatch_is_explained() -> None:
     with pytest.raises(ValueError, match="differs from mask"):
         crop_roi(np.zeros((1, 32, 32), np.float32), np.ones((16, 16), np.uint8), 1.0, 16)
+
+
+def test_coords_inside_a_square_box() -> None:
+    # 65×65 slice: -1..1 over 64 pixel steps. Tight 16 px box, same output size: no resampling.
+    mask = box_mask(16, 32, 24, 40, (65, 65))
+    crop, _ = crop_roi(np.zeros((1, 65, 65), np.float32), mask, 1.0, 16, coords=True)
+    assert crop.shape == (3, 16, 16) and crop.dtype == np.float32
+    assert crop[1, 4, 7] == pytest.approx(2 * 20 / 64 - 1) and crop[2, 4, 7] == pytest.approx(2 * 31 / 64 - 1)
+    assert np.allclose(crop[1], crop[1][:, :1]) and np.allclose(crop[2], crop[2][:1])  # rows / columns
+    # Upsampled 2x (align_corners=False): output pixel j samples box position (j + 0.5) / 2 - 0.5.
+    crop, _ = crop_roi(np.zeros((1, 65, 65), np.float32), mask, 1.0, 32, coords=True)
+    assert crop[1, 0, 0] == pytest.approx(2 * 15.75 / 64 - 1) and crop[1, 31, 0] == pytest.approx(
+        2 * 31.25 / 64 - 1
+    )
+    assert crop[2, 0, 9] == pytest.approx(2 * (24 + 4.25) / 64 - 1)
+
+
+def test_coords_extrapolate_into_the_padding() -> None:
+    # An 8×32 box is padded by 12 rows above and below: output row 0 samples slice row 20 - 12 = 8.
+    mask = box_mask(20, 28, 10, 42, (65, 65))
+    crop, _ = crop_roi(np.zeros((1, 65, 65), np.float32), mask, 1.0, 32, coords=True)
+    assert np.allclose(crop[1, :, 0], 2 * (8 + np.arange(32)) / 64 - 1)
+    assert np.allclose(crop[2, 0], 2 * (10 + np.arange(32)) / 64 - 1)
+
+
+def test_coords_of_a_border_clipped_box() -> None:
+    # rows [0, 2) x2 -> side 8 -> [-3, 5) clipped to [0, 5); cols [30, 34) -> [28, 36). The 5×8 box
+    # is padded by (8 - 5) // 2 = 1 row on top, so output row 0 samples row -1, outside the slice.
+    mask = box_mask(0, 2, 30, 34, (65, 65))
+    crop, _ = crop_roi(np.zeros((1, 65, 65), np.float32), mask, 2.0, 8, coords=True)
+    assert np.allclose(crop[1, :, 3], 2 * (np.arange(8) - 1) / 64 - 1) and crop[1, 0, 0] < -1
+    assert np.allclose(crop[2, 5], 2 * (28 + np.arange(8)) / 64 - 1)
+    # rows [0, 4) and cols [61, 65) x2 -> box (0, 6, 59, 65); 6 px -> 12 px samples (j + 0.5) / 2 - 0.5
+    crop, _ = crop_roi(
+        np.zeros((1, 65, 65), np.float32), box_mask(0, 4, 61, 65, (65, 65)), 2.0, 12, coords=True
+    )
+    assert crop[1, 0, 0] == pytest.approx(2 * -0.25 / 64 - 1) and crop[2, 0, 11] == pytest.approx(
+        2 * 64.25 / 64 - 1
+    )
+
+
+def test_coords_of_the_whole_slice() -> None:
+    # 33 rows × 65 columns: padded by 16 rows above; 65 -> 13 px samples every 5th pixel from 2.
+    mask = box_mask(10, 12, 10, 12, (33, 65))
+    crop, _ = crop_roi(np.zeros((2, 33, 65), np.float32), mask, None, 13, coords=True)
+    assert crop.shape == (4, 13, 13)
+    assert np.allclose(crop[2, :, 0], 2 * (5 * np.arange(13) + 2 - 16) / 32 - 1)
+    assert np.allclose(crop[3, 0], 2 * (5 * np.arange(13) + 2) / 64 - 1)
+
+
+def test_coords_match_the_resize_and_keep_the_image() -> None:
+    image, mask = make_phantom(np.random.default_rng(2), "meningioma", 64, 3)
+    plain, plain_mask = crop_roi(image, mask, 1.5, 48)
+    with_coords, coords_mask = crop_roi(image, mask, 1.5, 48, coords=True)
+    assert with_coords.shape == (5, 48, 48) and with_coords.dtype == np.float32
+    assert np.array_equal(with_coords[:3], plain) and np.array_equal(coords_mask, plain_mask)
+    # Ramps holding each pixel's normalised row/column, cropped like an image, equal the coords
+    # wherever no padding or image border enters the interpolation.
+    ramps = np.stack(np.meshgrid(np.linspace(-1, 1, 64), np.linspace(-1, 1, 64), indexing="ij")).astype(
+        np.float32
+    )
+    square = box_mask(20, 36, 20, 36)
+    resized, _ = crop_roi(ramps, square, 1.0, 40, coords=True)
+    assert np.allclose(resized[:2, 2:-2, 2:-2], resized[2:, 2:-2, 2:-2], atol=1e-5)
+    shrunk, _ = crop_roi(ramps, box_mask(8, 40, 8, 40), 1.0, 12, coords=True)  # antialiased: ~1e-3
+    assert np.allclose(shrunk[:2, 2:-2, 2:-2], shrunk[2:, 2:-2, 2:-2], atol=2e-3)
+
+
+def test_roi_coords_config() -> None:
+    from braintumor.config import DataConfig
+    from braintumor.data.cache import Preprocessing
+    from braintumor.data.roi import coord_channels
+    from braintumor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="roi_coords"):
+        DataConfig(roi_coords=True)
+    assert Preprocessing(roi_expansion=1.5, roi_coords=True).to_dict()["roi_coords"] is True
+    assert coord_channels({"roi_coords": True}) == 2 and coord_channels({}) == 0  # old records: no key

@@ -133,3 +133,30 @@ def test_cli_pipeline_prints_one_json_object(runs: Path, tmp_path: Path) -> None
     assert summary["task"] == "pipeline" and summary["n_folds"] == 1
     assert 0.0 <= summary["mean"]["accuracy"] <= 1.0
     assert (tmp_path / "pipe" / "fold0" / "per_slice.csv").is_file()
+
+
+def test_classifier_input_with_coords() -> None:
+    image = np.random.default_rng(0).random((1, 40, 50)).astype(np.float32)
+    mask = np.zeros((40, 50), np.uint8)
+    whole, used_whole = classifier_input(image, mask, 1.5, 16, coords=True)
+    assert (
+        used_whole
+        and whole.shape == (3, 16, 16)
+        and np.array_equal(whole[:1], classifier_input(image, mask, 1.5, 16)[0])
+    )
+    mask[10:14, 20:24] = 1
+    crop, _ = classifier_input(image, mask, 1.5, 16, coords=True)
+    assert crop.shape == (3, 16, 16) and np.ptp(crop[1]) < np.ptp(whole[1])  # a smaller box: a flatter ramp
+
+
+def test_pipeline_with_a_roi_coords_classifier(runs: Path, tmp_path: Path) -> None:
+    cls = tmp_path / "cls-coords"
+    cls.mkdir()
+    shutil.copy(runs / "seg" / "splits.json", cls / "splits.json")
+    extra = ["data.roi_coords=true", f"data.cache_dir={runs / 'cache'}", f"data.path={runs / 'data'}"]
+    train_fold(load_config(None, [*TINY, *CLS, *extra]), cls, trainer_overrides=QUIET)
+    assert TrainedModel.load(cls, "classify").meta["in_channels"] == 3
+    evaluate_pipeline(runs / "seg", cls, tmp_path / "pipe")
+    fold = json.loads((tmp_path / "pipe" / "fold0" / "metrics.json").read_text())
+    own = json.loads((cls / "metrics.json").read_text())
+    assert fold["accuracy_gt_crop"] == pytest.approx(own["accuracy"], abs=0.1)  # crops made as in training

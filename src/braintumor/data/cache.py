@@ -30,13 +30,18 @@ CACHE_VERSION = 1
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Everything that turns a decoded file into a model input; saved with every model."""
+    """Everything that turns a decoded file into a model input; saved with every model.
+
+    ``channels`` counts image channels; ``roi_coords`` appends 2 position channels to each ROI
+    crop (see :func:`braintumor.data.roi.crop_roi`), so the stored images have ``channels`` + 2.
+    """
 
     image_size: int = 128
     channels: int = 0
     normalization: str = "percentile-volume"
     percentiles: tuple[float, float] = (10.0, 99.0)
     roi_expansion: float | None = None
+    roi_coords: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +50,7 @@ class Preprocessing:
             "normalization": self.normalization,
             "percentiles": list(self.percentiles),
             "roi_expansion": self.roi_expansion,
+            "roi_coords": self.roi_coords,
         }
 
 
@@ -88,7 +94,10 @@ def default_cache_dir() -> Path:
 
 def cache_key(index: SampleIndex, prep: Preprocessing) -> str:
     """Hash of the samples' files (path, size, mtime) and the preprocessing settings."""
-    digest = hashlib.sha256(json.dumps([CACHE_VERSION, prep.to_dict()]).encode())
+    settings = prep.to_dict()
+    if not prep.roi_coords:
+        settings.pop("roi_coords", None)  # stores built before the option keep their keys
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, settings]).encode())
     for row in index.frame.itertuples(index=False):
         for p in (row.image, row.mask):
             stat = os.stat(p) if p else None
@@ -116,7 +125,7 @@ def _decode_patient(
                 continue
             from braintumor.data.roi import crop_roi
 
-            image, mask = crop_roi(image, mask, prep.roi_expansion, prep.image_size)
+            image, mask = crop_roi(image, mask, prep.roi_expansion, prep.image_size, prep.roi_coords)
         else:
             image, mask = resize_square(image, prep.image_size, mask)
         out.append((r, image, mask))
@@ -167,14 +176,16 @@ def _write_store(
     results: dict[int, tuple[np.ndarray, np.ndarray | None]],
     channels: int,
 ) -> ArrayStore:
+    from braintumor.data.roi import coord_channels
+
     rows = [int(r) for r in sorted(results)]
-    size = prep.image_size
+    size, stored = prep.image_size, channels + coord_channels(prep.to_dict())
     has_masks = any(results[r][1] is not None for r in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         images = np.lib.format.open_memmap(
-            tmp / "images.npy", "w+", np.float16, (len(rows), channels, size, size)
+            tmp / "images.npy", "w+", np.float16, (len(rows), stored, size, size)
         )
         masks = None
         if has_masks:
@@ -191,7 +202,7 @@ def _write_store(
         meta = {
             "version": CACHE_VERSION,
             "preprocessing": prep.to_dict(),
-            "channels": channels,
+            "channels": channels,  # image channels (without roi_coords' position channels)
             "classes": index.classes,
             "rows": rows,
             "labels": [int(v) for v in frame["label_index"]],

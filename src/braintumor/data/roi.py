@@ -10,17 +10,30 @@ Conventions:
     * ``crop_roi`` then zero-pads the crop symmetrically to a square (keeping its aspect ratio)
       and resizes it with :func:`braintumor.data.preprocess.resize_square`, the same resize the
       whole-slice path uses (antialiased bilinear for the image, area + 0.5 threshold for the mask).
+    * With ``coords`` (CoordConv-style), two channels are appended: the row and the column of the
+      original slice each output pixel samples, scaled to [-1, 1] between the slice's first and last
+      pixel centres. They are exact (computed from the box, padding and resize, not resampled), so
+      the padded margin extrapolates linearly; together they tell where the crop was and how large.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from braintumor.data.preprocess import resize_square
 
 MIN_SIDE = 8
+COORD_CHANNELS = 2
+
+
+def coord_channels(prep: Mapping[str, Any]) -> int:
+    """Position channels a model with preprocessing record ``prep`` takes after the image channels:
+    2 with ``roi_coords``, else 0 (records written before the option have no key)."""
+    return COORD_CHANNELS if prep.get("roi_coords") else 0
 
 
 def _as_2d_mask(mask: np.ndarray) -> np.ndarray:
@@ -86,8 +99,25 @@ def _scale(lo: int, hi: int, expansion: float, min_side: int, limit: int) -> tup
     return max(new_lo, 0), min(new_hi, limit)
 
 
+def roi_coords(box: tuple[int, int, int, int], shape: tuple[int, int], size: int) -> np.ndarray:
+    """2×size×size float32 row and column of the ``shape`` slice sampled by each output pixel of the
+    ``box`` crop (padded to a square as :func:`~braintumor.data.preprocess.pad_to_square`, then
+    resized with pixel centres aligned, ``align_corners=False``); -1/+1 = first/last pixel centre."""
+    r0, r1, c0, c1 = box
+    side = max(r1 - r0, c1 - c0)
+    centres = (np.arange(size) + 0.5) * side / size - 0.5  # in the padded square
+
+    def axis(start: int, extent: int, length: int) -> np.ndarray:
+        pos = start - (side - extent) // 2 + centres
+        return 2 * pos / max(length - 1, 1) - 1
+
+    rows, cols = axis(r0, r1 - r0, shape[0]), axis(c0, c1 - c0, shape[1])
+    grid = np.stack(np.broadcast_arrays(rows[:, None], cols[None, :]))
+    return grid.astype(np.float32)
+
+
 def crop_roi(
-    image: np.ndarray, mask: np.ndarray, expansion: float | None, size: int
+    image: np.ndarray, mask: np.ndarray, expansion: float | None, size: int, coords: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crop the tumour box (see :func:`roi_box`), pad it to a square and resize it.
 
@@ -96,9 +126,10 @@ def crop_roi(
         mask: H×W (or 1×H×W), nonzero = tumour.
         expansion: box scale factor; None keeps the whole image (pad + resize only).
         size: output side in pixels.
+        coords: append the 2 position channels of :func:`roi_coords` after the image channels.
 
     Returns:
-        image float32 C×size×size and mask uint8 size×size in {0, 1}.
+        image float32 (C [+ 2])×size×size and mask uint8 size×size in {0, 1}.
     """
     img = np.asarray(image)
     m = _as_2d_mask(mask)
@@ -109,10 +140,14 @@ def crop_roi(
     if size < 1:
         raise ValueError(f"size={size}; expected a positive side length")
     binary = (m > 0).astype(np.uint8)
-    if expansion is not None:
-        r0, r1, c0, c1 = roi_box(binary, expansion)
-        img, binary = img[:, r0:r1, c0:c1], binary[r0:r1, c0:c1]
-    out, out_mask = resize_square(img.astype(np.float32, copy=False), size, binary)
+    box = (0, m.shape[0], 0, m.shape[1]) if expansion is None else roi_box(binary, expansion)
+    r0, r1, c0, c1 = box
+    out, out_mask = resize_square(
+        img[:, r0:r1, c0:c1].astype(np.float32, copy=False), size, binary[r0:r1, c0:c1]
+    )
     if out_mask is None:  # cannot happen: a mask was passed in
         raise RuntimeError("resize_square returned no mask")
-    return out.astype(np.float32, copy=False), out_mask.astype(np.uint8, copy=False)
+    out = out.astype(np.float32, copy=False)
+    if coords:
+        out = np.concatenate([out, roi_coords(box, m.shape, size)])
+    return out, out_mask.astype(np.uint8, copy=False)

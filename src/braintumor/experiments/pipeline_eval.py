@@ -42,15 +42,16 @@ PIPELINE_KEYS = (
 
 
 def classifier_input(
-    image: np.ndarray, mask: np.ndarray, expansion: float, size: int
+    image: np.ndarray, mask: np.ndarray, expansion: float, size: int, coords: bool = False
 ) -> tuple[np.ndarray, bool]:
     """The classifier's size×size input: the mask's box widened by ``expansion``, or the whole
-    slice when the mask is empty. Returns (float32 C×size×size, whether the whole slice was used)."""
+    slice when the mask is empty; ``coords`` appends the position channels (``roi_coords``).
+    Returns (float32 C×size×size, whether the whole slice was used)."""
     from braintumor.data.roi import crop_roi
 
     if not np.any(mask):
-        return crop_roi(image, mask, None, size)[0], True
-    return crop_roi(image, mask, expansion, size)[0], False
+        return crop_roi(image, mask, None, size, coords)[0], True
+    return crop_roi(image, mask, expansion, size, coords)[0], False
 
 
 def _labels(cls_classes: list[str], labels: list[str], source: Path) -> list[int]:
@@ -104,9 +105,9 @@ def _score_patient(
     if not tumour:
         return
     classes, expansion = list(cls.meta["classes"]), float(cls.prep["roi_expansion"])
-    images = cls.normalised(raws)
-    pipe = [classifier_input(images[i], preds[i], expansion, cls.size) for i in tumour]
-    gt = [classifier_input(images[i], truths[i], expansion, cls.size)[0] for i in tumour]
+    coords, images = bool(cls.prep.get("roi_coords")), cls.normalised(raws)
+    pipe = [classifier_input(images[i], preds[i], expansion, cls.size, coords) for i in tumour]
+    gt = [classifier_input(images[i], truths[i], expansion, cls.size, coords)[0] for i in tumour]
     sids = [str(frame["sample_id"].iloc[i]) for i in tumour]
     target = _labels(classes, [str(frame["label"].iloc[i]) for i in tumour], cls.run_dir)
     pipe_logits, gt_logits = cls.forward(np.stack([x for x, _ in pipe])), cls.forward(np.stack(gt))

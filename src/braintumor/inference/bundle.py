@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from braintumor.data.roi import coord_channels
 from braintumor.inference.bundle_checks import check_compatible, check_meta, no_tumour_class
 from braintumor.inference.bundle_store import BundleError, BundleReader
 
@@ -61,13 +62,19 @@ class BundleModel:
 
     @property
     def prep(self) -> dict[str, Any]:
-        """Preprocessing record (image_size, channels, normalization, percentiles, roi_expansion)."""
+        """Preprocessing record (image_size, channels, normalization, percentiles, roi_expansion,
+        roi_coords: absent in metadata written before the option, meaning False)."""
         prep: dict[str, Any] = self.meta["preprocessing"]
         return prep
 
     @property
     def in_channels(self) -> int:
         return int(self.meta["in_channels"])
+
+    @property
+    def image_channels(self) -> int:
+        """Channels taken from the slice: ``in_channels`` less any ``roi_coords`` position channels."""
+        return self.in_channels - coord_channels(self.prep)
 
     @property
     def classes(self) -> list[str]:

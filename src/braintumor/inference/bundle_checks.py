@@ -3,7 +3,9 @@
 What must match between the models, and what need not:
 
 * **Input channels must be equal.** Every model reads the same decoded slice, so a 3-channel
-  (LGG pre/FLAIR/post) segmenter cannot share inputs with a 1-channel (T1-CE) classifier.
+  (LGG pre/FLAIR/post) segmenter cannot share inputs with a 1-channel (T1-CE) classifier. A ROI
+  classifier with ``roi_coords`` takes 2 position channels more than the slice has; they are
+  not counted.
 * **image_size, normalization and percentiles may differ.** Each model's preprocessing (read from
   its own metadata) is applied to the raw slice separately, and the ROI crop is resized to the
   classifier's own ``image_size``, exactly as the training cache built its crops, so the crop
@@ -22,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from braintumor.config import NORMALIZATIONS
+from braintumor.data.roi import coord_channels
 from braintumor.inference.bundle_store import BundleError
 
 NO_TUMOUR_NAMES = (
@@ -61,6 +64,16 @@ def check_preprocessing(prep: Any, where: str) -> None:
     expansion = prep.get("roi_expansion")
     if expansion is not None and (not isinstance(expansion, int | float) or expansion < 1):
         raise BundleError(f"{where}: preprocessing.roi_expansion={expansion!r}; expected None or >= 1")
+    coords = prep.get("roi_coords", False)
+    if not isinstance(coords, bool) or (coords and expansion is None):
+        raise BundleError(
+            f"{where}: preprocessing.roi_coords={coords!r}; expected a bool, true only with roi_expansion"
+        )
+
+
+def image_channels(meta: dict[str, Any]) -> int:
+    """Channels a model reads from the slice: ``in_channels`` less any ``roi_coords`` channels."""
+    return int(meta["in_channels"]) - coord_channels(meta["preprocessing"])
 
 
 def check_meta(meta: dict[str, Any], where: str) -> None:
@@ -88,6 +101,10 @@ def check_meta(meta: dict[str, Any], where: str) -> None:
     if meta["task"] == "classify" and len(classes) < 2:
         raise BundleError(f"{where}: a classifier needs at least 2 'classes', got {classes}")
     check_preprocessing(meta.get("preprocessing"), where)
+    if image_channels(meta) < 1:
+        raise BundleError(
+            f"{where}: 'in_channels'={in_channels} leaves no image channel beside roi_coords' 2"
+        )
 
 
 def check_compatible(
@@ -123,7 +140,7 @@ def check_compatible(
                 f"{', '.join(NO_TUMOUR_NAMES[:6])}, no, normal"
             )
     roles = {"seg": seg, "cls": cls, "gate": gate}
-    channels = {role: int(meta["in_channels"]) for role, meta in roles.items() if meta is not None}
+    channels = {role: image_channels(meta) for role, meta in roles.items() if meta is not None}
     if len(set(channels.values())) > 1:
         shown = ", ".join(f"{where[r]} takes {c}" for r, c in channels.items())
         problems.append(

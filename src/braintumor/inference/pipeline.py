@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
-from braintumor.data.roi import crop_roi, foreground_box
+from braintumor.data.roi import coord_channels, crop_roi, foreground_box
 from braintumor.errors import ConfigError
 from braintumor.evaluation.postprocess import postprocess
 from braintumor.inference.backends import Backend
@@ -98,6 +98,7 @@ class SliceEngine:
         self.bundle, self.backend, self.settings = bundle, backend, settings
         cls = bundle.models.get("cls")
         self.cls_size = int(cls.prep["image_size"]) if cls else 0
+        self.cls_coords = bool(cls and coord_channels(cls.prep))
         classes = cls.classes if cls else []
         no = no_tumour_class(classes)
         self.keep = [i for i, c in enumerate(classes) if c != no]  # tumour classes of the ROI model
@@ -196,7 +197,7 @@ class SliceEngine:
             prepared, i = items[k]
             if prepared.cls_native is None:
                 raise ValueError(f"{prepared.scan.source}: prepared without the classifier's input")
-            crop, _ = crop_roi(prepared.cls_native[i], mask, expansion, self.cls_size)
+            crop, _ = crop_roi(prepared.cls_native[i], mask, expansion, self.cls_size, self.cls_coords)
             crops.append(crop)
         x = np.stack(crops)
         probs = self._probs("cls", x, "classify")[..., self.keep]

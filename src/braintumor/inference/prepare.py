@@ -47,7 +47,7 @@ _EXAMPLE = {1: "e.g. grayscale T1-CE slices", 3: "e.g. LGG pre-contrast/FLAIR/po
 def _slices_for(scan: Scan, model: BundleModel) -> np.ndarray:
     """The scan's slices with a channel count the model accepts (else DataError naming the input)."""
     slices = scan.slices
-    native, wanted = scan.channels, model.in_channels
+    native, wanted = scan.channels, model.image_channels
     if int(model.prep["channels"]) > 0 or native == wanted:
         return slices  # to_channels_first converts as in training, or nothing to convert
     if (
@@ -93,7 +93,7 @@ def normalised_all(scan: Scan, models: list[BundleModel]) -> dict[str, np.ndarra
     and method share one conversion and one percentile computation per slice or volume."""
     groups: dict[tuple[int, int, str], list[BundleModel]] = {}
     for model in models:
-        key = (int(model.prep["channels"]), model.in_channels, _method(scan, model))
+        key = (int(model.prep["channels"]), model.image_channels, _method(scan, model))
         groups.setdefault(key, []).append(model)
     out: dict[str, np.ndarray] = {}
     for (_, _, method), members in groups.items():

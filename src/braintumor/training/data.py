@@ -21,7 +21,9 @@ from braintumor.data.transforms import eval_transforms, train_transforms
 
 def preprocessing_of(cfg: DataConfig) -> Preprocessing:
     """The preprocessing part of a data config (saved with every model)."""
-    return Preprocessing(cfg.image_size, cfg.channels, cfg.normalization, cfg.percentiles, cfg.roi_expansion)
+    return Preprocessing(
+        cfg.image_size, cfg.channels, cfg.normalization, cfg.percentiles, cfg.roi_expansion, cfg.roi_coords
+    )
 
 
 def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
@@ -52,7 +54,13 @@ class FoldData:
 
     @property
     def in_channels(self) -> int:
+        """The model's input channels: image channels (+ 2 position channels with ``roi_coords``)."""
         return int(self.store.images.shape[1])
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the decoded image alone (what ``data.channels`` records)."""
+        return int(self.store.meta["channels"])  # type: ignore[call-overload]
 
 
 def positions(store: ArrayStore, splits: Splits, fold: int, part: str) -> list[int]:

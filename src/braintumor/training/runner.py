@@ -142,7 +142,7 @@ def train_fold(
 
 def _resolved(cfg: ExperimentConfig, fold: FoldData) -> ExperimentConfig:
     """Record the channel count and fold actually used."""
-    data = replace(cfg.data, channels=fold.in_channels, fold=fold.fold)
+    data = replace(cfg.data, channels=fold.image_channels, fold=fold.fold)
     return replace(cfg, data=data, model=replace(cfg.model, in_channels=fold.in_channels))
 
 
