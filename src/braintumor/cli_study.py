@@ -142,3 +142,35 @@ def experiment_pipeline(
         out.print(table)
 
     run_guarded(go)
+
+
+@experiment_app.command("fuse")
+def experiment_fuse(
+    cls: Annotated[Path, typer.Option("--cls", help="Tumour-region classification run (CV folder or fold).")],
+    out_dir: OutOpt,
+    weight: Annotated[float, typer.Option(help="The CNN's share of the averaged probabilities.")] = 0.5,
+    trees: Annotated[int, typer.Option(help="Trees in the random forest.")] = 1000,
+    json_out: JsonFlag = False,
+) -> None:
+    """Average a tumour-region CNN's probabilities with those of a random forest on where the tumour
+    is, how large and how bright (fitted per fold on the CNN's own training patients), and score the
+    CNN, the forest and the fusion on each fold's unseen patients.
+
+    Example:
+      braintumor experiment fuse --cls runs/figshare-roi-cpu --out runs/figshare-roi-fused
+    """
+    from braintumor.experiments.fusion import fuse_run
+
+    def go() -> None:
+        summary = fuse_run(cls, out_dir, weight=weight, trees=trees)
+        if json_out:
+            emit_json({"out": str(out_dir), **summary})
+            return
+        table = Table(title=f"CNN + region-feature forest ({summary['n_folds']} folds) -> {out_dir}")
+        for h in ("metric", "mean", "std"):
+            table.add_column(h)
+        for key, value in summary["mean"].items():
+            table.add_row(key, f"{value:.4f}", f"{summary['std'][key]:.4f}")
+        out.print(table)
+
+    run_guarded(go)

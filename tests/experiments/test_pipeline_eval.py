@@ -160,3 +160,62 @@ def test_pipeline_with_a_roi_coords_classifier(runs: Path, tmp_path: Path) -> No
     fold = json.loads((tmp_path / "pipe" / "fold0" / "metrics.json").read_text())
     own = json.loads((cls / "metrics.json").read_text())
     assert fold["accuracy_gt_crop"] == pytest.approx(own["accuracy"], abs=0.1)  # crops made as in training
+
+
+def test_fusion_scores_cnn_forest_and_their_average(runs: Path, tmp_path: Path) -> None:
+    from braintumor.experiments.fusion import fuse_run
+
+    summary = fuse_run(runs / "cls", tmp_path / "fused", trees=20)
+    fold = json.loads((tmp_path / "fused" / "fold0" / "metrics.json").read_text())
+    own = json.loads((runs / "cls" / "metrics.json").read_text())
+    assert fold["accuracy_cnn"] == pytest.approx(own["accuracy"])  # the run's own test predictions
+    assert fold["n"] == own["n"]
+    table = pd.read_csv(tmp_path / "fused" / "fold0" / "predictions.csv", dtype={"sample_id": str})
+    cnn = pd.read_csv(runs / "cls" / "predictions.csv", dtype={"sample_id": str}).set_index("sample_id")
+    assert sorted(table["sample_id"]) == sorted(cnn.index)  # exactly the CNN's unseen test slices
+    probs = table[[c for c in table.columns if c.startswith("prob_")]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    classes = json.loads((runs / "cls" / "checkpoints" / "best.json").read_text())["classes"]
+    assert list(table["pred_cnn"]) == [classes[int(i)] for i in cnn.loc[table["sample_id"], "pred"]]
+    assert summary["mean"]["accuracy"] == pytest.approx(fold["accuracy"])
+    # weight 1 is the CNN alone, weight 0 the forest alone
+    only_cnn = fuse_run(runs / "cls", tmp_path / "cnn", weight=1.0, trees=20)
+    assert only_cnn["mean"]["accuracy"] == pytest.approx(fold["accuracy_cnn"])
+    only_forest = fuse_run(runs / "cls", tmp_path / "forest", weight=0.0, trees=20)
+    assert only_forest["mean"]["accuracy"] == pytest.approx(fold["accuracy_forest"])
+    with pytest.raises(ValueError, match="weight"):
+        fuse_run(runs / "cls", tmp_path / "bad", weight=1.5)
+    with pytest.raises(DataError, match="tumour-region"):
+        fuse_run(runs / "seg", tmp_path / "bad")
+
+
+def test_fuse_cli(runs: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from braintumor.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "experiment",
+            "fuse",
+            "--cls",
+            str(runs / "cls"),
+            "--out",
+            str(tmp_path / "f"),
+            "--trees",
+            "10",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["task"] == "fusion" and 0.0 <= summary["mean"]["accuracy"] <= 1.0
+    (runs / "cls" / "predictions.csv").rename(tmp_path / "moved.csv")
+    try:
+        result = CliRunner().invoke(
+            app, ["experiment", "fuse", "--cls", str(runs / "cls"), "--out", str(tmp_path / "g")]
+        )
+        assert result.exit_code != 0 and "predictions.csv" in result.output
+    finally:
+        (tmp_path / "moved.csv").rename(runs / "cls" / "predictions.csv")
