@@ -18,6 +18,7 @@ Layout of the output folder (a cross-validation folder, so ``braintumor report``
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +71,23 @@ def _cnn_probabilities(run_dir: Path, classes: list[str], sample_ids: list[str])
     return frame.loc[sample_ids, columns].to_numpy(dtype=float)
 
 
-def fuse_fold(
-    run_dir: Path, out_dir: Path, weight: float = 0.5, trees: int = 1000, seed: int = 0,
-    cache: dict[str, dict[str, float] | None] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Fit the forest on one fold's training patients and score CNN, forest and fusion on its test
-    patients; ``weight`` is the CNN's share of the averaged probabilities."""
-    from sklearn.ensemble import RandomForestClassifier
+@dataclass
+class FoldRegions:
+    """Region features and labels of one fold's training (train + val) and test tumour slices."""
 
+    classes: list[str]
+    x_train: pd.DataFrame
+    y_train: list[int]
+    x_test: pd.DataFrame
+    y_test: list[int]
+
+
+def fold_regions(run_dir: Path, cache: dict[str, dict[str, float] | None] | None = None) -> FoldRegions:
+    """Region features of a tumour-region classification run's fold, split as its ``splits.json``.
+
+    Raises:
+        DataError: not a tumour-region classification run, or no tumour slice on one side.
+    """
     from braintumor.config import load_config
     from braintumor.data.splits import Splits
     from braintumor.training.data import load_index
@@ -100,15 +110,44 @@ def fuse_fold(
     if x_train.empty or x_test.empty:
         raise DataError(run_dir, "no training or no test slice with a tumour mask; nothing to fuse")
     label_of = dict(zip(frame["sample_id"].astype(str), frame["label"].astype(str), strict=True))
-    labels = [classes.index(label_of[s]) for s in x_train.index]
+    return FoldRegions(
+        classes, x_train, [classes.index(label_of[s]) for s in x_train.index],
+        x_test, [classes.index(label_of[s]) for s in x_test.index],
+    )  # fmt: skip
+
+
+def fit_region_forest(x: pd.DataFrame, y: list[int], trees: int = 1000, seed: int = 0) -> Any:
+    """A random forest (scikit-learn; leaves of at least 2 slices) on region features."""
+    from sklearn.ensemble import RandomForestClassifier
+
     forest = RandomForestClassifier(n_estimators=trees, min_samples_leaf=2, random_state=seed, n_jobs=1)
-    forest.fit(x_train.to_numpy(), labels)
-    sids = [str(s) for s in x_test.index]
-    p_forest = np.zeros((len(sids), len(classes)))
-    p_forest[:, forest.classes_] = forest.predict_proba(x_test.to_numpy())
+    return forest.fit(x.to_numpy(), y)
+
+
+def forest_probabilities(forest: Any, x: pd.DataFrame | np.ndarray, n_classes: int) -> np.ndarray:
+    """N×``n_classes`` probabilities (zero for a class the forest never saw in training)."""
+    out = np.zeros((len(x), n_classes))
+    out[:, forest.classes_] = forest.predict_proba(np.asarray(x, dtype=float))
+    return out
+
+
+def fuse_fold(
+    run_dir: Path, out_dir: Path, weight: float = 0.5, trees: int = 1000, seed: int = 0,
+    cache: dict[str, dict[str, float] | None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Fit the forest on one fold's training patients and score CNN, forest and fusion on its test
+    patients; ``weight`` is the CNN's share of the averaged probabilities."""
+    from braintumor.config import load_config
+
+    data = fold_regions(run_dir, cache)
+    classes = data.classes
+    forest = fit_region_forest(data.x_train, data.y_train, trees, seed)
+    sids = [str(s) for s in data.x_test.index]
+    p_forest = forest_probabilities(forest, data.x_test, len(classes))
     p_cnn = _cnn_probabilities(run_dir, classes, sids)
     p_fused = weight * p_cnn + (1 - weight) * p_forest
-    target = np.asarray([classes.index(label_of[s]) for s in sids])
+    target = np.asarray(data.y_test)
+    cfg = load_config(run_dir / "config.yaml")
     reports = {}
     for name, probs in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest)):
         acc = ClassificationAccumulator(classes, inputs="probs")
