@@ -117,6 +117,13 @@ def experiment_pipeline(
     postprocess: Annotated[
         bool, typer.Option("--postprocess/--no-postprocess", help="Largest component + fill holes.")
     ] = True,
+    fuse_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--fuse-weight",
+            help="Also score the classifier averaged with a region-feature forest: the CNN's share (0.5).",
+        ),
+    ] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Segment -> crop the predicted tumour -> classify, scored on each fold's unseen patients, from two
@@ -129,7 +136,7 @@ def experiment_pipeline(
     from braintumor.experiments.pipeline_eval import evaluate_pipeline
 
     def go() -> None:
-        summary = evaluate_pipeline(seg, cls, out_dir, postprocess=postprocess)
+        summary = evaluate_pipeline(seg, cls, out_dir, postprocess=postprocess, fuse_weight=fuse_weight)
         if json_out:
             emit_json({"out": str(out_dir), **summary})
             return

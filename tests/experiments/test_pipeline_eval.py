@@ -219,3 +219,15 @@ def test_fuse_cli(runs: Path, tmp_path: Path) -> None:
         assert result.exit_code != 0 and "predictions.csv" in result.output
     finally:
         (tmp_path / "moved.csv").rename(runs / "cls" / "predictions.csv")
+
+
+def test_pipeline_fusion_matches_fuse_and_weight_one_is_the_cnn(runs: Path, tmp_path: Path) -> None:
+    from braintumor.experiments.fusion import fuse_run
+
+    fused = evaluate_pipeline(runs / "seg", runs / "cls", tmp_path / "pipe", fuse_weight=0.5)["folds"][0]
+    on_truth = fuse_run(runs / "cls", tmp_path / "fused", weight=0.5)["folds"][0]
+    assert fused["accuracy_gt_crop_fused"] == pytest.approx(on_truth["accuracy"])  # same forest, same masks
+    assert (tmp_path / "pipe" / "fold0" / "confusion_fused.png").is_file()
+    cnn_only = evaluate_pipeline(runs / "seg", runs / "cls", tmp_path / "pipe1", fuse_weight=1.0)["folds"][0]
+    assert cnn_only["accuracy_fused"] == pytest.approx(cnn_only["accuracy"])
+    assert cnn_only["accuracy_gt_crop_fused"] == pytest.approx(cnn_only["accuracy_gt_crop"])

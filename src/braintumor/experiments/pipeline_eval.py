@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from braintumor.errors import DataError
 from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator
@@ -38,6 +39,7 @@ from braintumor.io_utils import atomic_write, atomic_write_json
 PIPELINE_KEYS = (
     "dice_per_patient_mean", "dice_per_slice_mean", "iou", "precision", "recall",
     "accuracy", "macro_f1", "balanced_accuracy", "accuracy_gt_crop", "macro_f1_gt_crop", "fallback_fraction",
+    "accuracy_fused", "macro_f1_fused", "accuracy_gt_crop_fused",
 )  # fmt: skip
 
 
@@ -81,6 +83,31 @@ def _check_same_test(seg_dir: Path, cls_dir: Path) -> None:
 
 
 @dataclass
+class _Fusion:
+    """A region-feature forest fitted on the classifier's training patients, and the CNN's share."""
+
+    forest: Any
+    weight: float
+    pipeline: ClassificationAccumulator
+    gt: ClassificationAccumulator
+
+    def fuse(self, logits: torch.Tensor, images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+        """CNN probabilities averaged with the forest's on each (raw slice, mask); the CNN's alone
+        where the mask is empty (the whole slice was classified)."""
+        from braintumor.analysis.region_features import region_features
+        from braintumor.experiments.fusion import forest_probabilities
+
+        cnn = logits.softmax(dim=1).numpy().astype(float)
+        out = cnn.copy()
+        rows = [i for i, m in enumerate(masks) if np.any(m)]
+        if rows:
+            feats = np.array([list(region_features(images[i], masks[i]).values()) for i in rows])
+            forest = forest_probabilities(self.forest, feats, cnn.shape[1])
+            out[rows] = self.weight * cnn[rows] + (1 - self.weight) * forest
+        return out
+
+
+@dataclass
 class _Scores:
     """Accumulators of one fold: Dice, pipeline classification, ground-truth-crop classification."""
 
@@ -88,6 +115,7 @@ class _Scores:
     pipeline: ClassificationAccumulator
     gt: ClassificationAccumulator
     rows: list[dict[str, Any]] = field(default_factory=list)
+    fusion: _Fusion | None = None
 
 
 def _score_patient(
@@ -113,6 +141,12 @@ def _score_patient(
     pipe_logits, gt_logits = cls.forward(np.stack([x for x, _ in pipe])), cls.forward(np.stack(gt))
     scores.pipeline.add(pipe_logits, np.asarray(target), sids)
     scores.gt.add(gt_logits, np.asarray(target), sids)
+    if scores.fusion is not None:
+        raw = [raws[i] for i in tumour]
+        fused = scores.fusion.fuse(pipe_logits, raw, [preds[i] for i in tumour])
+        fused_gt = scores.fusion.fuse(gt_logits, raw, [truths[i] for i in tumour])
+        scores.fusion.pipeline.add(fused, np.asarray(target), sids)
+        scores.fusion.gt.add(fused_gt, np.asarray(target), sids)
     for j, sid in enumerate(sids):
         scores.rows.append({"sample_id": sid, "patient_id": pid, "target": classes[target[j]],
                             "crop": "whole slice (empty mask)" if pipe[j][1] else "predicted mask",
@@ -121,9 +155,11 @@ def _score_patient(
 
 
 def evaluate_pipeline_fold(
-    seg_dir: Path, cls_dir: Path, out_dir: Path, postprocess: bool = True
+    seg_dir: Path, cls_dir: Path, out_dir: Path, postprocess: bool = True, fuse_weight: float | None = None
 ) -> dict[str, Any]:
-    """Score the pipeline of one fold (the seg run's data and test patients); writes ``out_dir``."""
+    """Score the pipeline of one fold (the seg run's data and test patients); writes ``out_dir``.
+    With ``fuse_weight`` (the CNN's share), the classifier is also scored averaged with a
+    region-feature forest (:mod:`braintumor.experiments.fusion`) fitted on its training patients."""
     from braintumor.config import load_config
     from braintumor.training.data import load_index
 
@@ -142,6 +178,14 @@ def evaluate_pipeline_fold(
         ClassificationAccumulator(classes, "logits"),
         ClassificationAccumulator(classes, "logits"),
     )
+    if fuse_weight is not None:
+        from braintumor.experiments.fusion import fit_region_forest, fold_regions
+
+        regions = fold_regions(cls_dir)
+        scores.fusion = _Fusion(
+            fit_region_forest(regions.x_train, regions.y_train), fuse_weight,
+            ClassificationAccumulator(classes, "probs"), ClassificationAccumulator(classes, "probs"),
+        )  # fmt: skip
     for pid, positions in patients(test):
         frame = test.frame.loc[positions]
         frame = frame[frame["mask"].astype(str) != ""]
@@ -178,6 +222,13 @@ def _write_fold(out_dir: Path, scores: _Scores, facts: dict[str, Any]) -> dict[s
         "per_class": pipe["per_class"], "confusion": pipe["confusion"],
         "per_patient": per_patient.to_dict("records"),
     }  # fmt: skip
+    if scores.fusion is not None:
+        fused, fused_gt = scores.fusion.pipeline.report(), scores.fusion.gt.report()
+        metrics.update(accuracy_fused=fused["accuracy"], macro_f1_fused=fused["macro_f1"],
+                       accuracy_gt_crop_fused=fused_gt["accuracy"], fuse_weight=scores.fusion.weight,
+                       confusion_fused=fused["confusion"])  # fmt: skip
+        figure = plot_confusion_matrix(fused["confusion"], pipe_acc.class_names)
+        save_figure(figure, out_dir / "confusion_fused.png")
     save_figure(plot_confusion_matrix(pipe["confusion"], pipe_acc.class_names), out_dir / "confusion.png")
     atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
@@ -196,7 +247,11 @@ def aggregate_pipeline(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate_pipeline(
-    seg: str | Path, cls: str | Path, out: str | Path, postprocess: bool = True
+    seg: str | Path,
+    cls: str | Path,
+    out: str | Path,
+    postprocess: bool = True,
+    fuse_weight: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate the pipeline on every fold that both runs finished (CV folders or single runs).
 
@@ -205,6 +260,8 @@ def evaluate_pipeline(
         cls: ROI classification run trained on the same splits.
         out: output folder (see the module docstring).
         postprocess: keep the largest component of the predicted mask and fill its holes.
+        fuse_weight: also score the classifier averaged with a region-feature forest (the CNN's
+            share of the probabilities); the forest's features come from the same masks.
 
     Returns:
         The aggregate written to ``out/cv_metrics.json``.
@@ -217,7 +274,8 @@ def evaluate_pipeline(
         )
     out = Path(out)
     results = [
-        evaluate_pipeline_fold(seg_runs[k], cls_runs[k], out / f"fold{k}", postprocess) for k in common
+        evaluate_pipeline_fold(seg_runs[k], cls_runs[k], out / f"fold{k}", postprocess, fuse_weight)
+        for k in common
     ]
     summary = aggregate_pipeline(results)
     atomic_write_json(out / "cv_metrics.json", summary)
