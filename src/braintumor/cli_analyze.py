@@ -117,20 +117,37 @@ def bundle_create(
     command: Annotated[str | None, typer.Option(help="The training command, recorded as is.")] = None,
     data: Annotated[str, typer.Option(help="Free-text description of the training data.")] = "",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+    fuse_forest: Annotated[
+        bool,
+        typer.Option(
+            "--fuse-forest",
+            help="Fit a random forest on where the tumour is, how large and how bright (the --cls run's "
+            "training patients) and average it with the classifier at analysis.",
+        ),
+    ] = False,
+    fuse_weight: Annotated[
+        float, typer.Option("--fuse-weight", help="The classifier's share of the fused probabilities.")
+    ] = 0.5,
+    forest_trees: Annotated[int, typer.Option("--forest-trees", help="Trees in the fused forest.")] = 300,
     json_out: JsonFlag = False,
 ) -> None:
     """Bundle a segmenter, an optional ROI classifier and an optional gate; refuses models that
     cannot work together. Without --cls the bundle only segments (tumours are labelled "tumour").
+    With --fuse-forest the classifier is fused with a region-feature forest.
 
     Example: braintumor bundle create --seg runs/seg --cls runs/roi --gate runs/gate --out bundles/t1ce --fp16
 
     Example (segmentation only): braintumor bundle create --seg runs/lgg-seg --out bundles/flair
+
+    Example (fused): braintumor bundle create --seg runs/seg --cls runs/roi --fuse-forest --out bundles/fused
     """
     from braintumor.inference.bundle_create import bundle_info, create_bundle
 
     def go() -> None:
         path = create_bundle(seg, cls, out_path, gate=gate, name=name, version=version, fp16=fp16,
-                             zip_output=zip_out, command=command, data=data, overwrite=overwrite)  # fmt: skip
+                             zip_output=zip_out, command=command, data=data, overwrite=overwrite,
+                             fuse_forest=fuse_forest, fuse_weight=fuse_weight,
+                             forest_trees=forest_trees)  # fmt: skip
         info = bundle_info(path)
         emit_json(info) if json_out else out.print(f"bundle written: {path} ({len(info['files'])} files)")
 
@@ -166,6 +183,7 @@ def bundle_info_cmd(
             table.add_row(role, f"{m['model']['name']} in={m['in_channels']} size={prep['image_size']} "
                                 f"{prep['normalization']} score={m.get('best_score')}")  # fmt: skip
             table.add_row(f"{role} metrics", _headline(m.get("metrics", {})))
+        table.add_row("fusion", _fusion(info.get("fusion")))
         table.add_row("data", str(info.get("data") or "-"))
         table.add_row("training", str(info.get("training_command") or "-"))
         table.add_row("dtype", str(info.get("dtype")))
@@ -174,6 +192,15 @@ def bundle_info_cmd(
         out.print(table)
 
     run_guarded(go)
+
+
+def _fusion(fusion: dict[str, Any] | None) -> str:
+    """E.g. ``classifier 0.5 + forest 0.5 (300 trees on 9 region features; fitted on ...)``."""
+    if not fusion:
+        return "none (the classifier alone)"
+    w = float(fusion["weight_cnn"])
+    return (f"classifier {w:g} + forest {1 - w:g} ({fusion['trees']} trees on {len(fusion['features'])} "
+            f"region features; fitted on {fusion.get('fitted_on', '?')})")  # fmt: skip
 
 
 HEADLINE = ("dice_per_patient_mean", "dice_per_slice_mean", "accuracy", "macro_f1", "roc_auc_ovr", "n")

@@ -126,3 +126,26 @@ def test_segmentation_only_bundle(served: Served, tmp_path: Path) -> None:
         body = r.json()
         assert body["class"] == ("tumour" if body["tumour"] else "notumor") and body["probabilities"] == {}
         assert body["images"]["gradcam"] is None and body["images"]["overlay"] is not None
+
+
+def test_fused_bundle(served: Served, tmp_path: Path) -> None:
+    """A bundle fusing a region-feature forest: /api/model shows the fusion (no training paths) and
+    analyses carry both the fused and the classifier's own probabilities."""
+    from braintumor.inference.bundle import load_bundle
+    from braintumor.inference.bundle_create import create_bundle
+
+    runs = served.path.parent
+    path = create_bundle(runs / "seg", runs / "cls", tmp_path / "fused", fuse_forest=True, forest_trees=5)
+    client = make_client(Served(path, served.phantoms, load_bundle(path)))
+    model = client.get("/api/model").json()
+    fusion = model["fusion"]
+    assert set(fusion) == {"weight_cnn", "features", "trees", "seed"} and fusion["trees"] == 5
+    assert fusion["weight_cnn"] == 0.5 and len(fusion["features"]) == 9 and str(runs) not in str(model)
+    tumour_classes = set(model["classes"]) - {"notumor"}
+    for k in range(2):
+        r = upload(client, served.png(k).read_bytes(), name="scan.png")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        expected = tumour_classes if body["tumour"] else set()
+        assert set(body["cnn_probabilities"]) == expected
+        assert not body["tumour"] or set(body["probabilities"]) == tumour_classes

@@ -5,6 +5,7 @@ Modules (one job each):
     bundle_checks  metadata validation; which models can work together
     bundle         load a bundle (safetensors only), default packaged bundle lookup
     bundle_create  create a bundle from training runs; describe one
+    forest         region-feature random forest as safetensors + JSON; numpy predictor
     export         ONNX export into a bundle
     backends       torch (bf16 + channels_last where native) and ONNX Runtime
     sources        inputs: files, folders, NIfTI, DICOM series -> Scan; sanity checks

@@ -8,6 +8,8 @@ Layout (flat; every file listed with its sha256 in ``manifest.json``)::
     seg.safetensors  seg.json        segmentation weights + their training metadata
     cls.safetensors  cls.json        optional ROI classifier (tumour type)
     gate.safetensors gate.json       optional whole-slice tumour/no-tumour classifier
+    forest.safetensors forest.json   optional region-feature random forest fused with the classifier
+                                     (``"fusion"`` in bundle.json; :mod:`~braintumor.inference.forest`)
     seg.onnx  cls.onnx  gate.onnx    optional, written by ``braintumor export B --format onnx``
 
 **Segmentation-only bundles** (e.g. FLAIR LGG, whose data has no tumour-type labels) leave out
@@ -17,6 +19,12 @@ with "upgrade braintumor" rather than a confusing error; bundles with a classifi
 version 1. Analysis then labels tumour slices ``"tumour"`` (:data:`~braintumor.inference.results.
 TUMOUR_LABEL`) with no class probabilities. A gate may accompany a segmenter alone: it vetoes
 tumour-free slices exactly as in a full bundle.
+
+**Fused bundles** record ``"fusion": {"weight_cnn", "features", "trees", "fitted_on"}`` and hold a
+forest over the classifier's classes: analysis averages the classifier's probabilities (weight
+``weight_cnn``) with the forest's on each tumour's region features. They are ``"format_version": 3``
+so that older packages refuse them rather than silently classify with the CNN alone; without the
+key a bundle has no fusion.
 
 Loading verifies every hash, validates every key and shape, and never unpickles code: weights
 are safetensors (float16 ones are cast back to float32), metadata is JSON.
@@ -35,10 +43,13 @@ from torch import nn
 from braintumor.data.roi import coord_channels
 from braintumor.inference.bundle_checks import check_compatible, check_meta, no_tumour_class
 from braintumor.inference.bundle_store import BundleError, BundleReader
+from braintumor.inference.forest import RegionForest, read_fusion
 
 BUNDLE_FORMAT = "braintumor-bundle"
-FORMAT_VERSION = 2  # the newest this package reads; 2 = the classifier may be absent
+FORMAT_VERSION = 3  # the newest this package reads
 FULL_FORMAT_VERSION = 1  # written for bundles with a classifier (readable by older packages)
+SEGMENT_ONLY_FORMAT_VERSION = 2  # the classifier may be absent
+FUSION_FORMAT_VERSION = 3  # a region-feature forest is fused with the classifier
 ROLES = ("seg", "cls", "gate")
 DEFAULT_ANALYSIS: dict[str, Any] = {
     "min_area_px": 10,
@@ -88,11 +99,12 @@ class BundleModel:
 @dataclass
 class Bundle:
     """A loaded, verified bundle. ``models`` maps role (seg, and optionally cls, gate) to
-    :class:`BundleModel`."""
+    :class:`BundleModel`; ``forest`` is the region-feature forest of a fused bundle."""
 
     path: Path
     info: dict[str, Any]
     models: dict[str, BundleModel] = field(default_factory=dict)
+    forest: RegionForest | None = None
 
     @property
     def name(self) -> str:
@@ -113,6 +125,13 @@ class Bundle:
     def classes(self) -> list[str]:
         """The ROI classifier's classes (empty without a classifier)."""
         return list(self.info["classes"])
+
+    @property
+    def fusion(self) -> dict[str, Any] | None:
+        """The ``fusion`` record (``weight_cnn``, ``features``, ``trees``, ``fitted_on``); None
+        when the classifier is used alone."""
+        value = self.info.get("fusion")
+        return dict(value) if value else None
 
     @property
     def gate(self) -> BundleModel | None:
@@ -195,6 +214,8 @@ def load_bundle(path: str | Path, load_onnx: bool = False) -> Bundle:
             )
         if bundle.classes != metas["cls"]["classes"]:
             raise BundleError(f"{reader.where('bundle.json')}: 'classes' differ from cls.json's classes")
+    if info.get("fusion") is not None:
+        bundle.forest = read_fusion(reader, info)
     return bundle
 
 

@@ -3,7 +3,9 @@
 ``create_bundle`` copies each run's ``best.safetensors`` + ``best.json`` (optionally as float16),
 writes ``bundle.json`` and ``manifest.json``, and refuses models that cannot work together
 (see :mod:`braintumor.inference.bundle_checks`). Without a classifier the bundle only segments
-(``classes`` [], ``expansion`` null; see :mod:`braintumor.inference.bundle`). The folder is built
+(``classes`` [], ``expansion`` null; see :mod:`braintumor.inference.bundle`). With ``fuse_forest``
+a region-feature random forest is fitted on the classifier run's training patients (train + val of
+its fold, as :mod:`braintumor.experiments.fusion`) and stored beside it. The folder is built
 beside ``out`` and renamed into place (or zipped), so a failed creation leaves nothing half-written.
 """
 
@@ -24,12 +26,14 @@ from braintumor import __version__
 from braintumor.inference.bundle import (
     BUNDLE_FORMAT,
     DEFAULT_ANALYSIS,
-    FORMAT_VERSION,
     FULL_FORMAT_VERSION,
+    FUSION_FORMAT_VERSION,
+    SEGMENT_ONLY_FORMAT_VERSION,
     build_from_meta,
 )
 from braintumor.inference.bundle_checks import check_compatible, check_meta
 from braintumor.inference.bundle_store import MANIFEST, BundleError, write_manifest
+from braintumor.inference.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
 from braintumor.io_utils import atomic_write, atomic_write_json
 
 FP16_MAX = 65504.0
@@ -107,6 +111,43 @@ def _model_entry(meta: dict[str, Any], metrics: Path | None, source: Path) -> di
     }
 
 
+def fit_fusion(
+    cls_weights: Path, classes: list[str], weight: float, trees: int, seed: int = 0
+) -> tuple[RegionForest, dict[str, Any]]:
+    """The region-feature forest of a ROI classification run (fitted on its training patients)
+    and the bundle's ``fusion`` record.
+
+    Raises:
+        BundleError: weight outside [0, 1], trees < 1, or a run the forest cannot be fitted on.
+    """
+    from braintumor.analysis.region_features import FEATURES
+    from braintumor.errors import BrainTumorError
+    from braintumor.experiments.fusion import fit_region_forest, fold_regions
+
+    if not 0.0 <= weight <= 1.0:
+        raise BundleError(f"--fuse-weight {weight}; expected the CNN's share in [0, 1]")
+    if trees < 1:
+        raise BundleError(f"--forest-trees {trees}; expected at least 1 tree")
+    run = cls_weights.parent.parent
+    try:
+        regions = fold_regions(run)
+    except (BrainTumorError, OSError) as exc:
+        raise BundleError(f"--fuse-forest: cannot fit the forest on {run} ({exc})") from None
+    if regions.classes != classes:
+        raise BundleError(f"{run}: classes {regions.classes} differ from its weights' classes {classes}")
+    fitted = fit_region_forest(regions.x_train, regions.y_train, trees, seed)
+    forest = RegionForest.from_sklearn(fitted, list(FEATURES), classes)
+    fusion = {"weight_cnn": float(weight), "features": list(FEATURES), "trees": trees, "seed": seed,
+              "fitted_on": f"{len(regions.x_train)} slices of {run}"}  # fmt: skip
+    return forest, fusion
+
+
+def _write_forest(forest: RegionForest, folder: Path) -> None:
+    data, meta = forest.to_files()
+    (folder / FOREST_WEIGHTS).write_bytes(data)
+    (folder / FOREST_META).write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def create_bundle(
     seg: str | Path,
     cls: str | Path | None,
@@ -119,6 +160,9 @@ def create_bundle(
     command: str | None = None,
     data: str = "",
     overwrite: bool = False,
+    fuse_forest: bool = False,
+    fuse_weight: float = 0.5,
+    forest_trees: int = 300,
 ) -> Path:
     """Bundle the best weights of a segmentation run, optionally a ROI classification run and
     optionally a whole-slice gate run.
@@ -131,6 +175,9 @@ def create_bundle(
         fp16: store weights as float16 (half the size; loading casts back to float32).
         command, data: the training command and a free-text description of the training data.
         overwrite: replace an existing ``out``.
+        fuse_forest: fit a random forest on region features of ``cls``'s training patients and fuse
+            it with the classifier at analysis (needs ``cls``); ``fuse_weight`` is the
+            classifier's share of the averaged probabilities, ``forest_trees`` the forest's size.
 
     Returns:
         The written folder or zip.
@@ -151,9 +198,18 @@ def create_bundle(
         check_meta(meta, str(sources[role][0].with_suffix(".json")))
     cls_meta = metas.get("cls")
     check_compatible(metas["seg"], cls_meta, metas.get("gate"), {r: str(p) for r, p in runs.items()})
+    forest, fusion = None, None
+    if fuse_forest:
+        if cls_meta is None:
+            raise BundleError(
+                "--fuse-forest fuses a forest with the ROI classifier, and this bundle has none; "
+                "pass --cls RUN or leave out --fuse-forest"
+            )
+        forest, fusion = fit_fusion(sources["cls"][0], list(cls_meta["classes"]), fuse_weight, forest_trees)
+    version_written = FULL_FORMAT_VERSION if cls_meta else SEGMENT_ONLY_FORMAT_VERSION
     info = {
         "format": BUNDLE_FORMAT,
-        "format_version": FULL_FORMAT_VERSION if cls_meta else FORMAT_VERSION,
+        "format_version": FUSION_FORMAT_VERSION if fusion else version_written,
         "name": name or out.with_suffix("").name,
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -165,12 +221,15 @@ def create_bundle(
         "training_command": command,
         "data": data,
         "analysis": DEFAULT_ANALYSIS,
+        **({"fusion": fusion} if fusion else {}),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for role, (weights, _) in sources.items():
             _copy_weights(weights, metas[role], tmp / role, fp16)
+        if forest is not None:
+            _write_forest(forest, tmp)
         atomic_write_json(tmp / "bundle.json", info)
         write_manifest(tmp)
         _publish(tmp, target, zip_output)
@@ -215,6 +274,7 @@ def bundle_info(path: str | Path) -> dict[str, Any]:
         "path": str(path),
         "verified": True,
         "has_classifier": bundle.has_classifier,
+        "fusion": bundle.fusion,
         "onnx": sorted(f for f in reader.files if f.endswith(".onnx")),
         "no_tumour_class": bundle.no_tumour_class,
         "files": files,

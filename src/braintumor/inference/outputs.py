@@ -5,8 +5,8 @@ and the label), ``<name>_mask.png`` ({0,255}) and with Grad-CAM ``<name>_gradcam
 volume the same per tumour slice as ``<name>_s<k>_*.png`` plus, for NIfTI input,
 ``<name>_mask.nii.gz`` with the input's shape and affine. Batch: ``analysis.csv`` (one row per
 input, failures included with their error) and ``slices.csv`` (one row per analysed slice), with a
-``prob_<class>`` column per class (none for segmentation-only bundles) and ``gate_prob_<class>``
-with a gate. Every write is atomic.
+``prob_<class>`` column per class (none for segmentation-only bundles), ``gate_prob_<class>``
+with a gate and ``cnn_prob_<class>`` (the classifier alone) with a fused bundle. Every write is atomic.
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def _row(r: AnalysisResult) -> dict[str, Any]:
         "uncertainty_segmentation": r.uncertainty.segmentation,
         "uncertainty_classification": r.uncertainty.classification,
         **_probs("prob_", r.probabilities), **_probs("gate_prob_", r.gate_probabilities),
+        **_probs("cnn_prob_", r.cnn_probabilities),
         "json": r.outputs.get("json", ""),
     }  # fmt: skip
 
@@ -164,6 +165,7 @@ def _slice_row(r: AnalysisResult, s: SliceResult) -> dict[str, Any]:
         "uncertainty_segmentation": s.uncertainty.segmentation,
         "uncertainty_classification": s.uncertainty.classification,
         **_probs("prob_", s.probabilities), **_probs("gate_prob_", s.gate_probabilities),
+        **_probs("cnn_prob_", s.cnn_probabilities),
         "overlay": s.outputs.get("overlay", ""),
     }  # fmt: skip
 

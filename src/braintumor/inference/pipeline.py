@@ -9,9 +9,14 @@ holding every flipped TTA copy. Per slice:
 3. the ROI (mask box widened by the bundle's expansion) is cropped from the natively normalised
    slice with :func:`braintumor.data.roi.crop_roi`, as the training cache cropped, and classified;
    the ROI classifier's no-tumour class (if any) is dropped and the rest renormalised;
-4. uncertainty from the flip variance; Grad-CAM of the predicted class on request.
+4. with a fused bundle (``fusion`` in bundle.json), the region features of the tumour (raw slice
+   pixels, as read for training, and the predicted mask) go through the bundle's forest, and
+   the probabilities become ``w`` × classifier + (1 − ``w``) × forest over the same classes; the
+   label follows them and the classifier's own stay in ``cnn_probabilities``;
+5. uncertainty from the classifier's flip variance; Grad-CAM of the classifier's predicted class
+   on request.
 
-Without a classifier (segmentation-only bundles) steps 3-4 are skipped: a tumour slice is labelled
+Without a classifier (segmentation-only bundles) steps 3-5 are skipped: a tumour slice is labelled
 :data:`~braintumor.inference.results.TUMOUR_LABEL` with empty ``probabilities`` and no
 classification uncertainty, and Grad-CAM (which explains the classifier) is skipped with one
 warning per engine.
@@ -28,7 +33,7 @@ import torch
 
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
 from braintumor.data.roi import coord_channels, crop_roi, foreground_box
-from braintumor.errors import ConfigError
+from braintumor.errors import ConfigError, DataError
 from braintumor.evaluation.postprocess import postprocess
 from braintumor.inference.backends import Backend
 from braintumor.inference.bundle import Bundle
@@ -103,6 +108,8 @@ class SliceEngine:
         no = no_tumour_class(classes)
         self.keep = [i for i, c in enumerate(classes) if c != no]  # tumour classes of the ROI model
         self.gate_no = bundle.gate.classes.index(bundle.no_tumour_class) if bundle.gate else None
+        fusion = bundle.fusion
+        self.weight_cnn = float(fusion["weight_cnn"]) if fusion and bundle.forest is not None else 1.0
         self._explainer: GradCamExplainer | None = None
         self._warned_gradcam = False
 
@@ -203,13 +210,39 @@ class SliceEngine:
         probs = self._probs("cls", x, "classify")[..., self.keep]
         probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-12)
         mean, var = probs.mean(axis=0), class_variance(probs)
+        fused = self._fuse(items, positives, mean) if self.bundle.forest is not None else None
         names = [self.bundle.classes[i] for i in self.keep]
         predicted = np.asarray(self.keep)[mean.argmax(axis=-1)]
         cams = self.explainer()(x, predicted) if gradcam else None
         for j, (k, mask) in enumerate(positives):
             res = results[k]
-            res.probabilities = dict(zip(names, mean[j].tolist(), strict=True))
-            res.label = names[int(mean[j].argmax())]
+            final = mean[j] if fused is None else fused[j]
+            res.probabilities = dict(zip(names, final.tolist(), strict=True))
+            if fused is not None:
+                res.cnn_probabilities = dict(zip(names, mean[j].tolist(), strict=True))
+            res.label = names[int(final.argmax())]
             res.uncertainty.classification = float(var[j])
             if cams is not None:
                 res.heatmap = paste_heatmap(cams[j], mask, expansion, mask.shape)
+
+    def _fuse(
+        self, items: list[tuple[PreparedScan, int]], positives: list[tuple[int, np.ndarray]], cnn: np.ndarray
+    ) -> np.ndarray:
+        """B×K' fused probabilities over the tumour classes: ``weight_cnn`` × ``cnn`` + the rest ×
+        the forest's on each slice's region features (raw pixels + predicted mask), renormalised."""
+        from braintumor.analysis.region_features import region_features
+
+        forest = self.bundle.forest
+        assert forest is not None
+        rows = []
+        for k, mask in positives:
+            prepared, i = items[k]
+            try:
+                feats = region_features(prepared.scan.slices[i], mask)
+            except ValueError as exc:
+                raise DataError(prepared.scan.source, f"slice {i}: {exc}") from None
+            rows.append([feats[name] for name in forest.features])
+        p = forest.predict_proba(np.asarray(rows))[:, self.keep]
+        p = p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-12)
+        fused = self.weight_cnn * cnn + (1.0 - self.weight_cnn) * p
+        return fused / np.maximum(fused.sum(axis=-1, keepdims=True), 1e-12)

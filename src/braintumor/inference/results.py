@@ -4,7 +4,9 @@
 under the key ``class``. Masks and heat maps stay on the objects (``mask``, ``heatmap``) only.
 
 With a segmentation-only bundle a tumour's class is :data:`TUMOUR_LABEL` (``"tumour"``), its
-``probabilities`` are empty and its classification uncertainty is ``None``.
+``probabilities`` are empty and its classification uncertainty is ``None``. With a fused bundle
+``probabilities`` are the fused ones and ``cnn_probabilities`` the classifier's alone (empty
+otherwise).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class SliceResult:
     label: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     gate_probabilities: dict[str, float] = field(default_factory=dict)
+    cnn_probabilities: dict[str, float] = field(default_factory=dict)
     area_px: int = 0
     area_mm2: float | None = None
     bbox: Box | None = None
@@ -73,6 +76,7 @@ class SliceResult:
             "class": self.label,
             "probabilities": {k: _num(v) for k, v in self.probabilities.items()},
             "gate_probabilities": {k: _num(v) for k, v in self.gate_probabilities.items()},
+            "cnn_probabilities": {k: _num(v) for k, v in self.cnn_probabilities.items()},
             "area_px": self.area_px,
             "area_mm2": _num(self.area_mm2, 3),
             "bbox": list(self.bbox) if self.bbox else None,
@@ -104,6 +108,7 @@ class AnalysisResult:
     label: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     gate_probabilities: dict[str, float] = field(default_factory=dict)
+    cnn_probabilities: dict[str, float] = field(default_factory=dict)
     area_px: int | None = None
     area_mm2: float | None = None
     volume_mm3: float | None = None
@@ -132,6 +137,7 @@ class AnalysisResult:
             "class": self.label,
             "probabilities": {k: _num(v) for k, v in self.probabilities.items()},
             "gate_probabilities": {k: _num(v) for k, v in self.gate_probabilities.items()},
+            "cnn_probabilities": {k: _num(v) for k, v in self.cnn_probabilities.items()},
             "area_px": self.area_px,
             "area_mm2": _num(self.area_mm2, 3),
             "volume_mm3": _num(self.volume_mm3, 3),
@@ -180,6 +186,7 @@ def summarize(
             s.area_mm2,
         )
         result.probabilities, result.gate_probabilities = s.probabilities, s.gate_probabilities
+        result.cnn_probabilities = s.cnn_probabilities
         result.bbox, result.uncertainty = s.bbox, s.uncertainty
         result.tumour_slices = [0] if s.tumour else []
         return result
@@ -197,6 +204,7 @@ def summarize(
     result.gate_probabilities = _mean_dict([s.gate_probabilities for s in analysed if s.gate_probabilities])
     if hits:
         result.probabilities = _mean_dict([s.probabilities for s in hits if s.probabilities])
+        result.cnn_probabilities = _mean_dict([s.cnn_probabilities for s in hits if s.cnn_probabilities])
         counts = Counter(s.label for s in hits)
         if result.probabilities:
             result.label = max(result.probabilities, key=lambda k: result.probabilities[k])

@@ -151,6 +151,7 @@ class AnalysisService:
         keep = ("name", "version", "created", "package_version", "classes", "expansion", "dtype", "data")
         return {
             **{k: info.get(k) for k in keep},
+            "fusion": _public(self.bundle.fusion),
             "no_tumour_class": self.bundle.no_tumour_class,
             "has_classifier": self.bundle.has_classifier,
             "analysis": self.bundle.analysis,
@@ -159,3 +160,8 @@ class AnalysisService:
             "workers": self.workers,
             "threads_per_worker": self.threads,
         }
+
+
+def _public(fusion: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The bundle's fusion record without ``fitted_on`` (it names a training folder)."""
+    return None if fusion is None else {k: v for k, v in fusion.items() if k != "fitted_on"}
