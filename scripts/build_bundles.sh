@@ -28,8 +28,8 @@ train runs/kaggle4-w24/metrics.json "${GATE[@]}"
 train runs/lgg-unet-38ep/metrics.json "${LGG[@]}"
 
 "$BT" bundle create --seg runs/figshare-unet-80ep/fold0 --cls runs/figshare-roi-w24/fold0 --gate runs/kaggle4-w24 \
-  --out $OUT/t1ce --name t1ce --fp16 --overwrite \
-  --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${GATE[@]}") (bundled: fold 0 of each CV)" \
+  --fuse-forest --forest-trees 300 --out $OUT/t1ce --name t1ce --fp16 --overwrite \
+  --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${GATE[@]}") (bundled: fold 0 of each CV; the classifier fused with a 300-tree region-feature forest fitted on its fold-0 training patients; measured: braintumor experiment fuse --cls runs/figshare-roi-w24 --out runs/fused-figshare-roi-w24)" \
   --data "T1-CE. Segmenter and tumour-region classifier: figshare (Cheng et al.) sample ../shared/data/figshare, 389 slices of 111 patients, official patient-level fold 0 held out. Gate: Kaggle Brain Tumor MRI sample ../shared/data/kaggle4, trained on its 480 Training images, scored on its 160 Testing images."
 [ -n "$(grep -o '"tta": true' runs/lgg-unet-38ep/metrics.json)" ] || "$BT" evaluate runs/lgg-unet-38ep --tta --postprocess
 "$BT" bundle create --seg runs/lgg-unet-38ep --out $OUT/flair-lgg --name flair-lgg --fp16 --overwrite \
