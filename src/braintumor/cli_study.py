@@ -38,7 +38,7 @@ def experiment_run(
     data: StudyDataOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Every step of a study in order (train, cv, sweep-roi, pipeline, radiogenomics, compare), then
+    """Every step of a study in order (train, cv, sweep-roi, pipeline, fuse, radiogenomics, compare), then
     RUN/study.json, RUN/summary.md and RUN/report.html. Finished steps are reused on a rerun, so a
     killed study resumes where it stopped.
 

@@ -16,6 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 STUDIES = sorted((REPO / "configs" / "studies").glob("*.yaml"))
 
 
+ROI = {"name": "a", "kind": "train", "config": "base.yaml", "set": ["data.roi_expansion=1.5"]}
+
+
 def write_study(folder: Path, steps: list[dict], **extra: object) -> Path:
     """A study file beside a minimal experiment config ``base.yaml``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,6 +59,13 @@ def test_quick_and_references_resolve(tmp_path: Path) -> None:
     assert pretrained.config().model.init_from.endswith("best.safetensors")
     assert steps["kaggle4-resnet18"].data == tmp_path.resolve()
     assert "model.kwargs={classifier_width: 64}" in steps["vgg16-scratch"].overrides
+    fused = steps["resnet18-fused"]
+    assert fused.refs == {"cls": tmp_path / "run" / "resnet18-scratch"} and fused.data_name == "figshare"
+    assert fused.spec.options == {"cls": "resnet18-scratch", "weight": 0.5, "trees": 1000}
+    assert fused.summary_file == tmp_path / "run" / "resnet18-fused" / "cv_metrics.json"
+    assert fused.overrides == () and fused.trainer == {}
+    segment_classify = load_study(REPO / "configs" / "studies" / "figshare-segment-classify.yaml")
+    assert segment_classify.step("pipeline").options["fuse_weight"] == 0.5
     full = {s.name: s for s in plan_study(study, tmp_path / "run", data=fake)}
     assert full["vgg16-scratch"].folds is None and full["vgg16-scratch"].config().train.epochs == 15
 
@@ -94,11 +104,79 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
         ),
         ([{"name": "../a", "kind": "train", "config": "base.yaml"}], "must be a folder name"),
         ([{"name": "r", "kind": "radiogenomics", "top": "many"}], "top must be int, got 'many'"),
+        ([{"name": "f", "kind": "fuse"}], "a fuse step needs cls"),
+        ([{"name": "f", "kind": "fuse", "cls": "a"}, ROI], "cls='a' names no earlier step"),
+        (
+            [ROI, {"name": "f", "kind": "fuse", "cls": "a", "weight": 1.5}],
+            r"weight is the CNN's share .*\[0, 1\]",
+        ),
+        ([ROI, {"name": "f", "kind": "fuse", "cls": "a", "weight": -0.1}], r"in \[0, 1\]; got -0\.1"),
+        ([ROI, {"name": "f", "kind": "fuse", "cls": "a", "weight": "half"}], "weight must be int or float"),
+        ([ROI, {"name": "f", "kind": "fuse", "cls": "a", "weight": True}], "weight must be int or float"),
+        ([ROI, {"name": "f", "kind": "fuse", "cls": "a", "trees": 0}], "trees must be at least 1, got 0"),
+        ([ROI, {"name": "f", "kind": "fuse", "cls": "a", "trees": 10.5}], "trees must be int"),
+        ([ROI, {"name": "f", "kind": "fuse", "cls": "a", "folds": [0]}], r"unknown key\(s\) \['folds'\]"),
+        ([ROI, {"name": "f", "kind": "fuse", "cls": "a", "data": "main"}], r"unknown key\(s\) \['data'\]"),
+        (
+            [{"name": "rg", "kind": "radiogenomics"}, {"name": "f", "kind": "fuse", "cls": "rg"}],
+            "cls='rg' is a radiogenomics step; expected train/cv",
+        ),
+        (
+            [
+                {"name": "s", "kind": "sweep-roi", "config": "base.yaml", "factors": [1.5]},
+                {"name": "f", "kind": "fuse", "cls": "s"},
+            ],
+            "cls='s' is a sweep-roi step; expected train/cv",
+        ),
+        (
+            [ROI, {"name": "f", "kind": "fuse", "cls": "a"}, {"name": "g", "kind": "fuse", "cls": "f"}],
+            "cls='f' is a fuse step; expected train/cv",
+        ),
+        (
+            [ROI, {"name": "p", "kind": "pipeline", "seg": "a", "cls": "a", "fuse_weight": 2}],
+            r"fuse_weight is the CNN's share of the probabilities, in \[0, 1\]; got 2",
+        ),
+        (
+            [ROI, {"name": "p", "kind": "pipeline", "seg": "a", "cls": "a", "fuse_weight": "yes"}],
+            "fuse_weight must be int or float",
+        ),
     ],
 )
 def test_bad_steps_are_refused(tmp_path: Path, steps: list[dict], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_study(write_study(tmp_path, steps))
+
+
+def test_fuse_step_defaults_data_and_settings(tmp_path: Path) -> None:
+    """A fuse step reads its classifier's dataset; its defaults are part of its recorded settings."""
+    steps = [
+        {**ROI, "data": "other"},
+        {"name": "f", "kind": "fuse", "cls": "a", "description": "fused"},
+        {"name": "g", "kind": "fuse", "cls": "a", "weight": 1, "trees": 7},
+        {"name": "p", "kind": "pipeline", "seg": "a", "cls": "a", "fuse_weight": 0},
+    ]
+    study = load_study(write_study(tmp_path, steps, data={"main": "data", "other": "."}))
+    assert study.step("f").options == {"cls": "a", "weight": 0.5, "trees": 1000}
+    assert study.step("g").options["weight"] == 1.0 and isinstance(study.step("g").options["weight"], float)
+    assert study.step("p").options["fuse_weight"] == 0.0
+    planned = {s.name: s for s in plan_study(study, tmp_path / "run")}
+    fused = planned["f"]
+    assert fused.data_name == "other" and fused.data == tmp_path.resolve()
+    assert fused.refs == {"cls": (tmp_path / "run" / "a").resolve()}
+    assert fused.summary_file.name == "cv_metrics.json"
+    record = fused.fingerprint()
+    assert record["kind"] == "fuse" and record["options"] == {"cls": "a", "weight": 0.5, "trees": 1000}
+    explicit = [*steps[:1], {"name": "f", "kind": "fuse", "cls": "a", "weight": 0.5, "trees": 1000}]
+    again = plan_study(load_study(write_study(tmp_path, explicit, data={"main": "data", "other": "."})),
+                       tmp_path / "run")  # fmt: skip
+    assert again[1].fingerprint() == record
+
+
+def test_fuse_step_needs_a_tumour_region_classifier(tmp_path: Path) -> None:
+    steps = [{"name": "a", "kind": "cv", "config": "base.yaml"}, {"name": "f", "kind": "fuse", "cls": "a"}]
+    study = load_study(write_study(tmp_path, steps))
+    with pytest.raises(ConfigError, match=r"step 'f': cls='a' is not a tumour-region classifier"):
+        plan_study(study, tmp_path / "run")
 
 
 def test_reference_to_a_radiogenomics_step_is_refused(tmp_path: Path) -> None:
@@ -148,4 +226,6 @@ def test_anchors_match_base_names_and_datasets() -> None:
     assert anchor_for("dice_per_slice", anchors) == ("dice", anchors["dice"])
     assert anchor_for("accuracy[roi 1.5]", anchors, "figshare") == ("accuracy", anchors["accuracy"])
     assert anchor_for("accuracy", anchors, "kaggle4") is None
+    assert anchor_for("accuracy_gt_crop_fused", anchors, "figshare") == ("accuracy", anchors["accuracy"])
+    assert anchor_for("accuracy_forest", anchors, "figshare") == ("accuracy", anchors["accuracy"])
     assert anchor_for("train_seconds", {"train_seconds": Anchor(1.0)}) is None

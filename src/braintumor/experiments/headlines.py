@@ -23,8 +23,12 @@ HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
                  ("accuracy_without_duplicates", "accuracy_without_duplicates")),
     "pipeline": (("dice_per_patient", "dice_per_patient_mean"), ("dice_per_slice", "dice_per_slice_mean"),
                  ("accuracy", "accuracy"), ("macro_f1", "macro_f1"), ("accuracy_gt_crop", "accuracy_gt_crop"),
-                 ("macro_f1_gt_crop", "macro_f1_gt_crop"), ("fallback_fraction", "fallback_fraction")),
+                 ("macro_f1_gt_crop", "macro_f1_gt_crop"), ("fallback_fraction", "fallback_fraction"),
+                 ("accuracy_fused", "accuracy_fused"), ("accuracy_gt_crop_fused", "accuracy_gt_crop_fused")),
+    "fusion": (("accuracy", "accuracy"), ("macro_f1", "macro_f1"), ("accuracy_cnn", "accuracy_cnn"),
+               ("accuracy_forest", "accuracy_forest")),
 }  # fmt: skip
+FUSION_PROTOCOL = "CNN averaged with a region-feature forest fitted on each fold's training patients"
 TIME = ("train_seconds", "train_seconds")
 SPLIT_METHODS = {
     "official": "official patient-level {k}-fold (cvind)",
@@ -32,7 +36,7 @@ SPLIT_METHODS = {
     "image-kfold": "image-level {k}-fold (no patient ids)",
     "predefined": "the dataset's Training/Testing split (image-level)",
 }
-_SUFFIXES = re.compile(r"(\[.*\]|_per_patient|_per_slice|_gt_crop|_without_duplicates)$")
+_SUFFIXES = re.compile(r"(\[.*\]|_per_patient|_per_slice|_gt_crop|_without_duplicates|_fused|_cnn|_forest)+$")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -81,7 +85,7 @@ def step_metrics(step: PlannedStep) -> tuple[dict[str, dict[str, float | None]],
     data = _read(step.summary_file)
     if step.kind == "train":
         return _pick(str(data.get("task", "")), data, None), {"epochs": data.get("epochs")}
-    if step.kind in ("cv", "pipeline"):
+    if step.kind in ("cv", "pipeline", "fuse"):
         n_folds = int(data.get("n_folds") or 0)
         std = (data.get("std") or {}) if n_folds > 1 else None  # no spread over a single fold
         return _pick(str(data.get("task", "")), data.get("mean") or {}, std), {"n_folds": n_folds}
@@ -111,7 +115,7 @@ def _splits_text(folder: Path, folds: list[int] | None) -> str:
 def _ran_folds(step: PlannedStep) -> list[int] | None:
     if step.kind == "train":
         return [int(_read(step.folder / "metrics.json").get("fold", 0))]
-    if step.kind in ("cv", "pipeline"):
+    if step.kind in ("cv", "pipeline", "fuse"):
         return [int(f.get("fold", 0)) for f in _read(step.summary_file).get("folds", [])]
     return list(step.folds) if step.folds is not None else None
 
@@ -127,15 +131,19 @@ def protocol(step: PlannedStep) -> str:
         return f"shape features vs data.csv clusters, grade, death; {masks}"
     if step.kind == "compare":
         return "side-by-side table of " + ", ".join(step.spec.options["runs"])
-    source = step.refs["seg"] if step.kind == "pipeline" else step.folder
+    source = {"pipeline": step.refs.get("seg"), "fuse": step.refs.get("cls")}.get(step.kind) or step.folder
     if step.kind == "sweep-roi":
         return _splits_text(source, _ran_folds(step)) + ", same splits for every factor"
     text = _splits_text(source, _ran_folds(step))
-    return (
-        f"{text}; U-Net mask -> ROI crop -> classifier on each fold's test patients"
-        if step.kind == "pipeline"
-        else text
-    )
+    opts = step.spec.options
+    if step.kind == "fuse":
+        weight = float(opts.get("weight", 0.5))
+        return f"{text}; {FUSION_PROTOCOL}" + (f" (CNN share {weight:g})" if weight != 0.5 else "")
+    if step.kind == "pipeline":
+        fused = opts.get("fuse_weight")
+        fusion = f"; fused: {FUSION_PROTOCOL} (CNN share {float(fused):g})" if fused is not None else ""
+        return f"{text}; U-Net mask -> ROI crop -> classifier on each fold's test patients{fusion}"
+    return text
 
 
 def anchor_for(metric: str, anchors: dict[str, Anchor], data: str = "") -> tuple[str, Anchor] | None:

@@ -19,7 +19,8 @@ from braintumor.experiments.study import SHARED, TRAINING_KINDS, StepSpec, Study
 
 SUMMARY_FILES = {
     "train": "metrics.json", "cv": "cv_metrics.json", "sweep-roi": "sweep.json",
-    "pipeline": "cv_metrics.json", "radiogenomics": "radiogenomics.json", "compare": "compare.json",
+    "pipeline": "cv_metrics.json", "fuse": "cv_metrics.json", "radiogenomics": "radiogenomics.json",
+    "compare": "compare.json",
 }  # fmt: skip
 
 
@@ -204,6 +205,9 @@ def plan_study(
         data_name = step.data or study.default_data
         if step.kind == "pipeline" and str(step.options["seg"]) in planned:
             data_name = planned[str(step.options["seg"])].data_name  # the pipeline reads the U-Net's data
+        if step.kind == "fuse" and str(step.options["cls"]) in planned:
+            check_region_classifier(step, planned[str(step.options["cls"])])
+            data_name = planned[str(step.options["cls"])].data_name  # the forest reads the CNN's data
         path = datasets[data_name]
         if step.kind != "compare" and not path.exists():
             raise DataError(
@@ -234,6 +238,17 @@ def _overrides(
     init = [f"model.init_from={refs['init_from']}"] if "init_from" in refs else []
     task = ["train.task=classify"] if step.kind == "sweep-roi" else []
     return (*step.set, *extra, *init, *task, f"data.path={data}")
+
+
+def check_region_classifier(step: StepSpec, cls: PlannedStep) -> None:
+    """The ``cls`` step of a fuse step classifies tumour regions (``data.roi_expansion``)."""
+    cfg = cls.config()
+    if cfg.train.task != "classify" or cfg.data.roi_expansion is None:
+        raise ConfigError(
+            f"step {step.name!r}: cls={cls.name!r} is not a tumour-region classifier (train.task="
+            f"{cfg.train.task!r}, data.roi_expansion={cfg.data.roi_expansion!r}); the forest is fused "
+            "with a classifier of tumour crops"
+        )
 
 
 def check_training_config(step: PlannedStep) -> None:

@@ -1,15 +1,20 @@
 """Run one planned step of a study; each kind writes the result files of its library function.
 
-=================  =========================================  ===========================
-kind               library call                               summary file in the folder
-=================  =========================================  ===========================
-``train``          :func:`braintumor.training.runner.train_fold`    ``metrics.json``
-``cv``             :func:`braintumor.training.cv.cross_validate`    ``cv_metrics.json``
-``sweep-roi``      :func:`braintumor.training.sweep.sweep_roi`      ``sweep.json``
+=================  ==============================================================  ========================
+kind               library call                                                    summary file
+=================  ==============================================================  ========================
+``train``          :func:`braintumor.training.runner.train_fold`                   ``metrics.json``
+``cv``             :func:`braintumor.training.cv.cross_validate`                   ``cv_metrics.json``
+``sweep-roi``      :func:`braintumor.training.sweep.sweep_roi`                     ``sweep.json``
 ``pipeline``       :func:`braintumor.experiments.pipeline_eval.evaluate_pipeline`  ``cv_metrics.json``
-``radiogenomics``  :func:`braintumor.analysis.radiogenomics.run_radiogenomics`  ``radiogenomics.json``
-``compare``        :func:`braintumor.reports.compare.compare_runs`  ``compare.json``
-=================  =========================================  ===========================
+``fuse``           :func:`braintumor.experiments.fusion.fuse_run`                  ``cv_metrics.json``
+``radiogenomics``  :func:`braintumor.analysis.radiogenomics.run_radiogenomics`     ``radiogenomics.json``
+``compare``        :func:`braintumor.reports.compare.compare_runs`                 ``compare.json``
+=================  ==============================================================  ========================
+
+A ``pipeline`` step with ``fuse_weight`` also scores the classifier fused with a region-feature forest;
+a ``fuse`` step fuses a ``cv`` / ``train`` step's tumour-region classifier with that forest on each of
+its folds (``weight``: the CNN's share, ``trees``: the forest's size).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 from braintumor.errors import ConfigError
 from braintumor.experiments.plan import PlannedStep
+from braintumor.experiments.study import FUSE_DEFAULTS
 from braintumor.io_utils import atomic_write_json
 
 
@@ -71,8 +77,19 @@ def run_sweep(step: PlannedStep) -> None:
 def run_pipeline(step: PlannedStep) -> None:
     from braintumor.experiments.pipeline_eval import evaluate_pipeline
 
-    postprocess = bool(step.spec.options.get("postprocess", True))
-    evaluate_pipeline(step.refs["seg"], step.refs["cls"], step.folder, postprocess=postprocess)
+    opts = step.spec.options
+    postprocess = bool(opts.get("postprocess", True))
+    fuse_weight = float(opts["fuse_weight"]) if opts.get("fuse_weight") is not None else None
+    evaluate_pipeline(
+        step.refs["seg"], step.refs["cls"], step.folder, postprocess=postprocess, fuse_weight=fuse_weight
+    )
+
+
+def run_fuse(step: PlannedStep) -> None:
+    from braintumor.experiments.fusion import fuse_run
+
+    opts = {**FUSE_DEFAULTS, **step.spec.options}
+    fuse_run(step.refs["cls"], step.folder, weight=float(opts["weight"]), trees=int(opts["trees"]))
 
 
 def run_radiogenomics(step: PlannedStep) -> None:
@@ -109,7 +126,7 @@ def run_compare(step: PlannedStep) -> None:
 
 
 RUNNERS: dict[str, Callable[[PlannedStep], None]] = {
-    "train": run_train, "cv": run_cv, "sweep-roi": run_sweep, "pipeline": run_pipeline,
+    "train": run_train, "cv": run_cv, "sweep-roi": run_sweep, "pipeline": run_pipeline, "fuse": run_fuse,
     "radiogenomics": run_radiogenomics, "compare": run_compare,
 }  # fmt: skip
 

@@ -16,7 +16,8 @@ A study file (``configs/studies/<study>.yaml``)::
     steps:
       - {name: unet, kind: cv, config: ../figshare-unet-cpu.yaml}
       - {name: roi, kind: cv, config: ../figshare-roi-cpu.yaml, splits_from: unet}
-      - {name: pipeline, kind: pipeline, seg: unet, cls: roi}
+      - {name: pipeline, kind: pipeline, seg: unet, cls: roi, fuse_weight: 0.5}
+      - {name: fused, kind: fuse, cls: roi, weight: 0.5, trees: 1000}
 
 ``config`` paths are relative to the study file; ``set`` items are ``--set`` overrides. Dataset
 paths may start with ``${shared}`` (the shared sample folder: ``$BRAINTUMOR_SHARED_DATA``, else a
@@ -35,20 +36,22 @@ import yaml
 from braintumor.errors import ConfigError
 
 TRAINING_KINDS = ("train", "cv", "sweep-roi")
-STEP_KINDS = (*TRAINING_KINDS, "pipeline", "radiogenomics", "compare")
+STEP_KINDS = (*TRAINING_KINDS, "pipeline", "fuse", "radiogenomics", "compare")
 _COMMON = ("name", "kind", "description", "data", "set", "quick")
 ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "train": (*_COMMON, "config", "init_from", "splits_from"),
     "cv": (*_COMMON, "config", "init_from", "splits_from", "folds"),
     "sweep-roi": (*_COMMON, "config", "init_from", "splits_from", "folds", "factors"),
-    "pipeline": ("name", "kind", "description", "seg", "cls", "postprocess"),
+    "pipeline": ("name", "kind", "description", "seg", "cls", "postprocess", "fuse_weight"),
+    "fuse": ("name", "kind", "description", "cls", "weight", "trees"),
     "radiogenomics": ("name", "kind", "description", "data", "masks_from", "pixel_mm", "slice_mm", "top"),
     "compare": ("name", "kind", "description", "runs"),
 }
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "train": ("config",), "cv": ("config",), "sweep-roi": ("config", "factors"),
-    "pipeline": ("seg", "cls"), "radiogenomics": (), "compare": ("runs",),
+    "pipeline": ("seg", "cls"), "fuse": ("cls",), "radiogenomics": (), "compare": ("runs",),
 }  # fmt: skip
+FUSE_DEFAULTS: dict[str, Any] = {"weight": 0.5, "trees": 1000}  # written into a fuse step's options
 STUDY_KEYS = ("name", "description", "data", "anchors", "quick", "steps")
 QUICK_KEYS = ("set", "folds", "trainer", "data")
 SHARED = "${shared}"
@@ -204,6 +207,12 @@ def _step(raw: Any, i: int, base: Path, where: str) -> StepSpec:
     if "folds" in options:
         options["folds"] = _folds(options["folds"], f"{here}.folds")
     _check_option_types(options, here)
+    _check_option_ranges(options, here)
+    if kind == "fuse":  # the defaults are part of the step's settings (a rerun that spells them out matches)
+        options = {**FUSE_DEFAULTS, **options}
+        options["weight"] = float(options["weight"])
+    if "fuse_weight" in options:
+        options["fuse_weight"] = float(options["fuse_weight"])
     if kind == "compare":
         options["runs"] = _strings(options["runs"], f"{here}.runs")
     return StepSpec(
@@ -221,7 +230,7 @@ def _step(raw: Any, i: int, base: Path, where: str) -> StepSpec:
 _OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "postprocess": (bool,), "top": (int,), "pixel_mm": (int, float), "slice_mm": (int, float),
     "init_from": (str,), "splits_from": (str,), "masks_from": (str,), "seg": (str,), "cls": (str,),
-    "factors": (str, list),
+    "factors": (str, list), "weight": (int, float), "fuse_weight": (int, float), "trees": (int,),
 }  # fmt: skip
 
 
@@ -233,6 +242,16 @@ def _check_option_types(options: dict[str, Any], where: str) -> None:
         ):
             expected = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"{where}: {key} must be {expected}, got {value!r}")
+
+
+def _check_option_ranges(options: dict[str, Any], where: str) -> None:
+    for key in ("weight", "fuse_weight"):
+        if key in options and not 0.0 <= options[key] <= 1.0:
+            raise ConfigError(
+                f"{where}: {key} is the CNN's share of the probabilities, in [0, 1]; got {options[key]!r}"
+            )
+    if "trees" in options and options["trees"] < 1:
+        raise ConfigError(f"{where}: trees must be at least 1, got {options['trees']!r}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -332,6 +351,8 @@ def check_references(study: Study) -> None:
             _earlier(study, i, str(opts["splits_from"]), TRAINING_KINDS, "splits_from")
         if step.kind == "pipeline":
             _earlier(study, i, str(opts["seg"]), ("train", "cv"), "seg")
+            _earlier(study, i, str(opts["cls"]), ("train", "cv"), "cls")
+        if step.kind == "fuse":
             _earlier(study, i, str(opts["cls"]), ("train", "cv"), "cls")
         for ref in opts.get("runs", ()):
             _earlier(study, i, ref, TRAINING_KINDS, "runs")
