@@ -15,15 +15,15 @@ from PIL import Image
 from safetensors.numpy import load, save
 from typer.testing import CliRunner
 
-from braintumor.analysis import region_features as rf
 from braintumor.cli import app
-from braintumor.experiments.fusion import fit_region_forest, fold_regions, forest_probabilities
+from braintumor.data import region_features as rf
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.bundle import Bundle, load_bundle
 from braintumor.inference.bundle_create import bundle_info, create_bundle
 from braintumor.inference.bundle_store import BundleError, add_to_manifest, sha256_file
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import AnalysisResult
+from braintumor.training.region_forest import fit_region_forest, fold_regions, forest_probabilities
 
 WEIGHT, TREES = 0.6, 20
 CLS_LOGITS = [1.0, 0.2, 3.0, -0.5]  # glioma, meningioma, notumor (dropped), pituitary

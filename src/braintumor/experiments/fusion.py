@@ -1,7 +1,7 @@
 """Late fusion of a tumour-region CNN with a random forest on where the tumour is and how large.
 
 For each fold of a finished ROI-classification run (CV folder or single fold), a random forest is
-fitted on the :mod:`~braintumor.analysis.region_features` of that fold's **training and validation
+fitted on the :mod:`~braintumor.data.region_features` of that fold's **training and validation
 patients** (the patients the CNN learnt from; never its test patients), and its class probabilities
 on the test slices are averaged with the CNN's (``predictions.csv`` of the fold) with a fixed weight
 chosen beforehand, not fitted. The masks are the dataset's ground-truth masks, as for the CNN's own
@@ -17,8 +17,6 @@ Layout of the output folder (a cross-validation folder, so ``braintumor report``
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +27,12 @@ from braintumor.errors import DataError
 from braintumor.evaluation import ClassificationAccumulator
 from braintumor.experiments.segment import fold_runs
 from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.training.region_forest import fit_region_forest, fold_regions, forest_probabilities
 
 FUSION_KEYS = (
     "accuracy", "macro_f1", "balanced_accuracy", "accuracy_cnn", "macro_f1_cnn",
     "accuracy_forest", "macro_f1_forest",
 )  # fmt: skip
-
-
-def _features(index_frame: pd.DataFrame, cache: dict[str, dict[str, float] | None]) -> pd.DataFrame:
-    """Region features of the rows with a tumour (computed once per sample across folds), indexed
-    by sample id; slices with an empty mask are left out, as the tumour-region training cache does."""
-    from braintumor.analysis.region_features import FEATURES, region_features
-    from braintumor.data.readers import read_image, read_mask
-
-    rows = {}
-    for row in index_frame.itertuples(index=False):
-        sid = str(row.sample_id)
-        if sid not in cache:
-            image = read_image(row.image)
-            mask = read_mask(row.mask, image.shape[:2])
-            try:
-                cache[sid] = region_features(image, mask) if mask.any() else None
-            except ValueError as exc:
-                raise DataError(row.image, str(exc)) from exc
-        if cache[sid] is not None:
-            rows[sid] = cache[sid]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURES))
 
 
 def _cnn_probabilities(run_dir: Path, classes: list[str], sample_ids: list[str]) -> np.ndarray:
@@ -69,66 +47,6 @@ def _cnn_probabilities(run_dir: Path, classes: list[str], sample_ids: list[str])
         lacks = missing_cols or f"{len(missing)} test slices, e.g. {missing[:3]}"
         raise DataError(path, f"lacks {lacks}; re-evaluate the run (braintumor evaluate RUN)")
     return frame.loc[sample_ids, columns].to_numpy(dtype=float)
-
-
-@dataclass
-class FoldRegions:
-    """Region features and labels of one fold's training (train + val) and test tumour slices."""
-
-    classes: list[str]
-    x_train: pd.DataFrame
-    y_train: list[int]
-    x_test: pd.DataFrame
-    y_test: list[int]
-
-
-def fold_regions(run_dir: Path, cache: dict[str, dict[str, float] | None] | None = None) -> FoldRegions:
-    """Region features of a tumour-region classification run's fold, split as its ``splits.json``.
-
-    Raises:
-        DataError: not a tumour-region classification run, or no tumour slice on one side.
-    """
-    from braintumor.config import load_config
-    from braintumor.data.splits import Splits
-    from braintumor.training.data import load_index
-
-    cfg = load_config(run_dir / "config.yaml")
-    meta = json.loads((run_dir / "checkpoints" / "best.json").read_text())
-    if meta.get("task") != "classify" or cfg.data.roi_expansion is None:
-        raise DataError(run_dir, "is not a tumour-region classification run (data.roi_expansion)")
-    classes = list(meta["classes"])
-    index = load_index(cfg.data, run_dir)
-    frame = index.frame[index.frame["mask"].astype(str) != ""]
-    splits = Splits.load(run_dir / "splits.json")
-    fold = splits.folds[min(cfg.data.fold, len(splits.folds) - 1)]
-    column = "patient_id" if splits.unit == "patient" else "sample_id"
-    ids = frame[column].astype(str)
-    train = frame[ids.isin({*map(str, fold["train"]), *map(str, fold.get("val", []))})]
-    test = frame[ids.isin(set(map(str, fold["test"])))]
-    cache = {} if cache is None else cache
-    x_train, x_test = _features(train, cache), _features(test, cache)
-    if x_train.empty or x_test.empty:
-        raise DataError(run_dir, "no training or no test slice with a tumour mask; nothing to fuse")
-    label_of = dict(zip(frame["sample_id"].astype(str), frame["label"].astype(str), strict=True))
-    return FoldRegions(
-        classes, x_train, [classes.index(label_of[s]) for s in x_train.index],
-        x_test, [classes.index(label_of[s]) for s in x_test.index],
-    )  # fmt: skip
-
-
-def fit_region_forest(x: pd.DataFrame, y: list[int], trees: int = 1000, seed: int = 0) -> Any:
-    """A random forest (scikit-learn; leaves of at least 2 slices) on region features."""
-    from sklearn.ensemble import RandomForestClassifier
-
-    forest = RandomForestClassifier(n_estimators=trees, min_samples_leaf=2, random_state=seed, n_jobs=1)
-    return forest.fit(x.to_numpy(), y)
-
-
-def forest_probabilities(forest: Any, x: pd.DataFrame | np.ndarray, n_classes: int) -> np.ndarray:
-    """N×``n_classes`` probabilities (zero for a class the forest never saw in training)."""
-    out = np.zeros((len(x), n_classes))
-    out[:, forest.classes_] = forest.predict_proba(np.asarray(x, dtype=float))
-    return out
 
 
 def fuse_fold(

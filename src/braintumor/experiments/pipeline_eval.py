@@ -94,8 +94,8 @@ class _Fusion:
     def fuse(self, logits: torch.Tensor, images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
         """CNN probabilities averaged with the forest's on each (raw slice, mask); the CNN's alone
         where the mask is empty (the whole slice was classified)."""
-        from braintumor.analysis.region_features import region_features
-        from braintumor.experiments.fusion import forest_probabilities
+        from braintumor.data.region_features import region_features
+        from braintumor.training.region_forest import forest_probabilities
 
         cnn = logits.softmax(dim=1).numpy().astype(float)
         out = cnn.copy()
@@ -179,7 +179,7 @@ def evaluate_pipeline_fold(
         ClassificationAccumulator(classes, "logits"),
     )
     if fuse_weight is not None:
-        from braintumor.experiments.fusion import fit_region_forest, fold_regions
+        from braintumor.training.region_forest import fit_region_forest, fold_regions
 
         regions = fold_regions(cls_dir)
         scores.fusion = _Fusion(

@@ -5,7 +5,7 @@ writes ``bundle.json`` and ``manifest.json``, and refuses models that cannot wor
 (see :mod:`braintumor.inference.bundle_checks`). Without a classifier the bundle only segments
 (``classes`` [], ``expansion`` null; see :mod:`braintumor.inference.bundle`). With ``fuse_forest``
 a region-feature random forest is fitted on the classifier run's training patients (train + val of
-its fold, as :mod:`braintumor.experiments.fusion`) and stored beside it. The folder is built
+its fold, as :mod:`braintumor.training.region_forest`) and stored beside it. The folder is built
 beside ``out`` and renamed into place (or zipped), so a failed creation leaves nothing half-written.
 """
 
@@ -120,9 +120,9 @@ def fit_fusion(
     Raises:
         BundleError: weight outside [0, 1], trees < 1, or a run the forest cannot be fitted on.
     """
-    from braintumor.analysis.region_features import FEATURES
+    from braintumor.data.region_features import FEATURES
     from braintumor.errors import BrainTumorError
-    from braintumor.experiments.fusion import fit_region_forest, fold_regions
+    from braintumor.training.region_forest import fit_region_forest, fold_regions
 
     if not 0.0 <= weight <= 1.0:
         raise BundleError(f"--fuse-weight {weight}; expected the CNN's share in [0, 1]")

@@ -184,7 +184,7 @@ def read_fusion(reader: BundleReader, info: dict[str, Any]) -> RegionForest:
         BundleError: a malformed ``fusion`` record, no classifier, features this package does not
             compute, a forest whose classes, features or tree count differ from the record's.
     """
-    from braintumor.analysis.region_features import FEATURES
+    from braintumor.data.region_features import FEATURES
 
     where = reader.where("bundle.json")
     fusion = info["fusion"]

@@ -230,7 +230,7 @@ class SliceEngine:
     ) -> np.ndarray:
         """B×K' fused probabilities over the tumour classes: ``weight_cnn`` × ``cnn`` + the rest ×
         the forest's on each slice's region features (raw pixels + predicted mask), renormalised."""
-        from braintumor.analysis.region_features import region_features
+        from braintumor.data.region_features import region_features
 
         forest = self.bundle.forest
         assert forest is not None

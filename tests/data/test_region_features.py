@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from braintumor.analysis.region_features import FEATURES, region_features
+from braintumor.data.region_features import FEATURES, region_features
 
 
 def _slice() -> tuple[np.ndarray, np.ndarray]:
