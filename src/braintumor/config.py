@@ -88,7 +88,10 @@ class TrainConfig:
 
     ``ema_decay`` > 0 keeps an exponential moving average of the weights (updated every step;
     Lightning's ``EMAWeightAveraging``): validation, checkpoint selection and the exported weights
-    use the average, which steadies small-data training.
+    use the average, which steadies small-data training. ``missing_modality_prob`` > 0 replaces
+    each channel but ``modality_reference_channel`` by that channel with this probability per
+    training sample (the LGG release's encoding of a missing sequence; see
+    :func:`braintumor.training.augment.replace_missing_modalities`).
     """
 
     task: str = "segment"
@@ -109,11 +112,17 @@ class TrainConfig:
     max_minutes: float = 0.0
     checkpoint_every_steps: int = 50
     ema_decay: float = 0.0
+    missing_modality_prob: float = 0.0
+    modality_reference_channel: int = 1
     seed: int = 42
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay={self.ema_decay}; expected 0 (off) or a decay in (0, 1)")
+        if not 0.0 <= self.missing_modality_prob <= 1.0:
+            raise ConfigError(
+                f"train.missing_modality_prob={self.missing_modality_prob}; expected a probability in [0, 1]"
+            )
 
 
 POSTPROCESS_SCOPES = ("slice", "patient")

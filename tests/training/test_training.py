@@ -173,3 +173,11 @@ def test_ema_weights_are_validated_exported_and_resumed(tmp_path: Path) -> None:
     assert metrics["evaluation"]["tta"] and 0.0 <= metrics["accuracy"] <= 1.0
     with pytest.raises(Exception, match="ema_decay"):
         load_config(None, ["train.ema_decay=1.0"])
+
+
+def test_missing_modality_augmentation_trains_on_three_channels(tmp_path: Path) -> None:
+    cfg = seg_config("data.channels=3", "train.missing_modality_prob=0.5")
+    metrics = train_fold(cfg, tmp_path / "run", trainer_overrides=QUIET)
+    assert 0.0 <= metrics["dice_per_patient_mean"] <= 1.0
+    with pytest.raises(Exception, match="missing_modality_prob"):
+        load_config(None, ["train.missing_modality_prob=1.5"])

@@ -50,3 +50,27 @@ def random_affine(
         )
         out_mask = warped.to(mask.dtype)
     return out, out_mask
+
+
+def replace_missing_modalities(
+    image: torch.Tensor, reference: int, prob: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Overwrite each channel other than ``reference`` with the ``reference`` channel, independently
+    per sample and channel with probability ``prob``, in a B×C×H×W batch.
+
+    The LGG release (Buda et al.) stores a patient's missing pre- or post-contrast sequence as a copy
+    of FLAIR (channel 1); six of its 89 sample patients have FLAIR in all three channels. A model that
+    never sees such input misses their tumours entirely, so training shows it some.
+    """
+    b, c = image.shape[:2]
+    if not 0 <= reference < c:
+        raise ValueError(
+            f"modality reference channel {reference} does not exist in a {c}-channel batch; set "
+            "train.modality_reference_channel to the FLAIR channel (1 for LGG)"
+        )
+    replace = torch.rand(b, c, generator=generator) < prob
+    replace[:, reference] = False
+    if not replace.any():
+        return image
+    mask = replace.to(image.device)[:, :, None, None]
+    return torch.where(mask, image[:, reference : reference + 1].expand_as(image), image)

@@ -11,7 +11,7 @@ from torch import nn
 from braintumor.config import ModelConfig, TrainConfig, from_dict
 from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator
 from braintumor.models import freeze_backbone, model_info, unfreeze
-from braintumor.training.augment import random_affine
+from braintumor.training.augment import random_affine, replace_missing_modalities
 from braintumor.training.losses import create_loss
 from braintumor.training.network import build_network
 from braintumor.training.optim import create_optimizer, create_scheduler
@@ -53,6 +53,11 @@ class _BaseModule(L.LightningModule):
         """Batched random affine on the device for training batches (see ``augment.py``)."""
         if self.training and self.train_cfg.augment and isinstance(batch, dict):
             image, mask = random_affine(batch["image"], batch.get("mask"))
+            cfg = self.train_cfg
+            if cfg.missing_modality_prob > 0 and image.shape[1] > 1:
+                image = replace_missing_modalities(
+                    image, cfg.modality_reference_channel, cfg.missing_modality_prob
+                )
             batch = {**batch, "image": image}
             if mask is not None:
                 batch["mask"] = mask
