@@ -181,3 +181,18 @@ def test_missing_modality_augmentation_trains_on_three_channels(tmp_path: Path) 
     assert 0.0 <= metrics["dice_per_patient_mean"] <= 1.0
     with pytest.raises(Exception, match="missing_modality_prob"):
         load_config(None, ["train.missing_modality_prob=1.5"])
+
+
+def test_rerunning_a_finished_run_trains_nothing(tmp_path: Path) -> None:
+    """last.ckpt is the end of the last epoch even with step checkpoints and no new best."""
+    run = tmp_path / "run"
+    cfg = seg_config("train.epochs=2", "train.checkpoint_every_steps=1", "train.lr=0")  # lr 0: no new best
+    train_fold(cfg, run, trainer_overrides=QUIET)
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    loop = last["loops"]["fit_loop"]
+    assert last["epoch"] == 1 and loop["epoch_loop.batch_progress"]["is_last_batch"]  # not mid-epoch
+    weights = (run / "checkpoints" / "best.safetensors").read_bytes()
+    history = (run / "history.csv").read_text()
+    train_fold(cfg, run, trainer_overrides=QUIET)
+    assert (run / "history.csv").read_text() == history
+    assert (run / "checkpoints" / "best.safetensors").read_bytes() == weights

@@ -29,15 +29,18 @@ from braintumor.training.modules import module_for
 def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Callback]:
     ckpt_dir = run_dir / "checkpoints"
     best = ModelCheckpoint(
-        ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, save_last=True,
-        enable_version_counter=False,
-    )  # fmt: skip
+        ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, enable_version_counter=False
+    )
+    # "last.ckpt" after every epoch (Lightning's save_last only follows a new best, so a finished run
+    # could be left with a mid-epoch state and train again when rerun) and between epochs
+    epochs = ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     steps = MidEpochCheckpoint(  # mid-epoch "last.ckpt" so a killed run loses little
         ckpt_dir, filename="last", every_n_train_steps=cfg.train.checkpoint_every_steps, save_top_k=1,
         enable_version_counter=False,
     )  # fmt: skip
     callbacks: list[L.Callback] = [
         best,
+        epochs,
         steps,
         HistoryWriter(run_dir / "history.csv"),
         TimeBudget(cfg.train.max_minutes),
