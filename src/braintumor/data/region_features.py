@@ -31,13 +31,20 @@ HEAD_PERCENTILE = 30.0
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
-    """H×W float64 from an H×W, H×W×C (C ≤ 4) or C×H×W array (channel mean)."""
-    img = np.asarray(image, dtype=np.float64)
+    """H×W from an H×W (kept as is), H×W×C (C ≤ 4) or C×H×W array (channel mean, float64)."""
+    img = np.asarray(image)
     if img.ndim == 2:
         return img
     if img.ndim == 3:
         return img.mean(axis=-1) if img.shape[-1] <= 4 else img.mean(axis=0)
     raise ValueError(f"image has shape {img.shape}; expected H×W, H×W×C or C×H×W")
+
+
+def _centroid(binary: np.ndarray) -> tuple[float, float]:
+    """(row, column) centroid of a non-empty H×W boolean array, from its row and column counts."""
+    rows, cols = binary.sum(axis=1), binary.sum(axis=0)
+    total = float(rows.sum())
+    return float(rows @ np.arange(len(rows))) / total, float(cols @ np.arange(len(cols))) / total
 
 
 def region_features(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -50,28 +57,33 @@ def region_features(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     Raises:
         ValueError: shapes differ, the mask is empty, or the slice is constant (no head to find).
     """
+    from braintumor.data.preprocess import percentiles_of
+    from braintumor.data.roi import foreground_box
+
     grey = _grey(image)
     tumour = np.asarray(mask) > 0
     if tumour.shape != grey.shape:
         raise ValueError(f"mask has shape {tumour.shape} but the image is {grey.shape}; they must match")
-    if not tumour.any():
+    box = foreground_box(tumour)
+    if box is None:
         raise ValueError("mask is empty: region features need a tumour")
-    head = grey > np.percentile(grey, HEAD_PERCENTILE)
+    head = grey > percentiles_of(grey.ravel(), [HEAD_PERCENTILE])[0]
     if not head.any():
         raise ValueError("the slice is constant: no head to measure the tumour against")
     h, w = grey.shape
-    rows, cols = np.nonzero(tumour)
-    head_rows, head_cols = np.nonzero(head)
-    head_mean = float(grey[head].mean()) or 1.0
-    inside = grey[tumour]
+    row, col = _centroid(tumour[box])
+    row, col = row + box[0].start, col + box[1].start
+    head_row, head_col = _centroid(head)
+    head_mean = float(grey[head].mean(dtype=np.float64)) or 1.0
+    inside = grey[box][tumour[box]].astype(np.float64)
     return {
-        "area_fraction": float(tumour.sum()) / (h * w),
-        "row": float(rows.mean()) / h,
-        "col": float(cols.mean()) / w,
-        "row_offset": float(rows.mean() - head_rows.mean()) / h,
-        "col_offset": abs(float(cols.mean() - head_cols.mean())) / w,
-        "box_height": float(rows.max() - rows.min() + 1) / h,
-        "box_width": float(cols.max() - cols.min() + 1) / w,
+        "area_fraction": float(tumour[box].sum()) / (h * w),
+        "row": row / h,
+        "col": col / w,
+        "row_offset": (row - head_row) / h,
+        "col_offset": abs(col - head_col) / w,
+        "box_height": float(box[0].stop - box[0].start) / h,
+        "box_width": float(box[1].stop - box[1].start) / w,
         "intensity_ratio": float(inside.mean()) / head_mean,
         "intensity_spread": float(inside.std()) / head_mean,
     }
