@@ -55,8 +55,6 @@ def fuse_fold(
 ) -> dict[str, Any]:  # fmt: skip
     """Fit the forest on one fold's training patients and score CNN, forest and fusion on its test
     patients; ``weight`` is the CNN's share of the averaged probabilities."""
-    from braintumor.config import load_config
-
     data = fold_regions(run_dir, cache)
     classes = data.classes
     forest = fit_region_forest(data.x_train, data.y_train, trees, seed)
@@ -65,13 +63,12 @@ def fuse_fold(
     p_cnn = _cnn_probabilities(run_dir, classes, sids)
     p_fused = weight * p_cnn + (1 - weight) * p_forest
     target = np.asarray(data.y_test)
-    cfg = load_config(run_dir / "config.yaml")
     reports = {}
     for name, probs in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest)):
         acc = ClassificationAccumulator(classes, inputs="probs")
         acc.add(probs, target, sids)
         reports[name] = acc.report()
-    facts = {"fold": cfg.data.fold, "cls_run": str(run_dir), "weight_cnn": weight, "trees": trees}
+    facts = {"fold": data.fold, "cls_run": str(run_dir), "weight_cnn": weight, "trees": trees}
     table = pd.DataFrame({"sample_id": sids, "target": [classes[t] for t in target],
                           **{f"pred_{n}": [classes[i] for i in p.argmax(1)]
                              for n, p in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest))},

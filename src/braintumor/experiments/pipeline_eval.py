@@ -181,7 +181,7 @@ def evaluate_pipeline_fold(
     if fuse_weight is not None:
         from braintumor.training.region_forest import fit_region_forest, fold_regions
 
-        regions = fold_regions(cls_dir)
+        regions = fold_regions(cls_dir, with_test=False)
         scores.fusion = _Fusion(
             fit_region_forest(regions.x_train, regions.y_train), fuse_weight,
             ClassificationAccumulator(classes, "probs"), ClassificationAccumulator(classes, "probs"),

@@ -130,7 +130,7 @@ def fit_fusion(
         raise BundleError(f"--forest-trees {trees}; expected at least 1 tree")
     run = cls_weights.parent.parent
     try:
-        regions = fold_regions(run)
+        regions = fold_regions(run, with_test=False)
     except (BrainTumorError, OSError) as exc:
         raise BundleError(f"--fuse-forest: cannot fit the forest on {run} ({exc})") from None
     if regions.classes != classes:

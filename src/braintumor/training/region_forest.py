@@ -45,6 +45,7 @@ def region_table(index_frame: pd.DataFrame, cache: dict[str, dict[str, float] | 
 class FoldRegions:
     """Region features and labels of one fold's training (train + val) and test tumour slices."""
 
+    fold: int
     classes: list[str]
     x_train: pd.DataFrame
     y_train: list[int]
@@ -52,8 +53,11 @@ class FoldRegions:
     y_test: list[int]
 
 
-def fold_regions(run_dir: Path, cache: dict[str, dict[str, float] | None] | None = None) -> FoldRegions:
-    """Region features of a tumour-region classification run's fold, split as its ``splits.json``.
+def fold_regions(
+    run_dir: Path, cache: dict[str, dict[str, float] | None] | None = None, with_test: bool = True
+) -> FoldRegions:
+    """Region features of a tumour-region classification run's fold, split as its ``splits.json``;
+    without ``with_test`` only the training side is read (``x_test`` is empty).
 
     Raises:
         DataError: not a tumour-region classification run, or no tumour slice on one side.
@@ -74,14 +78,14 @@ def fold_regions(run_dir: Path, cache: dict[str, dict[str, float] | None] | None
     column = "patient_id" if splits.unit == "patient" else "sample_id"
     ids = frame[column].astype(str)
     train = frame[ids.isin({*map(str, fold["train"]), *map(str, fold.get("val", []))})]
-    test = frame[ids.isin(set(map(str, fold["test"])))]
+    test = frame[ids.isin(set(map(str, fold["test"])) if with_test else set())]
     cache = {} if cache is None else cache
     x_train, x_test = region_table(train, cache), region_table(test, cache)
-    if x_train.empty or x_test.empty:
+    if x_train.empty or (with_test and x_test.empty):
         raise DataError(run_dir, "no training or no test slice with a tumour mask; nothing to fuse")
     label_of = dict(zip(frame["sample_id"].astype(str), frame["label"].astype(str), strict=True))
     return FoldRegions(
-        classes, x_train, [classes.index(label_of[s]) for s in x_train.index],
+        cfg.data.fold, classes, x_train, [classes.index(label_of[s]) for s in x_train.index],
         x_test, [classes.index(label_of[s]) for s in x_test.index],
     )  # fmt: skip
 
