@@ -121,6 +121,29 @@ def test_init_from_project_checkpoint_skips_new_head(tmp_path: Path) -> None:
     assert body and all(torch.equal(state[k], source[k]) for k in body)
 
 
+def test_init_from_checkpoint_with_other_input_channels(tmp_path: Path) -> None:
+    """A 3-channel LGG U-Net initialises a 1-channel figshare one: first conv summed, rest copied."""
+    from braintumor.config import ModelConfig
+    from braintumor.models import create_model
+    from braintumor.training.checkpoint import save_weights
+    from braintumor.training.network import build_network, init_weights
+
+    source = create_model("unet", in_channels=3, out_channels=1, init_features=4)
+    weights = save_weights(source, tmp_path / "lgg.safetensors", {"model": {"name": "unet"}})
+    src = source.state_dict()
+    net = build_network(ModelConfig("unet", kwargs={"init_features": 4}), in_channels=1, n_outputs=1)
+    report = init_weights(net, "unet", str(weights))
+    state = net.state_dict()
+    assert report["adapted"] == ["encoder1.enc1conv1.weight"] and not report["skipped"]
+    assert torch.allclose(
+        state["encoder1.enc1conv1.weight"], src["encoder1.enc1conv1.weight"].sum(1, keepdim=True)
+    )
+    assert all(torch.equal(state[k], v) for k, v in src.items() if k != "encoder1.enc1conv1.weight")
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():  # a grey image gives what the source gives that image in all 3 channels
+        assert torch.allclose(net.eval()(x), source.eval()(x.repeat(1, 3, 1, 1)), atol=1e-5)
+
+
 def test_step_checkpoints_skip_the_last_batch_of_an_epoch(tmp_path: Path) -> None:
     """A step checkpoint on an epoch's last batch would resume past that epoch's validation."""
     import lightning as L

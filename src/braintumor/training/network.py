@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from braintumor.config import ModelConfig
-from braintumor.models import count_parameters, create_model, load_pretrained, model_info
+from braintumor.models import adapt_first_conv, count_parameters, create_model, load_pretrained, model_info
 from braintumor.training.checkpoint import CheckpointError, load_matching, load_weights
 
 
@@ -24,7 +25,10 @@ def build_network(cfg: ModelConfig, in_channels: int, n_outputs: int) -> nn.Modu
 
 def init_weights(model: nn.Module, name: str, path: str) -> dict[str, Any]:
     """Initialise from a project checkpoint (``.safetensors`` + ``.json``) or torchvision-layout
-    ImageNet weights (``.pth``/``.pt``/``.safetensors`` without project metadata)."""
+    ImageNet weights (``.pth``/``.pt``/``.safetensors`` without project metadata).
+
+    A project checkpoint with other input channels (an LGG 3-channel U-Net for a 1-channel
+    figshare one) has its first convolution adapted by :func:`adapt_first_conv`."""
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: init-from weights file not found")
@@ -32,12 +36,30 @@ def init_weights(model: nn.Module, name: str, path: str) -> dict[str, Any]:
         state, meta = load_weights(p)
         if meta.get("model", {}).get("name") not in (None, name):
             raise CheckpointError(f"{p}: holds a {meta['model']['name']!r} model, not {name!r}")
+        state, adapted = _adapt_input_conv(model, state)
         report = load_matching(model, state)
+        report["adapted"] = adapted
         if not report["loaded"]:
             raise CheckpointError(f"{p}: no tensor matched the {name!r} model")
         return report
     result = load_pretrained(model, p, name)
     return {"loaded": list(result.loaded), "skipped": list(result.skipped), "missing": list(result.missing)}
+
+
+def _adapt_input_conv(
+    model: nn.Module, state: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Adapt the model's first convolution weight in ``state`` when only its input channels differ."""
+    own = model.state_dict()
+    first = next((k for k, v in own.items() if v.ndim == 4), None)
+    if first is None or first not in state:
+        return state, []
+    source, target = state[first], own[first]
+    if source.ndim != 4 or source.shape == target.shape:
+        return state, []
+    if source.shape[0] != target.shape[0] or source.shape[2:] != target.shape[2:]:
+        return state, []
+    return {**state, first: adapt_first_conv(source, int(target.shape[1]))}, [first]
 
 
 def describe(model: nn.Module) -> dict[str, int]:
