@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from braintumor.data.preprocess import percentiles_of
+from braintumor.data.roi import foreground_box
+
 FEATURES = (
     "area_fraction", "row", "col", "row_offset", "col_offset", "box_height", "box_width",
     "intensity_ratio", "intensity_spread",
@@ -57,9 +60,6 @@ def region_features(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     Raises:
         ValueError: shapes differ, the mask is empty, or the slice is constant (no head to find).
     """
-    from braintumor.data.preprocess import percentiles_of
-    from braintumor.data.roi import foreground_box
-
     grey = _grey(image)
     tumour = np.asarray(mask) > 0
     if tumour.shape != grey.shape:

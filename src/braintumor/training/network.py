@@ -50,16 +50,12 @@ def _adapt_input_conv(
     model: nn.Module, state: dict[str, torch.Tensor]
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Adapt the model's first convolution weight in ``state`` when only its input channels differ."""
-    own = model.state_dict()
-    first = next((k for k, v in own.items() if v.ndim == 4), None)
-    if first is None or first not in state:
+    first, target = next(((k, v) for k, v in model.state_dict().items() if v.ndim == 4), ("", None))
+    source = state.get(first)
+    if target is None or source is None or source.ndim != 4 or source.shape[1] == target.shape[1]:
         return state, []
-    source, target = state[first], own[first]
-    if source.ndim != 4 or source.shape == target.shape:
-        return state, []
-    if source.shape[0] != target.shape[0] or source.shape[2:] != target.shape[2:]:
-        return state, []
-    return {**state, first: adapt_first_conv(source, int(target.shape[1]))}, [first]
+    adapted = adapt_first_conv(source, int(target.shape[1]))
+    return ({**state, first: adapted}, [first]) if adapted.shape == target.shape else (state, [])
 
 
 def describe(model: nn.Module) -> dict[str, int]:
