@@ -138,6 +138,9 @@ def evaluate(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write tables and figures here (default: the run folder).")
     ] = None,
+    tune: Annotated[
+        bool, typer.Option(help="First choose TTA, threshold and post-processing on the validation patients.")
+    ] = False,
     overrides: SetOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -152,7 +155,7 @@ def evaluate(
         extra += ["eval.tta=true"] if tta else []
         extra += ["eval.largest_component=true", "eval.fill_holes=true"] if postprocess else []
         extra += [f"eval.postprocess_scope={scope}"]
-        metrics = evaluate_run(run_dir, data, out_dir=out_dir, overrides=extra)
+        metrics = evaluate_run(run_dir, data, out_dir=out_dir, overrides=extra, tune=tune)
         emit_json(metrics) if json_out else out.print(_headline(metrics))
 
     run_guarded(go)

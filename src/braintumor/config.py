@@ -134,16 +134,26 @@ class EvalConfig:
 
     ``postprocess_scope``: ``slice`` keeps each slice's largest 2D component; ``patient`` keeps the
     largest 3D component (26-connected) of each patient's stacked slices, as the LGG reference
-    does. Hole filling is per slice either way.
+    does. Hole filling is per slice either way. ``component_fraction`` < 1 keeps every component of
+    at least that fraction of the largest one's size; ``threshold`` is the tumour probability above
+    which a pixel is tumour. ``braintumor evaluate --tune`` chooses these on validation patients.
     """
 
     tta: bool = False
+    threshold: float = 0.5
     largest_component: bool = False
+    component_fraction: float = 1.0
     fill_holes: bool = False
     postprocess_scope: str = "slice"
     batch_size: int = 32
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"eval.threshold={self.threshold}; expected a probability in (0, 1)")
+        if not 0.0 <= self.component_fraction <= 1.0:
+            raise ConfigError(
+                f"eval.component_fraction={self.component_fraction}; expected a fraction in [0, 1]"
+            )
         if self.postprocess_scope not in POSTPROCESS_SCOPES:
             raise ConfigError(
                 f"eval.postprocess_scope={self.postprocess_scope!r} is not one of "

@@ -245,3 +245,20 @@ def test_postprocess_by_patient_keeps_the_largest_3d_component() -> None:
     assert filled[6, 6] == 1 and filled.dtype == np.uint8
     with pytest.raises(ValueError, match="one of each per slice"):
         postprocess_by_patient(masks, ["a"], [0.0])
+
+
+def test_component_fraction_keeps_every_part_of_a_split_tumour() -> None:
+    from braintumor.evaluation import postprocess_by_patient
+
+    mask = np.zeros((10, 10), np.uint8)
+    mask[0:3, 0:3] = 1  # 9 px, the largest
+    mask[5:7, 5:7] = 1  # 4 px: 0.44 of the largest
+    mask[9, 0] = 1  # 1 px: 0.11 of the largest
+    assert postprocess(mask, fill=False, min_fraction=1.0).sum() == 9
+    assert postprocess(mask, fill=False, min_fraction=0.4).sum() == 13
+    assert postprocess(mask, fill=False, min_fraction=0.1).sum() == 14
+    assert postprocess(mask, fill=False, min_fraction=0.0).sum() == 14
+    volume = postprocess_by_patient([mask, mask], ["a", "a"], [0.0, 1.0], fill=False, min_fraction=0.4)
+    assert [m.sum() for m in volume] == [13, 13]  # 3D parts of 18, 8 and 2 voxels: 0.4 of 18 keeps two
+    with pytest.raises(ValueError, match="min_fraction"):
+        postprocess(mask, min_fraction=1.5)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -80,6 +81,21 @@ def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
     assert (tmp_path / "pp3d" / "per_patient.csv").is_file()
     result = runner.invoke(app, ["evaluate", str(run), "--postprocess-scope", "volume"])
     assert result.exit_code != 0 and "postprocess_scope" in result.output
+    result = runner.invoke(app, ["evaluate", str(run), "--tune", "--json", "--out", str(tmp_path / "tuned")])
+    assert result.exit_code == 0, result.output
+    tuned = json.loads(result.stdout.strip().splitlines()[-1])
+    table = pd.read_csv(tmp_path / "tuned" / "tuning.csv")
+    assert len(table) == tuned["tuning"]["n_candidates"] == 48
+    val_patients = json.loads((run / "splits.json").read_text())["folds"][0]["val"]
+    assert tuned["tuning"]["n_val_patients"] == len(val_patients)  # tuned on validation, not test, patients
+    best = table["val_dice_per_patient"].max()
+    assert tuned["tuning"]["val_dice_per_patient"] == pytest.approx(best)
+    chosen = tuned["tuning"]["chosen"]
+    assert tuned["evaluation"] == chosen  # the test patients are scored with the chosen settings
+    first_best = table[table["val_dice_per_patient"] == best].iloc[0]
+    assert (chosen["threshold"], chosen["tta"]) == (first_best["threshold"], bool(first_best["tta"]))
+    result = runner.invoke(app, ["evaluate", str(run), "--set", "eval.threshold=1.0"])
+    assert result.exit_code != 0 and "eval.threshold" in result.output
     image = tmp_path / "slice.png"
     Image.fromarray((np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)).save(image)
     (tmp_path / "broken.png").write_bytes(b"not a png")

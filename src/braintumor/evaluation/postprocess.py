@@ -1,4 +1,5 @@
-"""Mask clean-up after thresholding: keep the largest connected component, fill holes.
+"""Mask clean-up after thresholding: keep the largest connected component (or every component at
+least a given fraction of its size), fill holes.
 
 Every function takes a binary mask (numpy or torch, bool or 0/1, any number of dimensions) and
 returns the same type, dtype, shape and (for torch) device as its input. Both work inside the
@@ -29,7 +30,7 @@ def _like(result: np.ndarray, original: MaskT) -> MaskT:
     return result.astype(original.dtype, copy=False)
 
 
-def _largest_in_box(binary: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+def _largest_in_box(binary: np.ndarray, box: tuple[slice, ...], min_fraction: float = 1.0) -> np.ndarray:
     structure = ndimage.generate_binary_structure(binary.ndim, binary.ndim)
     labels, n = ndimage.label(binary[box], structure=structure)
     if n <= 1:
@@ -37,7 +38,12 @@ def _largest_in_box(binary: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0  # background
     out = np.zeros_like(binary)
-    out[box] = labels == int(np.argmax(sizes))
+    if min_fraction >= 1.0:
+        out[box] = labels == int(np.argmax(sizes))
+    else:
+        keep = sizes >= min_fraction * sizes.max()
+        keep[0] = False
+        out[box] = keep[labels]
     return out
 
 
@@ -60,15 +66,21 @@ def fill_holes(mask: MaskT) -> MaskT:
     return postprocess(mask, largest=False, fill=True)
 
 
-def postprocess(mask: MaskT, largest: bool = True, fill: bool = True) -> MaskT:
+def postprocess(mask: MaskT, largest: bool = True, fill: bool = True, min_fraction: float = 1.0) -> MaskT:
     """Apply :func:`keep_largest_component` then :func:`fill_holes`, each if enabled, inside one
-    foreground box (the largest component lies within the whole foreground's box)."""
+    foreground box (the largest component lies within the whole foreground's box).
+
+    ``min_fraction`` below 1 keeps, instead of the largest component alone, every component of at
+    least that fraction of the largest one's size (a tumour split in two keeps both parts).
+    """
+    if not 0.0 <= min_fraction <= 1.0:
+        raise ValueError(f"min_fraction={min_fraction}; expected a fraction of the largest component's size")
     binary = as_binary_mask(mask)
     box = foreground_box(binary, margin=1)
     if box is None or not (largest or fill):
         return _like(binary, mask)
     if largest:
-        binary = _largest_in_box(binary, box)
+        binary = _largest_in_box(binary, box, min_fraction)
     if fill:
         binary = _fill_in_box(binary, box)
     return _like(binary, mask)
@@ -80,10 +92,12 @@ def postprocess_by_patient(
     slice_keys: Sequence[float],
     largest: bool = True,
     fill: bool = True,
+    min_fraction: float = 1.0,
 ) -> list[np.ndarray]:
     """Post-process 2D slice masks patient by patient: each patient's slices are stacked in
     ``slice_keys`` order and only the volume's largest 3D component (26-connected) is kept, as the
-    LGG reference does; holes are then filled slice by slice. Returns the masks in input order."""
+    LGG reference does (with ``min_fraction`` < 1, every component of at least that fraction of the
+    largest); holes are then filled slice by slice. Returns the masks in input order."""
     if not len(masks) == len(patient_ids) == len(slice_keys):
         raise ValueError(
             f"got {len(masks)} masks, {len(patient_ids)} patient ids and {len(slice_keys)} slice keys; "
@@ -96,7 +110,8 @@ def postprocess_by_patient(
     for members in by_patient.values():
         order = sorted(members, key=lambda i: slice_keys[i])
         if largest:
-            volume = keep_largest_component(np.stack([out[i] for i in order]))
+            stacked = np.stack([out[i] for i in order])
+            volume = postprocess(stacked, largest=True, fill=False, min_fraction=min_fraction)
             for k, i in enumerate(order):
                 out[i] = volume[k]
         if fill:

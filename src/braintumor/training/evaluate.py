@@ -76,16 +76,17 @@ def evaluate_fold(
     return metrics
 
 
-def _postprocessed(
+def postprocessed(
     preds: list[np.ndarray], patients: list[str], keys: list[float], options: EvalConfig
 ) -> list[np.ndarray]:
     """Apply the configured post-processing per slice or per patient volume."""
     largest, fill = options.largest_component, options.fill_holes
     if not (largest or fill):
         return preds
+    fraction = options.component_fraction
     if options.postprocess_scope == "patient":
-        return postprocess_by_patient(preds, patients, keys, largest, fill)
-    return [postprocess(p, largest, fill) for p in preds]
+        return postprocess_by_patient(preds, patients, keys, largest, fill, fraction)
+    return [postprocess(p, largest, fill, fraction) for p in preds]
 
 
 def _evaluate_segmentation(
@@ -97,13 +98,14 @@ def _evaluate_segmentation(
     patients: list[str] = []
     samples: list[str] = []
     batches = predict(net, fold.test, options.batch_size, precision, tta=options.tta, task="segment")
+    cut = float(np.log(options.threshold / (1.0 - options.threshold)))  # the threshold as a logit
     for batch, logits in batches:
-        preds += list((logits[:, 0] > 0).to(torch.uint8).numpy())
+        preds += list((logits[:, 0] > cut).to(torch.uint8).numpy())
         truths += list(batch["mask"][:, 0].to(torch.uint8).numpy())
         patients += [str(p) for p in batch["patient_id"]]
         samples += [str(s) for s in batch["sample_id"]]
     keys = [float(slices.get(s, 0)) for s in samples]
-    preds = _postprocessed(preds, patients, keys, options)
+    preds = postprocessed(preds, patients, keys, options)
     acc = SegmentationAccumulator(store_masks=True)
     step = max(options.batch_size, 1)
     for i in range(0, len(preds), step):
@@ -163,12 +165,15 @@ def evaluate_run(
     data_path: str | Path | None = None,
     out_dir: str | Path | None = None,
     overrides: list[str] | None = None,
+    tune: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a run's best weights.
 
     On the run's own data the held-out test patients of its fold are scored; on other data
     (``data_path`` whose patients the run's splits do not cover) every sample is an external test.
     Results go to ``out_dir`` (default: ``run_dir/eval`` for external data, else ``run_dir``).
+    With ``tune`` (segmentation on the run's own data) TTA, threshold and post-processing are first
+    chosen on the fold's validation patients (``tuning.csv``), then the test patients are scored.
     """
     from dataclasses import replace
 
@@ -194,7 +199,20 @@ def evaluate_run(
     target = Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval")
     target.mkdir(parents=True, exist_ok=True)
     weights = run_dir / "checkpoints" / "best.safetensors"
-    metrics = evaluate_fold(weights, fold, target, cfg.train.precision, cfg.eval)
+    options, tuning = cfg.eval, None
+    if tune:
+        if not own_data or cfg.train.task != "segment":
+            raise ValueError(f"{run_dir}: --tune needs a segmentation run scored on its own data")
+        from braintumor.training.tune_eval import tune_evaluation
+
+        val = CachedDataset(store, positions(store, splits, cfg.data.fold, "val"), eval_transforms(True))
+        slices = dict(zip(index.frame["sample_id"], index.frame["slice"], strict=True))
+        net, _ = network_from_weights(weights)
+        options, table, tuning = tune_evaluation(net, val, slices, cfg.train.precision, cfg.eval)
+        _save_csv(table, target / "tuning.csv")
+    metrics = evaluate_fold(weights, fold, target, cfg.train.precision, options)
+    if tuning is not None:
+        metrics["tuning"] = tuning
     metrics["external"] = not own_data
     previous = target / "metrics.json"
     if previous.is_file():  # keep what training recorded (time, epochs)

@@ -1,0 +1,107 @@
+"""Choose a segmentation run's evaluation settings on its fold's validation patients.
+
+Flip TTA, the probability threshold and the mask post-processing (none, the largest 2D component
+per slice, or the 3D components of each patient's volume down to a fraction of the largest one)
+are scored on the validation patients, never on the test patients, and the best by mean
+per-patient Dice is kept; ties keep the earlier, simpler setting in grid order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from braintumor.config import EvalConfig, to_dict
+from braintumor.data.dataset import CachedDataset
+from braintumor.evaluation import SegmentationAccumulator
+
+THRESHOLDS = (0.5, 0.4, 0.3, 0.6)
+# (postprocess_scope, largest_component, component_fraction); holes are filled when components are kept
+POSTPROCESSING = (
+    ("slice", False, 1.0),
+    ("patient", True, 1.0),
+    ("patient", True, 0.5),
+    ("patient", True, 0.2),
+    ("patient", True, 0.1),
+    ("slice", True, 1.0),
+)
+
+
+def candidates(base: EvalConfig) -> list[EvalConfig]:
+    """The grid, simplest first: TTA off/on × thresholds × post-processing."""
+    grid = []
+    for tta in (False, True):
+        for threshold in THRESHOLDS:
+            for scope, largest, fraction in POSTPROCESSING:
+                grid.append(replace(base, tta=tta, threshold=threshold, postprocess_scope=scope,
+                                    largest_component=largest, component_fraction=fraction,
+                                    fill_holes=largest))  # fmt: skip
+    return grid
+
+
+@dataclass
+class _Predictions:
+    probabilities: list[np.ndarray]
+    truths: list[np.ndarray]
+    patients: list[str]
+    samples: list[str]
+    keys: list[float]
+
+
+def _predict(net: nn.Module, ds: CachedDataset, slices: dict[str, float], precision: str, tta: bool,
+             batch_size: int) -> _Predictions:  # fmt: skip
+    import torch
+
+    from braintumor.training.evaluate import predict
+
+    out = _Predictions([], [], [], [], [])
+    for batch, logits in predict(net, ds, batch_size, precision, tta=tta, task="segment"):
+        out.probabilities += list(torch.sigmoid(logits[:, 0]).numpy())
+        out.truths += list(batch["mask"][:, 0].to(torch.uint8).numpy())
+        out.patients += [str(p) for p in batch["patient_id"]]
+        out.samples += [str(s) for s in batch["sample_id"]]
+    out.keys = [float(slices.get(s, 0)) for s in out.samples]
+    return out
+
+
+def _mean_patient_dice(p: _Predictions, options: EvalConfig) -> float:
+    from braintumor.training.evaluate import postprocessed
+
+    preds = [(prob > options.threshold).astype(np.uint8) for prob in p.probabilities]
+    preds = postprocessed(preds, p.patients, p.keys, options)
+    acc = SegmentationAccumulator(store_masks=False, compute_hd95=False)
+    acc.add(np.stack(preds), np.stack(p.truths), p.patients, p.samples, p.keys)
+    return float(acc.per_patient()["dice"].mean())
+
+
+def tune_evaluation(
+    net: nn.Module, val: CachedDataset, slices: dict[str, float], precision: str, base: EvalConfig
+) -> tuple[EvalConfig, pd.DataFrame, dict[str, Any]]:
+    """Score every candidate setting on ``val``; return the best, the scored grid and a summary.
+
+    Args:
+        net: the run's segmentation network.
+        val: the fold's validation patients (with masks).
+        slices: sample id -> slice position, to stack each patient's volume in order.
+        precision: autocast precision of the forward passes.
+        base: the configured settings (its batch size is kept).
+    """
+    if len(val) == 0:
+        raise ValueError("the fold has no validation patients to tune on (data.val_fraction is 0)")
+    predictions = {tta: _predict(net, val, slices, precision, tta, base.batch_size) for tta in (False, True)}
+    rows, best, best_dice = [], base, -1.0
+    for options in candidates(base):
+        dice = _mean_patient_dice(predictions[options.tta], options)
+        settings = {k: v for k, v in to_dict(options).items() if k != "batch_size"}
+        rows.append({**settings, "val_dice_per_patient": dice})
+        if dice > best_dice:
+            best, best_dice = options, dice
+    summary = {
+        "chosen": to_dict(best), "val_dice_per_patient": best_dice,
+        "n_val_patients": len(set(predictions[False].patients)), "n_candidates": len(rows),
+    }  # fmt: skip
+    return best, pd.DataFrame(rows), summary
