@@ -14,6 +14,9 @@ LOSSES: Registry[Callable[[], nn.Module]] = Registry("loss")
 
 LOSSES.register("dice")(lambda: DiceLoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0))
 LOSSES.register("dice-bce")(lambda: DiceCELoss(sigmoid=True, smooth_nr=1.0, smooth_dr=1.0))
+# batch Dice (nnU-Net's 2D default): one Dice over the whole batch instead of a mean of per-slice
+# Dice values, so a tumour-free slice does not pull every prediction towards empty
+LOSSES.register("dice-bce-batch")(lambda: DiceCELoss(sigmoid=True, batch=True, smooth_nr=1.0, smooth_dr=1.0))
 LOSSES.register("focal")(lambda: FocalLoss(gamma=2.0, use_softmax=False))
 LOSSES.register("ce")(lambda: nn.CrossEntropyLoss())
 LOSSES.register("ce-smooth")(lambda: nn.CrossEntropyLoss(label_smoothing=0.1))
