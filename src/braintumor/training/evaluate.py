@@ -208,7 +208,8 @@ def evaluate_run(
         val = CachedDataset(store, positions(store, splits, cfg.data.fold, "val"), eval_transforms(True))
         slices = dict(zip(index.frame["sample_id"], index.frame["slice"], strict=True))
         net, _ = network_from_weights(weights)
-        options, table, tuning = tune_evaluation(net, val, slices, cfg.train.precision, cfg.eval)
+        volumetric = bool((index.frame["slice"] >= 0).all())  # single images have slice -1
+        options, table, tuning = tune_evaluation(net, val, slices, cfg.train.precision, cfg.eval, volumetric)
         _save_csv(table, target / "tuning.csv")
     metrics = evaluate_fold(weights, fold, target, cfg.train.precision, options)
     if tuning is not None:

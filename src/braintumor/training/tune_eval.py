@@ -31,12 +31,15 @@ POSTPROCESSING = (
 )
 
 
-def candidates(base: EvalConfig) -> list[EvalConfig]:
-    """The grid, simplest first: TTA off/on × thresholds × post-processing."""
+def candidates(base: EvalConfig, volumetric: bool = True) -> list[EvalConfig]:
+    """The grid, simplest first: TTA off/on × thresholds × post-processing (the per-patient 3D
+    settings only for ``volumetric`` data, whose slices stack into a volume)."""
     grid = []
     for tta in (False, True):
         for threshold in THRESHOLDS:
             for scope, largest, fraction in POSTPROCESSING:
+                if scope == "patient" and not volumetric:
+                    continue
                 grid.append(replace(base, tta=tta, threshold=threshold, postprocess_scope=scope,
                                     largest_component=largest, component_fraction=fraction,
                                     fill_holes=largest))  # fmt: skip
@@ -79,7 +82,12 @@ def _mean_patient_dice(p: _Predictions, options: EvalConfig) -> float:
 
 
 def tune_evaluation(
-    net: nn.Module, val: CachedDataset, slices: dict[str, float], precision: str, base: EvalConfig
+    net: nn.Module,
+    val: CachedDataset,
+    slices: dict[str, float],
+    precision: str,
+    base: EvalConfig,
+    volumetric: bool = True,
 ) -> tuple[EvalConfig, pd.DataFrame, dict[str, Any]]:
     """Score every candidate setting on ``val``; return the best, the scored grid and a summary.
 
@@ -89,12 +97,13 @@ def tune_evaluation(
         slices: sample id -> slice position, to stack each patient's volume in order.
         precision: autocast precision of the forward passes.
         base: the configured settings (its batch size is kept).
+        volumetric: whether each patient's slices stack into a volume (LGG; not figshare).
     """
     if len(val) == 0:
         raise ValueError("the fold has no validation patients to tune on (data.val_fraction is 0)")
     predictions = {tta: _predict(net, val, slices, precision, tta, base.batch_size) for tta in (False, True)}
     rows, best, best_dice = [], base, -1.0
-    for options in candidates(base):
+    for options in candidates(base, volumetric):
         dice = _mean_patient_dice(predictions[options.tta], options)
         settings = {k: v for k, v in to_dict(options).items() if k != "batch_size"}
         rows.append({**settings, "val_dice_per_patient": dice})
