@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,23 +90,52 @@ def postprocessed(
     return [postprocess(p, largest, fill, fraction) for p in preds]
 
 
+def logit_of(threshold: float) -> float:
+    """A probability threshold as the logit threshold it equals."""
+    return float(np.log(threshold / (1.0 - threshold)))
+
+
+@dataclass
+class SlicePredictions:
+    """Per-slice outputs over a dataset, in order, with each slice's truth, patient and position."""
+
+    outputs: list[np.ndarray] = field(default_factory=list)
+    truths: list[np.ndarray] = field(default_factory=list)
+    patients: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    keys: list[float] = field(default_factory=list)
+
+
+def predict_slices(
+    net: nn.Module,
+    ds: CachedDataset,
+    slices: dict[str, float],
+    options: EvalConfig,
+    precision: str,
+    keep: Callable[[torch.Tensor], np.ndarray],
+) -> SlicePredictions:
+    """Run the segmenter over ``ds`` (flip TTA as ``options`` says); ``keep`` turns each batch's
+    B×H×W logits into what is stored (a thresholded mask, or the logits themselves)."""
+    out = SlicePredictions()
+    for batch, logits in predict(net, ds, options.batch_size, precision, tta=options.tta, task="segment"):
+        out.outputs += list(keep(logits[:, 0]))
+        out.truths += list(batch["mask"][:, 0].to(torch.uint8).numpy())
+        out.patients += [str(p) for p in batch["patient_id"]]
+        out.samples += [str(s) for s in batch["sample_id"]]
+    out.keys = [float(slices.get(s, 0)) for s in out.samples]
+    return out
+
+
 def _evaluate_segmentation(
     net: nn.Module, fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
 ) -> dict[str, Any]:
     slices = dict(zip(fold.index.frame["sample_id"], fold.index.frame["slice"], strict=True))
-    preds: list[np.ndarray] = []
-    truths: list[np.ndarray] = []
-    patients: list[str] = []
-    samples: list[str] = []
-    batches = predict(net, fold.test, options.batch_size, precision, tta=options.tta, task="segment")
-    cut = float(np.log(options.threshold / (1.0 - options.threshold)))  # the threshold as a logit
-    for batch, logits in batches:
-        preds += list((logits[:, 0] > cut).to(torch.uint8).numpy())
-        truths += list(batch["mask"][:, 0].to(torch.uint8).numpy())
-        patients += [str(p) for p in batch["patient_id"]]
-        samples += [str(s) for s in batch["sample_id"]]
-    keys = [float(slices.get(s, 0)) for s in samples]
-    preds = postprocessed(preds, patients, keys, options)
+    cut = logit_of(options.threshold)
+    p = predict_slices(
+        net, fold.test, slices, options, precision, lambda x: (x > cut).to(torch.uint8).numpy()
+    )
+    truths, patients, samples, keys = p.truths, p.patients, p.samples, p.keys
+    preds = postprocessed(p.outputs, patients, keys, options)
     acc = SegmentationAccumulator(store_masks=True)
     step = max(options.batch_size, 1)
     for i in range(0, len(preds), step):

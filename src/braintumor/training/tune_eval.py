@@ -8,7 +8,7 @@ per-patient Dice is kept; ties keep the earlier, simpler setting in grid order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from torch import nn
 from braintumor.config import EvalConfig, to_dict
 from braintumor.data.dataset import CachedDataset
 from braintumor.evaluation import SegmentationAccumulator
+from braintumor.training.evaluate import SlicePredictions, logit_of, postprocessed, predict_slices
 
 THRESHOLDS = (0.5, 0.4, 0.3, 0.6)
 # (postprocess_scope, largest_component, component_fraction); holes are filled when components are kept
@@ -46,36 +47,9 @@ def candidates(base: EvalConfig, volumetric: bool = True) -> list[EvalConfig]:
     return grid
 
 
-@dataclass
-class _Predictions:
-    probabilities: list[np.ndarray]
-    truths: list[np.ndarray]
-    patients: list[str]
-    samples: list[str]
-    keys: list[float]
-
-
-def _predict(net: nn.Module, ds: CachedDataset, slices: dict[str, float], precision: str, tta: bool,
-             batch_size: int) -> _Predictions:  # fmt: skip
-    import torch
-
-    from braintumor.training.evaluate import predict
-
-    out = _Predictions([], [], [], [], [])
-    for batch, logits in predict(net, ds, batch_size, precision, tta=tta, task="segment"):
-        out.probabilities += list(torch.sigmoid(logits[:, 0]).numpy())
-        out.truths += list(batch["mask"][:, 0].to(torch.uint8).numpy())
-        out.patients += [str(p) for p in batch["patient_id"]]
-        out.samples += [str(s) for s in batch["sample_id"]]
-    out.keys = [float(slices.get(s, 0)) for s in out.samples]
-    return out
-
-
-def _mean_patient_dice(p: _Predictions, options: EvalConfig) -> float:
-    from braintumor.training.evaluate import postprocessed
-
-    preds = [(prob > options.threshold).astype(np.uint8) for prob in p.probabilities]
-    preds = postprocessed(preds, p.patients, p.keys, options)
+def _mean_patient_dice(p: SlicePredictions, options: EvalConfig) -> float:
+    cut = logit_of(options.threshold)
+    preds = postprocessed([(x > cut).astype(np.uint8) for x in p.outputs], p.patients, p.keys, options)
     acc = SegmentationAccumulator(store_masks=False, compute_hd95=False)
     acc.add(np.stack(preds), np.stack(p.truths), p.patients, p.samples, p.keys)
     return float(acc.per_patient()["dice"].mean())
@@ -101,7 +75,10 @@ def tune_evaluation(
     """
     if len(val) == 0:
         raise ValueError("the fold has no validation patients to tune on (data.val_fraction is 0)")
-    predictions = {tta: _predict(net, val, slices, precision, tta, base.batch_size) for tta in (False, True)}
+    predictions = {
+        tta: predict_slices(net, val, slices, replace(base, tta=tta), precision, lambda x: x.numpy())
+        for tta in (False, True)
+    }
     rows, best, best_dice = [], base, -1.0
     for options in candidates(base, volumetric):
         dice = _mean_patient_dice(predictions[options.tta], options)
