@@ -31,9 +31,9 @@ train runs/lgg-flair-fold0/metrics.json "${LGG[@]}"
   --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${GATE[@]}") (bundled: fold 0 of each CV; the classifier fused with a 300-tree region-feature forest fitted on its fold-0 training patients; measured: braintumor experiment fuse --cls runs/figshare-roi-w24 --out runs/fused-figshare-roi-w24)" \
   --data "T1-CE. Segmenter and tumour-region classifier: figshare (Cheng et al.) sample ../shared/data/figshare, 389 slices of 111 patients, official patient-level fold 0 held out. Gate: Kaggle Brain Tumor MRI sample ../shared/data/kaggle4, trained on its 480 Training images, scored on its 160 Testing images."
 # bundle metrics as the analysis runs it: slice by slice, flip TTA, largest 2D component + hole filling
-[ -n "$(grep -o '"tta": true' runs/lgg-flair-fold0/metrics.json)" ] || "$BT" evaluate runs/lgg-flair-fold0 --tta --postprocess
+[ -n "$(grep -o '"tta": true' runs/lgg-flair-fold0/metrics.json)" ] || "$BT" evaluate runs/lgg-flair-fold0 --tta --postprocess --postprocess-scope slice
 "$BT" bundle create --seg runs/lgg-flair-fold0 --out $OUT/flair-lgg --name flair-lgg --fp16 --overwrite \
-  --command "$(shown "${LGG[@]}"); braintumor evaluate runs/lgg-flair-fold0 --tta --postprocess" \
+  --command "$(shown "${LGG[@]}"); braintumor evaluate runs/lgg-flair-fold0 --tta --postprocess --postprocess-scope slice" \
   --data "FLAIR (3-channel pre-contrast/FLAIR/post-contrast). LGG (Buda et al., TCGA) sample ../shared/data/lgg128 at 128 px, 89 patients, patient-level fold 0 of 5 held out (18 test patients), 76 epochs."
 "$BT" bundle info t1ce
 "$BT" bundle info flair-lgg

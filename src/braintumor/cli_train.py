@@ -129,12 +129,13 @@ def evaluate(
     tta: Annotated[bool, typer.Option(help="Average predictions over flips.")] = False,
     postprocess: Annotated[bool, typer.Option(help="Keep the largest component and fill holes.")] = False,
     scope: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--postprocess-scope",
-            help="slice: largest 2D component per slice; patient: largest 3D component per patient volume.",
+            help="slice: largest 2D component per slice; patient: largest 3D component per patient volume "
+            "(default: the run's eval.postprocess_scope).",
         ),
-    ] = "slice",
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write tables and figures here (default: the run folder).")
     ] = None,
@@ -154,7 +155,7 @@ def evaluate(
         extra = list(overrides or [])
         extra += ["eval.tta=true"] if tta else []
         extra += ["eval.largest_component=true", "eval.fill_holes=true"] if postprocess else []
-        extra += [f"eval.postprocess_scope={scope}"]
+        extra += [f"eval.postprocess_scope={scope}"] if scope else []  # else keep the run's own
         metrics = evaluate_run(run_dir, data, out_dir=out_dir, overrides=extra, tune=tune)
         emit_json(metrics) if json_out else out.print(_headline(metrics))
 

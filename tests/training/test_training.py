@@ -79,6 +79,10 @@ def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
     assert cleaned["evaluation"]["postprocess_scope"] == "patient"
     assert cleaned["evaluation"]["largest_component"]
     assert (tmp_path / "pp3d" / "per_patient.csv").is_file()
+    kept = ["--set", "eval.postprocess_scope=patient", "--set", "eval.largest_component=true", "--json"]
+    result = runner.invoke(app, ["evaluate", str(run), *kept, "--out", str(tmp_path / "own-scope")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["evaluation"]["postprocess_scope"] == "patient"
     result = runner.invoke(app, ["evaluate", str(run), "--postprocess-scope", "volume"])
     assert result.exit_code != 0 and "postprocess_scope" in result.output
     result = runner.invoke(app, ["evaluate", str(run), "--tune", "--json", "--out", str(tmp_path / "tuned")])
