@@ -142,6 +142,14 @@ def evaluate(
     tune: Annotated[
         bool, typer.Option(help="First choose TTA, threshold and post-processing on the validation patients.")
     ] = False,
+    ensemble: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ensemble",
+            help="Average with this run's best weights too (repeatable); it must not have trained on "
+            "the held-out patients.",
+        ),
+    ] = None,
     overrides: SetOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -156,7 +164,9 @@ def evaluate(
         extra += ["eval.tta=true"] if tta else []
         extra += ["eval.largest_component=true", "eval.fill_holes=true"] if postprocess else []
         extra += [f"eval.postprocess_scope={scope}"] if scope else []  # else keep the run's own
-        metrics = evaluate_run(run_dir, data, out_dir=out_dir, overrides=extra, tune=tune)
+        metrics = evaluate_run(
+            run_dir, data, out_dir=out_dir, overrides=extra, tune=tune, ensemble=ensemble or ()
+        )
         emit_json(metrics) if json_out else out.print(_headline(metrics))
 
     run_guarded(go)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from braintumor.evaluation import (
 from braintumor.inference.tta import predict_tta
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.training.data import FoldData, eval_loader
-from braintumor.training.network import network_from_weights
+from braintumor.training.ensemble import load_ensemble
 
 
 def autocast(precision: str = "bf16-mixed") -> Any:
@@ -60,14 +60,15 @@ def _save_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def evaluate_fold(
-    weights: Path,
+    weights: Path | Sequence[Path],
     fold: FoldData,
     run_dir: Path,
     precision: str = "bf16-mixed",
     options: EvalConfig | None = None,
 ) -> dict[str, Any]:
-    """Score ``weights`` on ``fold.test``; writes tables and PNGs into ``run_dir``."""
-    net, meta = network_from_weights(weights)
+    """Score ``weights`` (several files: their mean probability) on ``fold.test``; writes tables
+    and PNGs into ``run_dir``."""
+    net, meta = load_ensemble([weights] if isinstance(weights, Path) else list(weights))
     options = options or EvalConfig()
     if meta["task"] == "segment":
         metrics = _evaluate_segmentation(net, fold, run_dir, precision, options)
@@ -196,14 +197,16 @@ def evaluate_run(
     out_dir: str | Path | None = None,
     overrides: list[str] | None = None,
     tune: bool = False,
+    ensemble: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Evaluate a run's best weights.
+    """Evaluate a run's best weights, or their mean with the best weights of the ``ensemble`` runs.
 
     On the run's own data the held-out test patients of its fold are scored; on other data
     (``data_path`` whose patients the run's splits do not cover) every sample is an external test.
     Results go to ``out_dir`` (default: ``run_dir/eval`` for external data, else ``run_dir``).
     With ``tune`` (segmentation on the run's own data) TTA, threshold and post-processing are first
     chosen on the fold's validation patients (``tuning.csv``), then the test patients are scored.
+    An ensemble member that trained or selected its model on one of those patients is refused.
     """
     from dataclasses import replace
 
@@ -226,9 +229,15 @@ def evaluate_run(
     test_positions = positions(store, splits, cfg.data.fold, "test") if own_data else None
     test = CachedDataset(store, test_positions, eval_transforms(with_mask))
     fold = FoldData(index, store, splits, cfg.data.fold, test, test, test)
+    members = [run_dir, *map(Path, ensemble)]
+    weights = [m / "checkpoints" / "best.safetensors" for m in members]
+    if own_data and ensemble:
+        from braintumor.training.ensemble import check_members_unseen
+
+        part = splits.folds[cfg.data.fold]
+        check_members_unseen(members[1:], set(part["test"]), set(part["val"]) if tune else set())
     target = Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval")
     target.mkdir(parents=True, exist_ok=True)
-    weights = run_dir / "checkpoints" / "best.safetensors"
     options, tuning = cfg.eval, None
     if tune:
         if not own_data or cfg.train.task != "segment":
@@ -237,13 +246,15 @@ def evaluate_run(
 
         val = CachedDataset(store, positions(store, splits, cfg.data.fold, "val"), eval_transforms(True))
         slices = dict(zip(index.frame["sample_id"], index.frame["slice"], strict=True))
-        net, _ = network_from_weights(weights)
+        net, _ = load_ensemble(weights)
         volumetric = bool((index.frame["slice"] >= 0).all())  # single images have slice -1
         options, table, tuning = tune_evaluation(net, val, slices, cfg.train.precision, cfg.eval, volumetric)
         _save_csv(table, target / "tuning.csv")
     metrics = evaluate_fold(weights, fold, target, cfg.train.precision, options)
     if tuning is not None:
         metrics["tuning"] = tuning
+    if ensemble:
+        metrics["ensemble"] = [str(m) for m in members]
     metrics["external"] = not own_data
     previous = target / "metrics.json"
     if previous.is_file():  # keep what training recorded (time, epochs)
