@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from monai.transforms import MeanEnsemble
 from torch import nn
 
 from braintumor.data.splits import SplitLeakageError, Splits
@@ -24,14 +23,13 @@ class ProbabilityMean(nn.Module):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
-        self.mean = MeanEnsemble()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = [member(x).float() for member in self.members]
         if outputs[0].shape[1] == 1:
-            probability = self.mean(torch.stack([o.sigmoid() for o in outputs]))
+            probability = torch.stack([o.sigmoid() for o in outputs]).mean(dim=0)
             return torch.logit(probability, eps=1e-6)
-        probability = self.mean(torch.stack([o.softmax(dim=1) for o in outputs]))
+        probability = torch.stack([o.softmax(dim=1) for o in outputs]).mean(dim=0)
         return probability.clamp_min(1e-12).log()
 
 
