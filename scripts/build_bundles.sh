@@ -2,7 +2,7 @@
 # Rebuild the model bundles shipped in the package (src/braintumor/bundles/) from ../shared/data:
 # train each model (skipped when its run folder is finished), then bundle one fold's weights
 # (float16) with the exact training command, the data, and the metrics each model measured on
-# patients it never saw. About 80 minutes on 2 CPU cores (the LGG U-Net alone: an hour).
+# patients it never saw. About 50 minutes on 2 CPU cores (the LGG U-Net alone: half an hour).
 #   bash scripts/build_bundles.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,6 @@ train runs/lgg-flair-fold0/metrics.json "${LGG[@]}"
 [ -n "$(grep -o '"tta": true' runs/lgg-flair-fold0/metrics.json)" ] || "$BT" evaluate runs/lgg-flair-fold0 --tta --postprocess --postprocess-scope slice
 "$BT" bundle create --seg runs/lgg-flair-fold0 --out $OUT/flair-lgg --name flair-lgg --fp16 --overwrite \
   --command "$(shown "${LGG[@]}"); braintumor evaluate runs/lgg-flair-fold0 --tta --postprocess --postprocess-scope slice" \
-  --data "FLAIR (3-channel pre-contrast/FLAIR/post-contrast). LGG (Buda et al., TCGA) sample ../shared/data/lgg128 at 128 px, 89 patients, patient-level fold 0 of 5 held out (18 test patients), 76 epochs."
+  --data "FLAIR (3-channel pre-contrast/FLAIR/post-contrast). LGG (Buda et al., TCGA) sample ../shared/data/lgg128 at 128 px, 89 patients, patient-level fold 0 of 5 held out (18 test patients); MONAI residual U-Net, channels 16-256, 70 epochs."
 "$BT" bundle info t1ce
 "$BT" bundle info flair-lgg
