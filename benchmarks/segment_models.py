@@ -2,9 +2,8 @@
 
 Every arm trains in the same bare PyTorch loop (bf16 autocast, channels_last, AdamW, Dice+BCE) on
 the same random 3-channel batches, and is printed with its speed relative to the reference, the
-configuration's U-Net at ``init_features=16``, measured in the same run. Under a fixed training
-budget (``configs/lgg-unet-cpu.yaml``: 60 minutes) the ratio is the share of the reference's
-epochs an arm gets.
+classic LGG U-Net at ``init_features=16`` (``configs/lgg-unet-f16-cpu.yaml``), measured in the same
+run. Under a fixed training budget the ratio is the share of the reference's epochs an arm gets.
 
 Usage: python benchmarks/segment_models.py [--size 128] [--batch 16] [--steps 8] [--arms a,b]
 Prints one JSON object: per arm, parameters, train bf16 slices/s, × reference, inference slices/s.
@@ -21,12 +20,12 @@ import torch
 from braintumor.models import count_parameters, create_model
 from train_throughput import batches, inference, plain_loop
 
-SMALL = (16, 32, 64, 128, 256)
+SMALL = [16, 32, 64, 128, 256]
 ARMS: dict[str, tuple[str, dict[str, Any]]] = {
-    "unet-f16": ("unet", {"init_features": 16}),  # the reference: configs/lgg-unet-cpu.yaml
+    "unet-f16": ("unet", {"init_features": 16}),  # the reference: configs/lgg-unet-f16-cpu.yaml
     "unet-f32": ("unet", {"init_features": 32}),  # the LGG reference width
     "monai-unet": ("monai-unet", {}),
-    "monai-unet-16": ("monai-unet", {"channels": SMALL}),
+    "monai-unet-16": ("monai-unet", {"channels": SMALL}),  # configs/lgg-unet-cpu.yaml
     "attention-unet": ("attention-unet", {}),
     "attention-unet-16": ("attention-unet", {"channels": SMALL}),
     "basic-unet": ("basic-unet", {}),
@@ -41,7 +40,7 @@ def measure(arm: str, data: list[dict[str, torch.Tensor]], size: int) -> dict[st
     name, kwargs = ARMS[arm]
     net = create_model(name, in_channels=3, out_channels=1, **kwargs)
     return {
-        "model": name, "kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+        "model": name, "kwargs": kwargs,
         "parameters": count_parameters(net),
         "train_bf16_slices_per_s": round(plain_loop(data, net, bf16=True), 2),
         "inference_bf16_slices_per_s": round(inference(size, net), 1),
