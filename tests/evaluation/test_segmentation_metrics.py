@@ -176,6 +176,7 @@ def test_fill_holes_and_postprocess_torch() -> None:
     out = postprocess(blobs)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.uint8
     np.testing.assert_array_equal(out.numpy(), filled)
+    np.testing.assert_array_equal(fill_holes(ring[None]), filled[None])  # a 1×H×W mask, as stored
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # raised inside MONAI 1.6

@@ -81,3 +81,9 @@ def test_evaluate_ensemble_of_same_fold_runs_and_refuse_a_member_that_saw_the_te
     assert result.exit_code != 0
     assert "other_fold" in result.output and "must not have seen" in result.output
     assert not refused.exists()  # refused before anything is written
+    resized = tmp_path / "resized"
+    sets = [a for s in [*TINY_SEG, "data.image_size=48"] for a in ("--set", s)]
+    assert runner.invoke(app, ["train", "segment", "--out", str(resized), *sets]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", str(runs["a"]), "--ensemble", str(resized),
+                                 "--out", str(tmp_path / "mixed")])  # fmt: skip
+    assert result.exit_code != 0 and "preprocessing" in result.output  # fed 32² inputs, not its 48²

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -110,6 +111,14 @@ def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
     assert good["ok"] and Image.open(good["outputs"]["mask"]).size == (50, 40)
     assert not bad["ok"] and "broken.png" in bad["error"]
     assert (tmp_path / "pred" / "predictions.csv").is_file()
+    twin = tmp_path / "other" / "slice.png"  # the same file name in another folder
+    twin.parent.mkdir()
+    twin.write_bytes(image.read_bytes())
+    result = runner.invoke(app, ["predict", str(run), str(image), str(twin), "--out", str(tmp_path / "twins"),
+                                 "--json"])  # fmt: skip
+    first, second = json.loads(result.stdout.strip().splitlines()[-1])["results"]
+    assert first["outputs"]["mask"] != second["outputs"]["mask"]  # neither overwrites the other
+    assert Path(second["outputs"]["mask"]).name == "slice_2_mask.png"
 
 
 def test_classification_and_cv(tmp_path: Path) -> None:
@@ -239,3 +248,41 @@ def test_rerunning_a_finished_run_trains_nothing(tmp_path: Path) -> None:
     train_fold(cfg, run, trainer_overrides=QUIET)
     assert (run / "history.csv").read_text() == history
     assert (run / "checkpoints" / "best.safetensors").read_bytes() == weights
+
+
+def test_evaluate_scores_only_unseen_patients_with_the_trained_inputs(tmp_path: Path) -> None:
+    import shutil
+
+    from braintumor.errors import ConfigError
+    from braintumor.training.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    train_fold(seg_config(), run, trainer_overrides=QUIET)
+    with pytest.raises(ConfigError, match=r"data\.fold=1"):
+        evaluate_run(run, overrides=["data.fold=1"])  # fold 1's test patients trained this run
+    with pytest.raises(ConfigError, match="image_size"):
+        evaluate_run(run, overrides=["data.image_size=16"])
+    fold = json.loads((run / "splits.json").read_text())["folds"][0]
+
+    def copy_of_data(name: str, keep: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(run / "phantoms", folder)
+        frame = pd.read_csv(run / "phantoms" / "index.csv", dtype={"split": str}, keep_default_na=False)
+        keep(frame).to_csv(folder / "index.csv", index=False)
+        return folder
+
+    dropped = fold["test"][0]  # data holding all but one test patient: no longer the run's own data
+    partial = copy_of_data("partial", lambda f: f[f["patient_id"] != dropped])
+    metrics = evaluate_run(run, partial, out_dir=tmp_path / "partial-eval")
+    assert metrics["external"] and metrics["excluded_seen"] == len(fold["train"]) + len(fold["val"])
+    assert {p["patient_id"] for p in metrics["per_patient"]} == set(fold["test"]) - {dropped}
+
+    flat = copy_of_data("flat", lambda f: f.assign(slice=-1))  # separate 2D images, not volumes
+    scope = ["eval.postprocess_scope=patient", "eval.largest_component=true"]
+    with pytest.raises(ConfigError, match=r"postprocess_scope=slice"):
+        evaluate_run(run, flat, out_dir=tmp_path / "flat-eval", overrides=scope)
+    per_slice = pd.read_csv(run / "per_slice.csv")
+    metrics = evaluate_run(run, flat, out_dir=tmp_path / "flat-eval")
+    patients = pd.read_csv(tmp_path / "flat-eval" / "per_patient.csv").set_index("patient_id")
+    own = per_slice.groupby("patient_id")["hd95"].mean()  # a patient's images are not stacked
+    assert np.allclose(patients.loc[own.index, "hd95"], own, equal_nan=True)

@@ -48,9 +48,15 @@ def _largest_in_box(binary: np.ndarray, box: tuple[slice, ...], min_fraction: fl
 
 
 def _fill_in_box(binary: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
-    framed = np.pad(binary[box], 1)  # a background frame: the box's edge is not enclosed
+    # a length-1 axis (a 1×H×W mask) is dropped: framed along it, every pixel would touch the frame
+    flat = tuple(a for a, n in enumerate(binary.shape) if n == 1)
+    core = np.squeeze(binary[box], axis=flat)
     out = binary.copy()
-    out[box] = ndimage.binary_fill_holes(framed)[(slice(1, -1),) * binary.ndim]
+    if core.ndim == 0:
+        return out
+    framed = np.pad(core, 1)  # a background frame: the box's edge is not enclosed
+    filled = ndimage.binary_fill_holes(framed)[(slice(1, -1),) * core.ndim]
+    out[box] = np.expand_dims(filled, flat)
     return out
 
 

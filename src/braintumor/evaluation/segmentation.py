@@ -286,7 +286,7 @@ class SegmentationAccumulator:
         for patient, state in self._patients.items():
             row: dict[str, Any] = {"patient_id": patient, "n_slices": len(state.slice_keys)}
             row.update(scores_from_counts(state.tp, state.fp, state.fn))
-            if self.store_masks:
+            if self.store_masks and self.compute_hd95:
                 row["hd95"] = self._volume_hd95(state)
             else:
                 values = slices.loc[slices["patient_id"] == patient, "hd95"].to_numpy(float)

@@ -79,8 +79,11 @@ class Predictor:
             out = net(x[None].contiguous(memory_format=torch.channels_last)).float()[0]
         return x, (out[0] if self.task == "segment" else out.softmax(0))
 
-    def predict_file(self, path: str | Path, out_dir: Path | None = None) -> Prediction:
-        """Predict one file; failures become ``ok=False`` with the error message."""
+    def predict_file(
+        self, path: str | Path, out_dir: Path | None = None, name: str | None = None
+    ) -> Prediction:
+        """Predict one file; failures become ``ok=False`` with the error message. Outputs in
+        ``out_dir`` are named after ``name`` (default: the file's stem)."""
         result = Prediction(str(path))
         try:
             array = read_image(path)
@@ -91,7 +94,7 @@ class Predictor:
             mask = mask_to_original(out, array.shape[:2])
             result.tumour, result.area_px = bool(mask.any()), int(mask.sum())
             if out_dir is not None:
-                result.outputs = write_mask_outputs(Path(path), array, mask, out_dir)
+                result.outputs = write_mask_outputs(name or Path(path).stem, array, mask, out_dir)
         else:
             classes = self.meta["classes"]
             result.probabilities = {c: float(p) for c, p in zip(classes, out.tolist(), strict=True)}
@@ -99,15 +102,15 @@ class Predictor:
         return result
 
 
-def write_mask_outputs(path: Path, array: np.ndarray, mask: np.ndarray, out_dir: Path) -> dict[str, str]:
-    """``<stem>_mask.png`` ({0,255}) and ``<stem>_overlay.png`` (prediction outlined in red)."""
+def write_mask_outputs(name: str, array: np.ndarray, mask: np.ndarray, out_dir: Path) -> dict[str, str]:
+    """``<name>_mask.png`` ({0,255}) and ``<name>_overlay.png`` (prediction outlined in red)."""
     from PIL import Image
 
     from braintumor.io_utils import atomic_write
     from braintumor.reports.overlay import overlay_rgb
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    mask_path, overlay_path = out_dir / f"{path.stem}_mask.png", out_dir / f"{path.stem}_overlay.png"
+    mask_path, overlay_path = out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.png"
     atomic_write(mask_path, lambda tmp: Image.fromarray(mask * 255).save(tmp, format="PNG"))
     rgb = overlay_rgb(array, pred=mask)
     atomic_write(overlay_path, lambda tmp: Image.fromarray(rgb).save(tmp, format="PNG"))

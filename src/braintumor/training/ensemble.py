@@ -37,17 +37,22 @@ def load_ensemble(weights: Sequence[Path]) -> tuple[nn.Module, dict[str, Any]]:
     """Load each weights file; one file gives its own network, several their :class:`ProbabilityMean`.
 
     Raises:
-        CheckpointError: the members differ in task, output classes or input channels.
+        CheckpointError: the members differ in task, output classes, input channels or preprocessing.
     """
     loaded = [network_from_weights(w) for w in weights]
     if len(loaded) == 1:
         return loaded[0]
     first = loaded[0][1]
-    signature = (first["task"], first.get("classes"), first.get("in_channels"))
+
+    def signature(meta: dict[str, Any]) -> tuple[Any, ...]:
+        return meta["task"], meta.get("classes"), meta.get("in_channels"), meta.get("preprocessing")
+
     for path, (_, meta) in zip(weights[1:], loaded[1:], strict=True):
-        other = (meta["task"], meta.get("classes"), meta.get("in_channels"))
-        if other != signature:
-            raise CheckpointError(f"{path}: task, classes or input channels {other} differ from {signature}")
+        if signature(meta) != signature(first):
+            raise CheckpointError(
+                f"{path}: task, classes, input channels or preprocessing {signature(meta)} differ from "
+                f"{weights[0]}'s {signature(first)}; ensemble members must take the same inputs"
+            )
     return ProbabilityMean([net for net, _ in loaded]), first
 
 

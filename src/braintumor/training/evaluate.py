@@ -13,8 +13,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from braintumor.config import EvalConfig, to_dict
-from braintumor.data.dataset import CachedDataset
+from braintumor.config import EvalConfig, ExperimentConfig, to_dict
+from braintumor.data.dataset import CachedDataset, positions_for_patients, positions_for_samples
+from braintumor.data.index import SampleIndex
+from braintumor.data.splits import SplitLeakageError, Splits
+from braintumor.errors import ConfigError
 from braintumor.evaluation import (
     ClassificationAccumulator,
     SegmentationAccumulator,
@@ -91,6 +94,11 @@ def postprocessed(
     return [postprocess(p, largest, fill, fraction) for p in preds]
 
 
+def is_volumetric(index: SampleIndex) -> bool:
+    """Whether every sample is a slice of a volume (single 2D images have slice -1)."""
+    return bool((index.frame["slice"] >= 0).all())
+
+
 def logit_of(threshold: float) -> float:
     """A probability threshold as the logit threshold it equals."""
     return float(np.log(threshold / (1.0 - threshold)))
@@ -131,13 +139,21 @@ def _evaluate_segmentation(
     net: nn.Module, fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
 ) -> dict[str, Any]:
     slices = dict(zip(fold.index.frame["sample_id"], fold.index.frame["slice"], strict=True))
+    volumetric = is_volumetric(fold.index)
+    if options.postprocess_scope == "patient" and options.largest_component and not volumetric:
+        raise ConfigError(
+            f"{fold.index.frame['dataset'].iloc[0]}: eval.postprocess_scope=patient keeps each patient's "
+            "largest 3D component, but these images have no slice positions (separate 2D images, "
+            "not a volume); use postprocess_scope=slice"
+        )
     cut = logit_of(options.threshold)
     p = predict_slices(
         net, fold.test, slices, options, precision, lambda x: (x > cut).to(torch.uint8).numpy()
     )
     truths, patients, samples, keys = p.truths, p.patients, p.samples, p.keys
     preds = postprocessed(p.outputs, patients, keys, options)
-    acc = SegmentationAccumulator(store_masks=True)
+    # a patient's HD95 is volumetric for a volume, else the mean over its separate images
+    acc = SegmentationAccumulator(store_masks=volumetric)
     step = max(options.batch_size, 1)
     for i in range(0, len(preds), step):
         part = slice(i, i + step)
@@ -187,6 +203,25 @@ def _evaluate_classification(
     return metrics
 
 
+def _check_overrides_keep_model_inputs(cfg: ExperimentConfig, saved: ExperimentConfig, run_dir: Path) -> None:
+    """Refuse overrides that would score other patients than the run's held-out fold, or feed the
+    weights inputs prepared differently from those they were trained on."""
+    from braintumor.training.data import preprocessing_of
+
+    if cfg.data.fold != saved.data.fold:
+        raise ConfigError(
+            f"{run_dir}: data.fold={cfg.data.fold} but the run trained on fold {saved.data.fold}; "
+            "its held-out patients are those of its own fold (evaluate that fold's run instead)"
+        )
+    asked, trained = preprocessing_of(cfg.data).to_dict(), preprocessing_of(saved.data).to_dict()
+    changed = {k: v for k, v in asked.items() if trained[k] != v}
+    if changed:
+        raise ConfigError(
+            f"{run_dir}: the weights were trained on {trained}; overriding {changed} would feed "
+            "them differently prepared images"
+        )
+
+
 def _plain(v: Any) -> Any:
     return float(v) if isinstance(v, np.floating | float) else int(v) if isinstance(v, np.integer) else v
 
@@ -202,7 +237,9 @@ def evaluate_run(
     """Evaluate a run's best weights, or their mean with the best weights of the ``ensemble`` runs.
 
     On the run's own data the held-out test patients of its fold are scored; on other data
-    (``data_path`` whose patients the run's splits do not cover) every sample is an external test.
+    (``data_path`` whose patients the run's splits do not cover) every sample is an external test,
+    except the patients that trained the run or chose its checkpoint (counted as ``excluded_seen``).
+    Overrides may change evaluation settings, not the fold or the preprocessing the weights expect.
     Results go to ``out_dir`` (default: ``run_dir/eval`` for external data, else ``run_dir``).
     With ``tune`` (segmentation on the run's own data) TTA, threshold and post-processing are first
     chosen on the fold's validation patients (``tuning.csv``), then the test patients are scored.
@@ -211,30 +248,46 @@ def evaluate_run(
     from dataclasses import replace
 
     from braintumor.config import load_config
-    from braintumor.data.splits import Splits
     from braintumor.training.data import load_store
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml", overrides)
+    _check_overrides_keep_model_inputs(cfg, load_config(run_dir / "config.yaml"), run_dir)
     if data_path is not None:
         cfg = replace(cfg, data=replace(cfg.data, path=str(data_path)))
     index, store = load_store(cfg.data, run_dir)
     splits = Splits.load(run_dir / "splits.json")
     column = "patient_id" if splits.unit == "patient" else "sample_id"
-    own_data = set(index.frame[column].astype(str)) == set(splits.groups())
+    groups = set(index.frame[column].astype(str))
+    own_data = groups == set(splits.groups())
     with_mask = cfg.train.task == "segment"
     from braintumor.data.transforms import eval_transforms
     from braintumor.training.data import positions
 
-    test_positions = positions(store, splits, cfg.data.fold, "test") if own_data else None
+    k = min(cfg.data.fold, len(splits.folds) - 1)  # a predefined split has one fold (prepare_fold)
+    part = splits.folds[k]
+    seen = set() if own_data else groups & (set(part["train"]) | set(part["val"]))
+    if own_data:
+        test_positions: list[int] | None = positions(store, splits, k, "test")
+    elif seen:  # external data holding some of the run's own patients: score only the others
+        unseen = sorted(groups - seen)
+        if not unseen:
+            raise SplitLeakageError(
+                f"{cfg.data.path}: every {splits.unit} in it trained {run_dir} or chose its checkpoint; "
+                "nothing is left to evaluate on"
+            )
+        test_positions = (positions_for_patients if splits.unit == "patient" else positions_for_samples)(
+            store, unseen
+        )
+    else:
+        test_positions = None
     test = CachedDataset(store, test_positions, eval_transforms(with_mask))
-    fold = FoldData(index, store, splits, cfg.data.fold, test, test, test)
+    fold = FoldData(index, store, splits, k, test, test, test)
     members = [run_dir, *map(Path, ensemble)]
     weights = [m / "checkpoints" / "best.safetensors" for m in members]
     if own_data and ensemble:
         from braintumor.training.ensemble import check_members_unseen
 
-        part = splits.folds[cfg.data.fold]
         check_members_unseen(members[1:], set(part["test"]), set(part["val"]) if tune else set())
     target = Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval")
     target.mkdir(parents=True, exist_ok=True)
@@ -244,11 +297,12 @@ def evaluate_run(
             raise ValueError(f"{run_dir}: --tune needs a segmentation run scored on its own data")
         from braintumor.training.tune_eval import tune_evaluation
 
-        val = CachedDataset(store, positions(store, splits, cfg.data.fold, "val"), eval_transforms(True))
+        val = CachedDataset(store, positions(store, splits, k, "val"), eval_transforms(True))
         slices = dict(zip(index.frame["sample_id"], index.frame["slice"], strict=True))
         net, _ = load_ensemble(weights)
-        volumetric = bool((index.frame["slice"] >= 0).all())  # single images have slice -1
-        options, table, tuning = tune_evaluation(net, val, slices, cfg.train.precision, cfg.eval, volumetric)
+        options, table, tuning = tune_evaluation(
+            net, val, slices, cfg.train.precision, cfg.eval, is_volumetric(index)
+        )
         _save_csv(table, target / "tuning.csv")
     metrics = evaluate_fold(weights, fold, target, cfg.train.precision, options)
     if tuning is not None:
@@ -256,6 +310,8 @@ def evaluate_run(
     if ensemble:
         metrics["ensemble"] = [str(m) for m in members]
     metrics["external"] = not own_data
+    if seen:
+        metrics["excluded_seen"] = len(seen)
     previous = target / "metrics.json"
     if previous.is_file():  # keep what training recorded (time, epochs)
         import json
