@@ -100,3 +100,32 @@ def _tsv(path: Path) -> list[dict[str, str]]:
     lines = path.read_text().splitlines()
     header = lines[0].split("\t")
     return [dict(zip(header, line.split("\t"), strict=True)) for line in lines[1:]]
+
+
+def test_png_conversion_refuses_images_without_a_patient_or_a_fold(shared_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from braintumor.data.figshare import load_figshare_png
+
+    source, folder = shared_data / "figshare", tmp_path / "figshare"
+    (folder / "images").mkdir(parents=True)
+    for name in ("tumor_metadata.csv", "figshare_pid.csv", "figshare_cvind_fold.csv"):
+        shutil.copy(source / name, folder / name)
+    stems = sorted(p.stem for p in (source / "images").glob("*.png"))[:2]
+    for stem in stems:
+        shutil.copy(source / "images" / f"{stem}.png", folder / "images")
+    assert len(load_figshare_png(folder)) == 2
+
+    def without(name: str, stem: str, keep_id: bool = False) -> None:
+        lines = (source / name).read_text().splitlines()
+        edited = [(f"{stem}," if keep_id else None) if line.split(",")[0] == stem else line for line in lines]
+        (folder / name).write_text("\n".join(line for line in edited if line is not None) + "\n")
+
+    without("figshare_pid.csv", stems[0])  # one image's patient unknown
+    expected = rf"figshare_pid\.csv: no patient id for 1 of 2 images \(e\.g\. {stems[0]}\)"
+    with pytest.raises(DataError, match=expected):
+        load_figshare_png(folder)
+    shutil.copy(source / "figshare_pid.csv", folder / "figshare_pid.csv")
+    without("figshare_cvind_fold.csv", stems[0], keep_id=True)  # an empty fold cell
+    with pytest.raises(DataError, match="fold is not a whole number for 1 row"):
+        load_figshare_png(folder)

@@ -75,6 +75,19 @@ def test_fp16_keeps_out_of_range_tensors_float32(trained: Trained, tmp_path: Pat
     assert torch.equal(dict(net.named_buffers())[key], state[key])
 
 
+def test_damaged_zip_member_is_named(trained: Trained, tmp_path: Path) -> None:
+    archive = create_bundle(trained.seg, None, tmp_path / "b", zip_output=True)
+    with zipfile.ZipFile(archive) as z:
+        info = z.getinfo("seg.safetensors")
+    data = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    middle = start + info.compress_size // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])  # a disk error
+    archive.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"b\.zip:seg\.safetensors: cannot extract"):
+        load_bundle(archive)
+
+
 def test_zip_with_top_folder(trained: Trained, tmp_path: Path) -> None:
     archive = tmp_path / "wrapped.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -156,6 +169,9 @@ def test_existing_output_needs_overwrite(trained: Trained, tmp_path: Path) -> No
         create_bundle(trained.seg, trained.cls, tmp_path / "b")
     create_bundle(trained.seg, trained.cls, tmp_path / "b", overwrite=True, name="again")
     assert load_bundle(tmp_path / "b").name == "again"
+    assert not list(tmp_path.glob(".b*"))  # the replaced bundle and the staging folder are gone
+    dotted = create_bundle(trained.seg, None, tmp_path / "t1ce-v1.5", zip_output=True)
+    assert dotted.name == "t1ce-v1.5.zip" and load_bundle(dotted).name == "t1ce-v1.5"
 
 
 def test_default_bundle_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

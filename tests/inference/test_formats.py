@@ -78,6 +78,17 @@ def test_nifti_with_singleton_fourth_axis(trained: Trained, analyzer: Analyzer, 
     assert result.ok and len(result.slices) == 3
 
 
+def test_nifti_voxel_limit_is_checked_before_decoding(tmp_path: Path) -> None:
+    from braintumor.errors import DataError
+    from braintumor.inference.sources import InputItem
+
+    path = write_nifti(tmp_path / "v.nii", np.arange(256, dtype=np.int16).reshape(8, 8, 4))
+    item = InputItem(str(path), (path,))
+    assert read_scan(item, max_voxels=256).slices.shape == (4, 8, 8)
+    with pytest.raises(DataError, match=r"exceeds the limits .*255 voxels"):
+        read_scan(item, max_voxels=255)
+
+
 def test_percentile_volume_uses_the_whole_volume(trained: Trained, bundle_model: BundleModel) -> None:
     from braintumor.data.preprocess import normalize_images
     from braintumor.inference.sources import Scan

@@ -41,13 +41,17 @@ def nifti(volume: np.ndarray, compress: bool = True) -> bytes:
     return gzip.compress(data) if compress else data
 
 
-def nifti_header_bomb(shape: tuple[int, int, int]) -> bytes:
-    """A gzipped NIfTI whose header announces ``shape`` but holds almost no voxels."""
+def nifti_header_bomb(shape: tuple[int, int, int], extension_bytes: int = 0) -> bytes:
+    """A gzipped NIfTI whose header announces ``shape`` but holds almost no voxels; with
+    ``extension_bytes`` (a multiple of 16) a header extension of that size follows the header."""
     header = nib.Nifti1Header()
     header.set_data_shape(shape)
     header.set_data_dtype(np.uint8)
-    header["vox_offset"] = 352
-    return gzip.compress(header.binaryblock + b"\0" * 4 + b"\0" * 1024)
+    header["vox_offset"] = 352 + extension_bytes
+    flag, extension = b"\0" * 4, b""
+    if extension_bytes:
+        flag, extension = b"\1\0\0\0", struct.pack("<ii", extension_bytes, 0) + b"x" * (extension_bytes - 8)
+    return gzip.compress(header.binaryblock + flag + extension + b"\0" * 1024)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

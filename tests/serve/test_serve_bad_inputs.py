@@ -70,6 +70,10 @@ def test_pixel_bombs_413(client: TestClient) -> None:
     assert "50000x50000 image" in error_of(upload(client, files.png_header_bomb(50_000, 50_000)), 413)
     nifti = files.nifti_header_bomb((2000, 2000, 2000))
     assert "2000×2000×2000 NIfTI volume" in error_of(upload(client, nifti), 413)
+    # within the per-slice and slice-count limits, far beyond the voxel limit, behind an extension
+    # longer than the head the size check reads
+    nifti = files.nifti_header_bomb((4000, 4000, 1000), extension_bytes=4096)
+    assert "4000×4000×1000 NIfTI volume" in error_of(upload(client, nifti), 413)
 
 
 def test_pixel_limit_setting_413(served: Served) -> None:

@@ -181,7 +181,7 @@ def load_figshare_png(path: str | Path) -> SampleIndex:
             Sample(
                 DATASET,
                 stem,
-                pids.get(stem, f"img{stem}"),
+                pids.get(stem, f"img{stem}"),  # checked below when a pid table exists
                 name,
                 CLASSES.index(name),
                 str(image),
@@ -190,10 +190,21 @@ def load_figshare_png(path: str | Path) -> SampleIndex:
         )
     if not samples:
         raise DataError(root / "images", "no image listed in tumor_metadata.csv was found")
+    unknown = [s.sample_id for s in samples if s.sample_id not in pids]
+    if pids and unknown:  # guessed ids would split one patient's slices across folds
+        raise DataError(
+            pid_csv,
+            f"no patient id for {len(unknown)} of {len(samples)} images (e.g. {', '.join(unknown[:3])}); "
+            "patient-level splits need every image's patient: add their rows, or remove the file to "
+            "split per image",
+        )
     extra = {}
     fold_csv = root / "figshare_cvind_fold.csv"
     if fold_csv.is_file():
         table = _read_csv(fold_csv, ["figshare_index", "fold"])
+        bad = table.loc[~table["fold"].str.strip().str.fullmatch(r"\d+"), "figshare_index"].tolist()
+        if bad:
+            raise DataError(fold_csv, f"fold is not a whole number for {len(bad)} row(s) (e.g. {bad[:3]})")
         folds = dict(zip(table["figshare_index"], table["fold"].astype(int), strict=True))
         extra["official_folds"] = {
             s.sample_id: int(folds[s.sample_id]) for s in samples if s.sample_id in folds

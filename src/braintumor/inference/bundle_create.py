@@ -187,7 +187,9 @@ def create_bundle(
     """
     out = Path(out)
     zip_output = zip_output or out.suffix == ".zip"
-    target = out.with_suffix(".zip") if zip_output else out
+    # "t1ce-v1.5" keeps its ".5": only a ".zip" suffix is replaced
+    stem_name = out.name[: -len(".zip")] if out.suffix == ".zip" else out.name
+    target = out.with_name(f"{stem_name}.zip") if zip_output else out
     if target.exists() and not overwrite:
         raise BundleError(f"{target}: already exists; choose another --out or pass --overwrite")
     given = {"seg": seg, "cls": cls, "gate": gate}
@@ -210,7 +212,7 @@ def create_bundle(
     info = {
         "format": BUNDLE_FORMAT,
         "format_version": FUSION_FORMAT_VERSION if fusion else version_written,
-        "name": name or out.with_suffix("").name,
+        "name": name or stem_name,
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "package_version": __version__,
@@ -250,12 +252,21 @@ def _publish(folder: Path, target: Path, zip_output: bool) -> None:
 
         atomic_write(target, write)
         return
-    if target.exists():
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(folder, 0o777 & ~mask)  # mkdtemp made it private; bundles are meant to be shared
-    folder.rename(target)
+    if not target.exists():
+        folder.rename(target)
+        return
+    old = target.with_name(f".{target.name}.replaced")  # the old bundle stays until the new one is in
+    shutil.rmtree(old, ignore_errors=True)
+    target.rename(old)
+    try:
+        folder.rename(target)
+    except OSError:
+        old.rename(target)
+        raise
+    shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
 def bundle_info(path: str | Path) -> dict[str, Any]:

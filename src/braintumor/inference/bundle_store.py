@@ -1,8 +1,10 @@
 """The files of a model bundle, read from a folder or a ``.zip``, checked against ``manifest.json``.
 
 A bundle's ``manifest.json`` maps every other file name to its sha256. Readers only ever return
-bytes of files the manifest lists, after checking their hash, so a tampered or missing file is
-an error that names it. Nothing here unpickles: weights are safetensors, metadata is JSON.
+bytes of files the manifest lists, after checking their hash, so a corrupted, edited or missing
+file is an error that names it. The hashes guard against accidents, not an attacker who can also
+rewrite the manifest; nothing here unpickles (weights are safetensors, metadata is JSON), so a
+hostile bundle can give wrong answers but cannot run code.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +105,14 @@ class BundleReader:
             info = self._zip_names.get(name)
             if info is None:
                 raise BundleError(f"{self.where(name)}: file missing from the bundle archive")
-            with zipfile.ZipFile(self.path) as archive:
-                return archive.read(info)
+            try:
+                with zipfile.ZipFile(self.path) as archive:
+                    return archive.read(info)
+            except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError) as exc:
+                raise BundleError(
+                    f"{self.where(name)}: cannot extract ({type(exc).__name__}: {exc}); the archive is "
+                    "damaged or uses an unsupported compression or encryption: re-copy or recreate it"
+                ) from None
         file = self.path / name
         if not file.is_file():
             raise BundleError(f"{file}: file missing from the bundle; recreate or re-copy the bundle")

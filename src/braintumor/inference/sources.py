@@ -97,9 +97,13 @@ def expand_inputs(paths: list[str | Path]) -> list[InputItem]:
 
 
 def read_scan(
-    item: InputItem, max_pixels: int = DEFAULT_MAX_PIXELS, max_slices: int = DEFAULT_MAX_SLICES
+    item: InputItem,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_slices: int = DEFAULT_MAX_SLICES,
+    max_voxels: int | None = None,
 ) -> Scan:
-    """Decode an input into a :class:`Scan` and sanity-check it (see :func:`check_scan`).
+    """Decode an input into a :class:`Scan` and sanity-check it (see :func:`check_scan`);
+    ``max_voxels`` also bounds a NIfTI volume's total size, read from its header.
 
     Raises:
         DataError: missing, unsupported, truncated, oversized or unusable input.
@@ -117,7 +121,7 @@ def read_scan(
         if len(item.files) > 1 and Path(item.source) != first.parent:
             name = f"{name}_{stem(first)}"
     elif is_nifti(first):
-        stack = read_nifti(first, max_pixels, max_slices)
+        stack = read_nifti(first, max_pixels, max_slices, max_voxels)
         name = stem(first)
     else:
         stack = Stack(read_image(first, max_pixels)[None])

@@ -55,11 +55,12 @@ def is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:] == b"DICM"
 
 
-def read_nifti(path: Path, max_pixels: int, max_slices: int) -> Stack:
-    """A 3D NIfTI (X×Y×Z, or X×Y×Z×1) -> Z slices of X×Y with the voxel size in mm.
+def read_nifti(path: Path, max_pixels: int, max_slices: int, max_voxels: int | None = None) -> Stack:
+    """A 3D NIfTI (X×Y×Z, or X×Y×Z×1) -> Z slices of X×Y with the voxel size in mm; the sizes are
+    checked from the header, before any voxel is decoded.
 
     Raises:
-        DataError: unreadable/truncated file, not 3D, too many pixels or slices.
+        DataError: unreadable/truncated file, not 3D, too many pixels, slices or voxels.
     """
     import nibabel as nib
 
@@ -78,10 +79,12 @@ def read_nifti(path: Path, max_pixels: int, max_slices: int) -> Stack:
             f"NIfTI shape {shape} is not a 3D volume (X×Y×Z); save 2D slices as PNG/TIFF or add a "
             "third axis of size 1, and split 4D series into 3D volumes",
         )
-    if squeezed[0] * squeezed[1] > max_pixels or squeezed[2] > max_slices:
+    too_many_voxels = max_voxels is not None and squeezed[0] * squeezed[1] * squeezed[2] > max_voxels
+    if squeezed[0] * squeezed[1] > max_pixels or squeezed[2] > max_slices or too_many_voxels:
         raise DataError(
             path,
-            f"NIfTI shape {shape} exceeds the limits ({max_pixels} pixels per slice, {max_slices} slices)",
+            f"NIfTI shape {shape} exceeds the limits ({max_pixels} pixels per slice, {max_slices} slices"
+            + (f", {max_voxels} voxels)" if max_voxels is not None else ")"),
         )
     try:
         data = np.asarray(img.dataobj).reshape(squeezed)

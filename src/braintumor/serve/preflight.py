@@ -79,9 +79,14 @@ def _nifti_size(data: bytes, gz: bool) -> _Size:
             head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:65536], 1024)
         except zlib.error:
             return None
-    header_class = nib.Nifti2Header if head[4:8] == b"n+2\x00" else nib.Nifti1Header
+    # the header size (348: NIfTI-1, 540: NIfTI-2, either byte order) picks the class; parsing
+    # only the fixed header skips extensions, which may run past the bytes read here
+    sizes = {int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")}
+    header_class = nib.Nifti2Header if 540 in sizes else nib.Nifti1Header if 348 in sizes else None
+    if header_class is None:
+        return None  # not a NIfTI header: the reader refuses it with its own message
     try:
-        header = header_class.from_fileobj(io.BytesIO(head), check=False)
+        header = header_class.from_fileobj(io.BytesIO(head[: header_class.sizeof_hdr]), check=False)
         return tuple(int(s) for s in header.get_data_shape())
     except Exception:
         return None

@@ -124,7 +124,8 @@ class AnalysisService:
     def _read(self, path: Path, fmt: UploadFormat, label: str) -> Scan:
         item = InputItem(str(path), (path,), dicom=fmt.name == "dicom")
         try:
-            return read_scan(item, self.settings.max_pixels, self.settings.max_slices)
+            s = self.settings
+            return read_scan(item, s.max_pixels, s.max_slices, s.max_voxels)
         except DataError as exc:
             message = f"{label}: {_scrub(exc.problem, path, label)}"
             raise ApiError(status_for(message), message) from None
