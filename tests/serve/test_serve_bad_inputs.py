@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import serve_files as files
 from fastapi.testclient import TestClient
 from serve_helpers import Served, error_of, make_client, upload
 
+from braintumor.inference.analyzer import Analyzer
 from braintumor.serve.errors import ApiError
 
 
@@ -105,21 +107,20 @@ def test_unexpected_error_500(served: Served, monkeypatch: pytest.MonkeyPatch) -
         def boom(*args: object) -> None:
             raise RuntimeError("secret internals")
 
-        monkeypatch.setattr(client.app.state.service, "_analyze", boom)  # type: ignore[attr-defined]
+        monkeypatch.setattr(Analyzer, "analyze_scan", boom)
         message = error_of(upload(client, served.png().read_bytes()), 500)
         assert "RuntimeError" in message and "secret" not in message
 
 
 def test_timeout_504(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     with make_client(served, timeout_s=0.2) as client:
-        service = client.app.state.service  # type: ignore[attr-defined]
-        slow = service._analyze
+        slow = Analyzer.analyze_scan
 
-        def sleepy(*args: object) -> object:
+        def sleepy(*args: Any) -> Any:
             time.sleep(0.6)
             return slow(*args)
 
-        monkeypatch.setattr(service, "_analyze", sleepy)
+        monkeypatch.setattr(Analyzer, "analyze_scan", sleepy)
         assert "longer than 0.2 s" in error_of(upload(client, served.png().read_bytes()), 504)
 
 

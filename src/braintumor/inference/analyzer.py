@@ -85,13 +85,17 @@ class Analyzer:
                 scan = scan_from_array(source, spacing)
             except BrainTumorError as exc:
                 return AnalysisResult.failed("<array>", str(exc))
-            return self._run([(0, scan)], None, gradcam, None)[0]
+            return self.analyze_scan(scan, gradcam)
         items = expand_inputs([source])
         if len(items) != 1:
             return AnalysisResult.failed(
                 str(source), f"{source}: holds {len(items)} inputs; use analyze_files"
             )
         return self._run(self._decoded(items), None, gradcam, None)[0]
+
+    def analyze_scan(self, scan: Scan, gradcam: bool = False) -> AnalysisResult:
+        """Analyse an already decoded :class:`Scan` (from :func:`read_scan`) without reading it again."""
+        return self._run([(0, scan)], None, gradcam, None)[0]
 
     def analyze_files(
         self,

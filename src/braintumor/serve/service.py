@@ -27,7 +27,6 @@ from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import make_backend
 from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
 from braintumor.inference.pipeline import AnalysisSettings
-from braintumor.inference.results import AnalysisResult
 from braintumor.inference.sources import InputItem, Scan, read_scan
 from braintumor.serve.errors import ApiError, status_for
 from braintumor.serve.preflight import check_size
@@ -106,7 +105,7 @@ class AnalysisService:
                 path = Path(tmp) / f"upload{fmt.suffix}"
                 path.write_bytes(upload.data)
                 scan = self._read(path, fmt, upload.label)
-                result = self._analyze(analyzer, scan, path, gradcam)
+                result = analyzer.analyze_scan(scan, gradcam)  # decoded once, by _read
                 if not result.ok:
                     message = _scrub(result.error, path, upload.label)
                     status = 500 if ": unexpected " in message else status_for(message)
@@ -133,12 +132,6 @@ class AnalysisService:
             message = _scrub(f"{label}: cannot decode the {fmt.name} file ({type(exc).__name__}: {exc})",
                              path, label)  # fmt: skip
             raise ApiError(422, message) from None
-
-    @staticmethod
-    def _analyze(analyzer: Analyzer, scan: Scan, path: Path, gradcam: bool) -> AnalysisResult:
-        if scan.kind == "image":  # already decoded: analyse the pixels
-            return analyzer.analyze(scan.slices[0], spacing=scan.spacing, gradcam=gradcam)
-        return analyzer.analyze(path, gradcam=gradcam)  # volumes are analysed from their file
 
     def model_ref(self) -> dict[str, str]:
         return {"name": self.bundle.name, "version": str(self.bundle.info.get("version", ""))}
