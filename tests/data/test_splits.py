@@ -104,6 +104,10 @@ def test_official_folds_used_and_checked() -> None:
     with pytest.warns(UserWarning, match="span several official folds"):
         folds = official_kfold(index)
     assert sum("gli02" in test for _, test in folds) == 1
+    images = make_index(per_class=5, known=False)  # official folds without patient ids
+    images.extra["official_folds"] = {s.sample_id: i % 5 + 1 for i, s in enumerate(images)}
+    with pytest.warns(UserWarning, match="no patient ids"):
+        assert make_splits(images, seed=0).method == "official"
 
 
 def test_train_val_split_stratified() -> None:

@@ -266,6 +266,8 @@ def make_splits(
         train, test = predefined_split(index)
         pairs = [(train, test)]
     elif method == "official":
+        if not index.patient_ids_known:  # official test folds, but train/val drawn per image
+            _warn_image_level(index)
         pairs = official_kfold(index)
     else:
         pairs = patient_kfold(index, k, seed)
