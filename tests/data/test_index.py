@@ -15,7 +15,9 @@ def make_index(root: Path) -> SampleIndex:
         Sample("t", "a_1", "a", "glioma", 1, str(root / "a_1.png"), str(root / "a_1_mask.png"), 1),
         Sample("t", "b", "b", "meningioma", 0, str(root / "b.png"), "", -1, "test"),
     ]
-    return SampleIndex.from_samples(samples, ["meningioma", "glioma"], extra={"x": 1})
+    return SampleIndex.from_samples(
+        samples, ["meningioma", "glioma"], extra={"official_folds": {"a_1": 2, "b": 5}}
+    )
 
 
 @pytest.mark.parametrize("name", ["index.csv", "index.parquet"])
@@ -28,6 +30,7 @@ def test_round_trip(tmp_path: Path, name: str) -> None:
     assert back.classes == ["meningioma", "glioma"]
     assert back.frame.equals(index.frame)
     assert back.for_patients(["b"]).frame["split"].tolist() == ["test"]
+    assert back.extra["official_folds"] == {"a_1": 2, "b": 5}  # the splits still use them
 
 
 def test_load_errors(tmp_path: Path) -> None:

@@ -118,7 +118,9 @@ class SampleIndex:
         return {c: int(counts.get(c, 0)) for c in self.classes}
 
     def save(self, path: str | Path) -> None:
-        """Save as CSV (paths relative to the file's folder) or Parquet (by suffix), atomically."""
+        """Save as CSV (paths relative to the file's folder) or Parquet (by suffix), atomically; the
+        classes, whether patient ids are known and any official folds go to ``<name>.classes.json``
+        (other ``extra`` tables, such as LGG's clinical table, are not saved)."""
         from braintumor.io_utils import atomic_write, atomic_write_json
 
         path = Path(path)
@@ -130,7 +132,9 @@ class SampleIndex:
             atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
         else:
             atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
-        meta = {"classes": self.classes, "patient_ids_known": self.patient_ids_known}
+        meta: dict[str, Any] = {"classes": self.classes, "patient_ids_known": self.patient_ids_known}
+        if "official_folds" in self.extra:
+            meta["official_folds"] = self.extra["official_folds"]
         atomic_write_json(path.with_suffix(".classes.json"), meta)
 
     @classmethod
@@ -156,13 +160,16 @@ class SampleIndex:
         for col in ("image", "mask"):
             frame[col] = [str(base / p) if p and not os.path.isabs(p) else p for p in frame[col]]
         meta_path = path.with_suffix(".classes.json")
+        extra: dict[str, Any] = {}
         if meta_path.is_file():
             meta = json.loads(meta_path.read_text())
             classes, known = list(meta["classes"]), bool(meta["patient_ids_known"])
+            if "official_folds" in meta:
+                extra["official_folds"] = {str(k): int(v) for k, v in meta["official_folds"].items()}
         else:
             order = frame.drop_duplicates("label").sort_values("label_index")
             classes, known = [c for c in order["label"] if c], True
-        return cls(frame, classes, known)
+        return cls(frame, classes, known, extra)
 
 
 def _relative(p: str, base: Path) -> str:
