@@ -277,6 +277,11 @@ def test_evaluate_scores_only_unseen_patients_with_the_trained_inputs(tmp_path: 
     assert metrics["external"] and metrics["excluded_seen"] == len(fold["train"]) + len(fold["val"])
     assert {p["patient_id"] for p in metrics["per_patient"]} == set(fold["test"]) - {dropped}
 
+    renamed = copy_of_data("renamed", lambda f: f.assign(patient_id="ext-" + f["patient_id"]))
+    metrics = evaluate_run(run, renamed, out_dir=tmp_path / "renamed-eval")  # all new patients
+    assert metrics["external"] and "excluded_seen" not in metrics
+    assert metrics["n_patients"] == len(fold["train"]) + len(fold["val"]) + len(fold["test"])
+
     flat = copy_of_data("flat", lambda f: f.assign(slice=-1))  # separate 2D images, not volumes
     scope = ["eval.postprocess_scope=patient", "eval.largest_component=true"]
     with pytest.raises(ConfigError, match=r"postprocess_scope=slice"):

@@ -266,29 +266,23 @@ def evaluate_run(
 
     k = min(cfg.data.fold, len(splits.folds) - 1)  # a predefined split has one fold (prepare_fold)
     part = splits.folds[k]
-    seen = set() if own_data else groups & (set(part["train"]) | set(part["val"]))
-    if own_data:
-        test_positions: list[int] | None = positions(store, splits, k, "test")
-    elif seen:  # external data holding some of the run's own patients: score only the others
-        unseen = sorted(groups - seen)
-        if not unseen:
-            raise SplitLeakageError(
-                f"{cfg.data.path}: every {splits.unit} in it trained {run_dir} or chose its checkpoint; "
-                "nothing is left to evaluate on"
-            )
-        test_positions = (positions_for_patients if splits.unit == "patient" else positions_for_samples)(
-            store, unseen
+    # scored: the fold's test patients, or on other data every patient the run never trained on
+    # nor chose its checkpoint with
+    scored = set(part["test"]) if own_data else groups - set(part["train"]) - set(part["val"])
+    if not scored:
+        raise SplitLeakageError(
+            f"{cfg.data.path}: every {splits.unit} in it trained {run_dir} or chose its checkpoint; "
+            "nothing is left to evaluate on"
         )
-    else:
-        test_positions = None
-    test = CachedDataset(store, test_positions, eval_transforms(with_mask))
+    select = positions_for_patients if splits.unit == "patient" else positions_for_samples
+    test = CachedDataset(store, select(store, sorted(scored)), eval_transforms(with_mask))
     fold = FoldData(index, store, splits, k, test, test, test)
     members = [run_dir, *map(Path, ensemble)]
     weights = [m / "checkpoints" / "best.safetensors" for m in members]
-    if own_data and ensemble:
+    if ensemble:
         from braintumor.training.ensemble import check_members_unseen
 
-        check_members_unseen(members[1:], set(part["test"]), set(part["val"]) if tune else set())
+        check_members_unseen(members[1:], scored, set(part["val"]) if tune else set())
     target = Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval")
     target.mkdir(parents=True, exist_ok=True)
     options, tuning = cfg.eval, None
@@ -310,8 +304,8 @@ def evaluate_run(
     if ensemble:
         metrics["ensemble"] = [str(m) for m in members]
     metrics["external"] = not own_data
-    if seen:
-        metrics["excluded_seen"] = len(seen)
+    if not own_data and len(scored) < len(groups):
+        metrics["excluded_seen"] = len(groups) - len(scored)
     previous = target / "metrics.json"
     if previous.is_file():  # keep what training recorded (time, epochs)
         import json
