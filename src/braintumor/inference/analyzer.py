@@ -29,6 +29,7 @@ from braintumor.inference.prefetch import prefetch
 from braintumor.inference.prepare import PreparedScan, prepare_scan
 from braintumor.inference.results import AnalysisResult, SliceResult, summarize
 from braintumor.inference.sources import InputItem, Scan, expand_inputs, read_scan, scan_from_array
+from braintumor.io_utils import unique_name
 
 Progress = Callable[[int, int], None]
 
@@ -191,10 +192,7 @@ class Analyzer:
         self, prepared: PreparedScan, slices: list[SliceResult], out_dir: Path | None, names: set[str]
     ) -> AnalysisResult:
         scan = prepared.scan
-        name, k = scan.name, 2
-        while name in names:
-            name, k = f"{scan.name}_{k}", k + 1
-        names.add(name)
+        name = unique_name(scan.name, names)
         spacing: tuple[float, ...] | None = scan.spacing
         if spacing and scan.kind == "volume" and scan.slice_spacing:
             spacing = (*spacing, scan.slice_spacing)
