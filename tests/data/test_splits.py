@@ -20,7 +20,7 @@ from braintumor.data.splits import (
     predefined_split,
     train_val_split,
 )
-from braintumor.errors import DataError
+from braintumor.errors import ConfigError, DataError
 
 CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
 
@@ -131,6 +131,17 @@ def test_predefined_split() -> None:
     assert splits.k == 1 and splits.folds[0]["test"] == te
     with pytest.raises(ValueError, match="'train' or 'test'"):
         predefined_split(make_index())
+    assert splits.check_fold(0) == 0
+    with pytest.raises(ConfigError, match=r"data.fold=1 does not exist.*Training/Testing split, one fold"):
+        splits.subset(index, 1, "test")  # was silently fold 0: a "5-fold CV" of five identical runs
+
+
+def test_fold_beyond_the_splits_is_an_error_not_the_last_fold() -> None:
+    splits = make_splits(make_index(per_class=5), k=3, seed=1)
+    assert [splits.check_fold(k) for k in range(3)] == [0, 1, 2]
+    for k in (3, -1):
+        with pytest.raises(ConfigError, match=r"3 patient-kfold folds \(0..2\)"):
+            splits.check_fold(k)
 
 
 def test_splits_subset_and_leakage_check() -> None:

@@ -20,6 +20,7 @@ from braintumor.data.cache import ArrayStore
 from braintumor.data.roi import crop_roi
 from braintumor.errors import ConfigError
 from braintumor.reports.compare import WHOLE_IMAGE_EXPANSION, compare_runs
+from braintumor.training.cv import cross_validate
 from braintumor.training.data import FoldData
 from braintumor.training.figures import misclassified_figure, pick_misclassified
 from braintumor.training.runner import train_fold
@@ -144,3 +145,9 @@ def test_duplicate_aware_accuracy_on_predefined_split(tmp_path: Path) -> None:
     assert {"test": "Testing/b/dup", "train": "Training/b/b0"}.items() <= pairs.iloc[0].to_dict().items()
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["accuracy_without_duplicates"] == metrics["accuracy_without_duplicates"]
+    # the split is one fold: cross-validating it is refused before fold 1 trains, not run as fold 0 again
+    (tmp_path / "cv").mkdir()
+    (tmp_path / "cv" / "splits.json").write_text((tmp_path / "run" / "splits.json").read_text())
+    with pytest.raises(ConfigError, match=r"data\.fold=1 does not exist.*one fold"):
+        cross_validate(cfg, tmp_path / "cv", folds=[1])
+    assert not (tmp_path / "cv" / "fold1").exists()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.data.index import SampleIndex
-from braintumor.errors import BrainTumorError, DataError
+from braintumor.errors import BrainTumorError, ConfigError, DataError
 from braintumor.io_utils import atomic_write_json
 
 METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined")
@@ -211,10 +211,19 @@ class Splits:
         """Every group id the splits cover."""
         return sorted({g for fold in self.folds for part in PARTS for g in fold.get(part, [])})
 
+    def check_fold(self, fold: int) -> int:
+        """``fold`` if these splits have it, else a ConfigError saying which folds they have."""
+        if 0 <= fold < len(self.folds):
+            return fold
+        if self.method == "predefined":
+            have = "the dataset's own Training/Testing split, one fold (0); train it, don't cross-validate"
+        else:
+            have = f"{len(self.folds)} {self.method} folds (0..{len(self.folds) - 1})"
+        raise ConfigError(f"data.fold={fold} does not exist: the splits are {have}")
+
     def subset(self, index: SampleIndex, fold: int, part: str) -> SampleIndex:
         """The rows of ``index`` in ``part`` (train/val/test) of fold ``fold``."""
-        if not 0 <= fold < len(self.folds):
-            raise ValueError(f"fold={fold} must lie in 0..{len(self.folds) - 1}")
+        fold = self.check_fold(fold)
         if part not in PARTS:
             raise ValueError(f"part={part!r}; expected one of {PARTS}")
         col = "patient_id" if self.unit == "patient" else "sample_id"

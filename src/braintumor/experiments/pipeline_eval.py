@@ -73,7 +73,7 @@ def _check_same_test(seg_dir: Path, cls_dir: Path) -> None:
     for run in (seg_dir, cls_dir):
         splits = Splits.load(run / "splits.json")
         fold = load_config(run / "config.yaml").data.fold
-        tests.append(sorted(splits.folds[min(fold, len(splits.folds) - 1)]["test"]))
+        tests.append(sorted(splits.folds[splits.check_fold(fold)]["test"]))
     if tests[0] != tests[1]:
         raise DataError(
             cls_dir,

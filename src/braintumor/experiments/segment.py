@@ -123,7 +123,7 @@ def test_samples(run_dir: Path, index: SampleIndex) -> SampleIndex:
 
     splits = Splits.load(run_dir / "splits.json")
     fold = load_config(run_dir / "config.yaml").data.fold
-    return splits.subset(index, min(fold, len(splits.folds) - 1), "test")
+    return splits.subset(index, fold, "test")
 
 
 def patients(index: SampleIndex) -> list[tuple[str, list[int]]]:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from braintumor.config import ExperimentConfig, dump_config
+from braintumor.data.splits import Splits
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.training.runner import train_fold
 
@@ -35,8 +36,10 @@ def cross_validate(
     for k in chosen:
         fold_cfg = replace(cfg, data=replace(cfg.data, fold=k))
         fold_dir = run_dir / f"fold{k}"
-        fold_dir.mkdir(parents=True, exist_ok=True)
         shared = run_dir / "splits.json"
+        if shared.is_file():
+            Splits.load(shared).check_fold(k)  # before training: a predefined split has one fold
+        fold_dir.mkdir(parents=True, exist_ok=True)
         if shared.is_file() and not (fold_dir / "splits.json").is_file():
             (fold_dir / "splits.json").write_text(shared.read_text())
         metrics = train_fold(fold_cfg, fold_dir, **train_kwargs)

@@ -96,7 +96,7 @@ def prepare_fold(
     splits = load_or_make_splits(
         splits_path, index, data.folds, data.seed, data.val_fraction, split_method(index)
     )
-    fold = min(data.fold, len(splits.folds) - 1)
+    fold = splits.check_fold(data.fold)
     with_mask = train.task == "segment"
     if with_mask and store.masks is None:
         from braintumor.errors import DataError

@@ -264,7 +264,7 @@ def evaluate_run(
     from braintumor.data.transforms import eval_transforms
     from braintumor.training.data import positions
 
-    k = min(cfg.data.fold, len(splits.folds) - 1)  # a predefined split has one fold (prepare_fold)
+    k = splits.check_fold(cfg.data.fold)
     part = splits.folds[k]
     # scored: the fold's test patients, or on other data every patient the run never trained on
     # nor chose its checkpoint with

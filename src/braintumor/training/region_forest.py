@@ -74,7 +74,7 @@ def fold_regions(
     index = load_index(cfg.data, run_dir)
     frame = index.frame[index.frame["mask"].astype(str) != ""]
     splits = Splits.load(run_dir / "splits.json")
-    fold = splits.folds[min(cfg.data.fold, len(splits.folds) - 1)]
+    fold = splits.folds[splits.check_fold(cfg.data.fold)]
     column = "patient_id" if splits.unit == "patient" else "sample_id"
     ids = frame[column].astype(str)
     train = frame[ids.isin({*map(str, fold["train"]), *map(str, fold.get("val", []))})]
