@@ -66,10 +66,11 @@ def sweep_roi(
     """Cross-validate a classifier on tumour crops at each ROI expansion factor, on identical splits.
 
     'whole' is the whole slice restricted to slices with a tumour mask, so every factor scores the
-    same samples. Writes sweep.csv, sweep.json (with best_factor) and sweep.png.
+    same samples. The factor is chosen on each fold's validation patients, not on the test folds.
+    Writes sweep.csv, sweep.json (best_factor; best_on_test beside it) and sweep.png.
 
     Example:
-      braintumor sweep-roi --config configs/figshare-cls-cpu.yaml --data DATA/figshare --out runs/roi \\
+      braintumor sweep-roi --config configs/figshare-roi-cpu.yaml --data DATA/figshare --out runs/roi \\
         --factors 1.0,1.5,2.0,whole --folds 5
     """
     from braintumor.config import load_config
@@ -86,11 +87,12 @@ def sweep_roi(
         if json_out:
             emit_json(result)
             return
-        table = Table(title=f"ROI sweep · best factor: {result['best_factor']}")
-        for h in ("factor", "accuracy", "macro-F1", "n_samples"):
+        table = Table(title=f"ROI sweep · factor chosen on validation: {result['best_factor']}")
+        for h in ("factor", "val accuracy", "test accuracy", "test macro-F1", "n_samples"):
             table.add_column(h, justify="right")
         for r in result["rows"]:
-            table.add_row(r["factor"], _mean_std(r["accuracy_mean"], r["accuracy_std"]),
+            table.add_row(r["factor"], _mean_std(r["val_accuracy_mean"], r["val_accuracy_std"]),
+                          _mean_std(r["accuracy_mean"], r["accuracy_std"]),
                           _mean_std(r["macro_f1_mean"], r["macro_f1_std"]), str(r["n_samples"]))  # fmt: skip
         out.print(table)
         err.print(f"sweep folder: {out_dir} (sweep.csv, sweep.json, sweep.png)")

@@ -154,8 +154,10 @@ def test_sweep_folder_shows_factors_plot_and_arms(tmp_path: Path) -> None:
     _cv(sweep / "roi-1.5")
     _png(sweep / "sweep.png", "sweep")
     rows = [{"factor": "1.5", "accuracy_mean": 0.8765, "accuracy_std": 0.01, "n_samples": 389}]
-    (sweep / "sweep.json").write_text(json.dumps({"rows": rows, "best_factor": "1.5", "metric": "accuracy"}))
+    result = {"rows": rows, "best_factor": "1.5", "metric": "val_accuracy", "best_on_test": "1.25"}
+    (sweep / "sweep.json").write_text(json.dumps(result))
     html = Path(write_report(sweep)["html"]).read_text()
+    assert "best on the test folds (optimistic)" in html and "1.25" in html
     assert base64.b64encode((sweep / "sweep.png").read_bytes()).decode() in _data_urls(html)
     assert "0.8765" in html and "Arm roi-1.5" in html and "0.7111" in html
 

@@ -44,11 +44,14 @@ def test_parse_factors_and_best_factor() -> None:
         with pytest.raises(ConfigError):
             parse_factors(bad)
     rows: list[dict[str, Any]] = [
-        {"factor": "1.0", "accuracy_mean": 0.8, "macro_f1_mean": 0.6},
-        {"factor": "2.0", "accuracy_mean": 0.8, "macro_f1_mean": 0.7},
-        {"factor": "whole", "accuracy_mean": None, "macro_f1_mean": None},
+        {"factor": "1.0", "val_accuracy_mean": 0.7, "accuracy_mean": 0.9},
+        {"factor": "2.0", "val_accuracy_mean": 0.8, "accuracy_mean": 0.8},
+        {"factor": "3.0", "val_accuracy_mean": 0.8, "accuracy_mean": 0.85},
+        {"factor": "whole", "val_accuracy_mean": None, "accuracy_mean": None},
     ]
-    assert best_factor(rows) == "2.0"  # tie on accuracy -> higher macro-F1
+    assert best_factor(rows) == "2.0"  # chosen on validation, never on test; ties: listed first
+    assert best_factor(rows, "accuracy_mean") == "1.0"
+    assert best_factor([{"factor": "1.0", "val_accuracy_mean": None}]) is None
 
 
 def test_whole_image_factor_equals_whole_slice() -> None:
@@ -73,7 +76,16 @@ def test_sweep_roi_cli_shares_splits(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     sweep = _last_json(result.stdout)
     assert [r["factor"] for r in sweep["rows"]] == ["1.5", "whole"]
-    assert sweep["best_factor"] in ("1.5", "whole")
+    # the factor is chosen on the folds' validation accuracy (each best checkpoint's score)
+    for row in sweep["rows"]:
+        scores = [
+            json.loads((run / f"roi-{row['factor']}" / f"fold{k}" / "checkpoints" / "best.json").read_text())
+            for k in (0, 1)
+        ]
+        assert all(s["monitor"] == "val_accuracy" for s in scores)
+        assert row["val_accuracy_mean"] == pytest.approx(np.mean([s["best_score"] for s in scores]))
+    assert sweep["best_factor"] == best_factor(sweep["rows"]) and sweep["metric"] == "val_accuracy"
+    assert sweep["best_on_test"] == best_factor(sweep["rows"], "accuracy_mean")
     assert json.loads((run / "sweep.json").read_text())["best_factor"] == sweep["best_factor"]
     assert (run / "sweep.png").is_file() and len(pd.read_csv(run / "sweep.csv")) == 2
     # both arms score the same (tumour) samples on one set of patient-level splits

@@ -231,7 +231,8 @@ def sweep_report(folder: Path) -> Report:
     """An ROI sweep folder (``sweep.json`` + ``roi-<factor>/`` CV runs)."""
     result = _read_json(folder / "sweep.json")
     facts = [("kind", "ROI expansion sweep"), ("best factor", fmt(result.get("best_factor"))),
-             ("ranked by", f"{result.get('metric', '')} (ties: {result.get('tie_break', '')})")]  # fmt: skip
+             ("ranked by", f"{result.get('metric', '')} (ties: {result.get('tie_break', '')})"),
+             ("best on the test folds (optimistic)", fmt(result.get("best_on_test")))]  # fmt: skip
     sections = []
     rows = result.get("rows") or []
     if rows:

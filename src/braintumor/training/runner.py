@@ -158,13 +158,14 @@ def _export_best(
     if best_path and Path(best_path).is_file():
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
+    score = getattr(callback, "best_model_score", None)
     metadata = {
         "task": cfg.train.task,
         "model": to_dict(cfg.model),
         "in_channels": fold.in_channels,
         "classes": fold.index.classes,
         "preprocessing": preprocessing_of(cfg.data).to_dict(),
-        "best_score": float(getattr(callback, "best_model_score", None) or float("nan")),
+        "best_score": float("nan") if score is None else float(score),  # 0.0 is a score, not none
         "monitor": getattr(callback, "monitor", None),
         "package_version": __version__,
     }

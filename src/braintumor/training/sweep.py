@@ -5,8 +5,13 @@ Layout of a sweep folder::
     RUN/splits.json            the one set of splits every factor uses
     RUN/phantoms/              the data, when the config uses the embedded phantoms
     RUN/roi-<factor>/          a cross-validation run (cv_metrics.json, fold<k>/...)
-    RUN/sweep.csv, sweep.json  factor, accuracy and macro-F1 mean ± std over folds, n_samples
-    RUN/sweep.png              accuracy against the factor
+    RUN/sweep.csv, sweep.json  factor, validation accuracy, test accuracy and macro-F1 (mean ± std
+                               over folds), n_samples; the chosen factor
+    RUN/sweep.png              test accuracy against the factor
+
+The factor is chosen on validation patients (each fold's best-checkpoint validation accuracy,
+averaged over folds), never on the test folds it reports: picking the best test accuracy would
+report an optimistic figure. ``best_on_test`` is kept beside it to show where the two disagree.
 
 ROI crops need a tumour, so they drop samples whose mask is empty; the ``whole`` arm must score
 the same samples. It is a crop with :data:`WHOLE_IMAGE_EXPANSION`: :func:`braintumor.data.roi.roi_box`
@@ -18,12 +23,14 @@ the whole-slice path. The result is the whole slice, restricted to slices with a
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from braintumor.config import ExperimentConfig, dump_config
@@ -96,11 +103,28 @@ def _share_splits(run_dir: Path, arm_dir: Path) -> None:
         own.write_text(shared.read_text())
 
 
-def _row(factor: Factor, summary: dict[str, Any]) -> dict[str, Any]:
+def validation_scores(arm_dir: Path, folds: Sequence[int]) -> list[float]:
+    """Each fold's best-checkpoint validation accuracy (``fold<k>/checkpoints/best.json``)."""
+    scores = []
+    for k in folds:
+        meta_path = arm_dir / f"fold{k}" / "checkpoints" / "best.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        score = meta.get("best_score")
+        if meta.get("monitor") == "val_accuracy" and score is not None and not math.isnan(score):
+            scores.append(float(score))
+    return scores
+
+
+def _row(factor: Factor, summary: dict[str, Any], arm_dir: Path) -> dict[str, Any]:
     mean, std = summary.get("mean", {}), summary.get("std", {})
+    folds = [int(f["fold"]) for f in summary.get("folds", []) if f.get("fold") is not None]
+    val = validation_scores(arm_dir, folds)
+    complete = bool(folds) and len(val) == len(folds)  # a fold without validation: no choice
     return {
         "factor": factor_label(factor),
         "roi_expansion": expansion_of(factor),
+        "val_accuracy_mean": float(np.mean(val)) if complete else None,
+        "val_accuracy_std": float(np.std(val)) if complete else None,
         "accuracy_mean": mean.get("accuracy"),
         "accuracy_std": std.get("accuracy"),
         "macro_f1_mean": mean.get("macro_f1"),
@@ -110,15 +134,11 @@ def _row(factor: Factor, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def best_factor(rows: Sequence[dict[str, Any]]) -> str | None:
-    """Label of the row with the highest mean accuracy; ties go to the higher macro-F1."""
-
-    def key(r: dict[str, Any]) -> tuple[float, float]:
-        acc, f1 = r.get("accuracy_mean"), r.get("macro_f1_mean")
-        return (-math.inf if acc is None else acc, -math.inf if f1 is None else f1)
-
-    scored = [r for r in rows if r.get("accuracy_mean") is not None]
-    return str(max(scored, key=key)["factor"]) if scored else None
+def best_factor(rows: Sequence[dict[str, Any]], metric: str = "val_accuracy_mean") -> str | None:
+    """Label of the row with the highest ``metric`` (default: mean validation accuracy); ties go
+    to the factor listed first. None when no row has it."""
+    scored = [r for r in rows if r.get(metric) is not None]
+    return str(max(scored, key=lambda r: r[metric])["factor"]) if scored else None
 
 
 def sweep_roi(
@@ -155,12 +175,13 @@ def sweep_roi(
         summary = cross_validate(arm_cfg, arm_dir, folds=folds, **train_kwargs)
         if not (run_dir / "splits.json").is_file() and (arm_dir / "splits.json").is_file():
             (run_dir / "splits.json").write_text((arm_dir / "splits.json").read_text())
-        rows.append(_row(factor, summary))
+        rows.append(_row(factor, summary, arm_dir))
     result = {
         "rows": rows,
         "best_factor": best_factor(rows),
-        "metric": "accuracy",
-        "tie_break": "macro_f1",
+        "metric": "val_accuracy",
+        "tie_break": "the factor listed first",
+        "best_on_test": best_factor(rows, "accuracy_mean"),
         "splits": str(run_dir / "splits.json"),
         "whole_image_expansion": WHOLE_IMAGE_EXPANSION,
     }
@@ -186,5 +207,5 @@ def write_sweep(result: dict[str, Any], run_dir: Path) -> None:
         xlabel="ROI expansion factor",
         ylabel="accuracy (mean ± std over folds)",
     )
-    fig.suptitle(f"ROI sweep · best: {result['best_factor']}")
+    fig.suptitle(f"ROI sweep · chosen on validation: {result['best_factor']}")
     save_figure(fig, run_dir / "sweep.png")
