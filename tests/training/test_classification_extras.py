@@ -163,3 +163,27 @@ def test_duplicate_aware_accuracy_on_predefined_split(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.fold=1 does not exist.*one fold"):
         cross_validate(cfg, tmp_path / "cv", folds=[1])
     assert not (tmp_path / "cv" / "fold1").exists()
+
+
+def test_external_classification_maps_labels_by_class_name(tmp_path: Path) -> None:
+    from braintumor.data.phantom import generate_phantoms
+    from braintumor.errors import DataError
+    from braintumor.training.evaluate import evaluate_run, label_map
+
+    run = tmp_path / "run"
+    train_fold(load_config(None, [*TINY, *CLASSIFY]), run, trainer_overrides=QUIET)
+    model_classes = json.loads((run / "checkpoints" / "best.json").read_text())["classes"]
+    assert model_classes == ["glioma", "meningioma", "notumor", "pituitary"]
+    # other data ordering its classes differently: its label 0 is pituitary, the model's 3
+    other = tmp_path / "other"
+    classes = ["pituitary", "glioma"]
+    generate_phantoms(other, n_patients=4, slices_per_patient=2, size=32, seed=7, classes=classes)
+    frame = pd.read_csv(other / "index.csv", dtype={"split": str}, keep_default_na=False)
+    frame.assign(patient_id="ext-" + frame["patient_id"]).to_csv(other / "index.csv", index=False)
+    metrics = evaluate_run(run, other, out_dir=tmp_path / "eval")
+    predictions = pd.read_csv(tmp_path / "eval" / "predictions.csv").set_index("sample_id")
+    truth = frame.set_index("sample_id")["label"]
+    assert [model_classes[t] for t in predictions.loc[truth.index, "target"]] == truth.tolist()
+    assert metrics["external"] and metrics["n"] == len(frame)
+    with pytest.raises(DataError, match=r"\['tumour'\] are not classes of the model"):
+        label_map(["glioma", "tumour"], model_classes, other)

@@ -17,7 +17,7 @@ from braintumor.config import EvalConfig, ExperimentConfig, to_dict
 from braintumor.data.dataset import CachedDataset, positions_for_patients, positions_for_samples
 from braintumor.data.index import SampleIndex
 from braintumor.data.splits import SplitLeakageError, Splits
-from braintumor.errors import ConfigError
+from braintumor.errors import ConfigError, DataError
 from braintumor.evaluation import (
     ClassificationAccumulator,
     SegmentationAccumulator,
@@ -169,13 +169,27 @@ def _evaluate_segmentation(
     return {"task": "segment", "fold": fold.fold, **summary}
 
 
+def label_map(data_classes: list[str], model_classes: list[str], source: str | Path) -> torch.Tensor:
+    """Data label index -> the model's index of the same class name (other data may order its
+    classes differently, or hold fewer of them)."""
+    unknown = [c for c in data_classes if c not in model_classes]
+    if unknown:
+        raise DataError(
+            source, f"the data's classes {unknown} are not classes of the model {model_classes}; "
+            "a classifier can only be scored on classes it was trained on",
+        )  # fmt: skip
+    return torch.tensor([model_classes.index(c) for c in data_classes], dtype=torch.long)
+
+
 def _evaluate_classification(
     net: nn.Module, meta: dict[str, Any], fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
 ) -> dict[str, Any]:
     acc = ClassificationAccumulator(meta["classes"], inputs="logits")  # TTA yields log-probabilities
+    data_name = fold.index.frame["dataset"].iloc[0] if len(fold.index.frame) else run_dir
+    to_model = label_map(list(fold.index.classes), list(meta["classes"]), data_name)
     batches = predict(net, fold.test, options.batch_size, precision, tta=options.tta, task="classify")
     for batch, logits in batches:
-        acc.add(logits, batch["label"], batch["sample_id"])
+        acc.add(logits, to_model[batch["label"]], batch["sample_id"])
     report = acc.report()
     predictions = acc.per_sample()
     _save_csv(predictions, run_dir / "predictions.csv")
