@@ -62,6 +62,33 @@ def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
     assert metrics["epochs"] == 2 and first["epochs"] == 1
 
 
+def test_a_run_stopped_by_its_budget_stays_stopped_when_rerun(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from braintumor.training.callbacks import ResumableEarlyStopping, TimeBudget
+
+    run = tmp_path / "run"
+    budget = seg_config("train.epochs=3", "train.max_minutes=0.00001")  # spent within epoch 0
+    assert train_fold(budget, run, trainer_overrides=QUIET)["epochs"] == 1
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+    assert state["TimeBudget"]["seconds_spent"] > 0.0006
+    metrics = train_fold(budget, run, trainer_overrides=QUIET)  # rerun: no new training time
+    assert metrics["epochs"] == 1 and len(pd.read_csv(run / "history.csv")) == 1
+    # the budget counts every session; a larger one lets the run go on
+    trainer = SimpleNamespace(should_stop=False, sanity_checking=False, current_epoch=1)
+    timer = TimeBudget(1.0)
+    timer.load_state_dict({"seconds_spent": 59.0})
+    timer.on_train_start(trainer, None)  # type: ignore[arg-type]
+    assert not trainer.should_stop
+    timer.load_state_dict({"seconds_spent": 61.0})
+    timer.on_train_start(trainer, None)  # type: ignore[arg-type]
+    assert trainer.should_stop
+    stopper, trainer.should_stop = ResumableEarlyStopping("val_dice", mode="max", patience=2), False
+    stopper.wait_count = 2  # as restored from the checkpoint of a run it stopped
+    stopper.on_train_start(trainer, None)  # type: ignore[arg-type]
+    assert trainer.should_stop
+
+
 def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
     runner = CliRunner()
     run = tmp_path / "run"

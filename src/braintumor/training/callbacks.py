@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 import pandas as pd
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from braintumor.io_utils import atomic_write
 
@@ -89,15 +89,55 @@ class MidEpochCheckpoint(ModelCheckpoint):
 
 
 class TimeBudget(L.Callback):
-    """Stop training gracefully after ``minutes`` of wall-clock time (0 = no limit)."""
+    """Stop training gracefully after ``minutes`` of training time, summed over every session of a
+    resumed run (0 = no limit).
+
+    The time spent is saved in each checkpoint. The check runs when an epoch's validation ends,
+    before Lightning's checkpoint callbacks save, so a run stopped by its budget and rerun does not
+    train again (it used to restart the clock and train another ``minutes``).
+    """
 
     def __init__(self, minutes: float) -> None:
         self.seconds = minutes * 60
+        self._before = 0.0  # spent in earlier sessions (from the checkpoint)
         self._start = time.perf_counter()
+        self._validated = -1  # the last epoch whose validation made the decision
+
+    def spent(self) -> float:
+        """Seconds of training so far, earlier sessions included."""
+        return self._before + time.perf_counter() - self._start
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seconds_spent": self.spent()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._before = float(state_dict.get("seconds_spent", 0.0))
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.seconds > 0 and self._before > self.seconds:  # spent by earlier sessions
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = trainer.current_epoch
+            self._check(trainer)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.seconds > 0 and time.perf_counter() - self._start > self.seconds:
+        if self._validated != trainer.current_epoch:  # epochs without validation: decide here
+            self._check(trainer)
+
+    def _check(self, trainer: L.Trainer) -> None:
+        if self.seconds > 0 and self.spent() > self.seconds:
+            trainer.should_stop = True
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """Early stopping that stays stopped: a run it stopped, rerun, trains no further (Lightning's
+    restores the patience count but would train one more epoch before checking it)."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.wait_count >= self.patience > 0:
             trainer.should_stop = True

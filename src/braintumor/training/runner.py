@@ -15,12 +15,17 @@ from typing import Any, cast
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 
 from braintumor import __version__
 from braintumor.config import ExperimentConfig, dump_config, to_dict
 from braintumor.io_utils import atomic_write_json
-from braintumor.training.callbacks import HistoryWriter, MidEpochCheckpoint, TimeBudget
+from braintumor.training.callbacks import (
+    HistoryWriter,
+    MidEpochCheckpoint,
+    ResumableEarlyStopping,
+    TimeBudget,
+)
 from braintumor.training.checkpoint import save_weights
 from braintumor.training.data import FoldData, eval_loader, prepare_fold, preprocessing_of, train_loader
 from braintumor.training.modules import module_for
@@ -47,8 +52,8 @@ def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Cal
     ]
     if cfg.train.ema_decay > 0:  # validation, checkpoints and export use the averaged weights
         callbacks.append(EMAWeightAveraging(decay=cfg.train.ema_decay))
-    if cfg.train.early_stopping_patience > 0:
-        callbacks.append(EarlyStopping(monitor, mode="max", patience=cfg.train.early_stopping_patience))
+    if (patience := cfg.train.early_stopping_patience) > 0:
+        callbacks.append(ResumableEarlyStopping(monitor, mode="max", patience=patience))
     return callbacks
 
 
