@@ -62,6 +62,20 @@ def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
     assert metrics["epochs"] == 2 and first["epochs"] == 1
 
 
+def test_a_moved_run_folder_resumes_with_its_best_checkpoint(tmp_path: Path) -> None:
+    import shutil
+    import warnings
+
+    train_fold(seg_config(), tmp_path / "run", trainer_overrides=QUIET)
+    moved = tmp_path / "elsewhere" / "renamed"
+    shutil.move(tmp_path / "run", moved)  # e.g. trained on another machine, resumed here
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*dirpath has changed.*")
+        train_fold(seg_config("train.epochs=2"), moved, trainer_overrides=QUIET)
+    best = json.loads((moved / "checkpoints" / "best.json").read_text())
+    assert best["best_score"] == pytest.approx(pd.read_csv(moved / "history.csv")["val_dice"].max())
+
+
 def test_a_run_stopped_by_its_budget_stays_stopped_when_rerun(tmp_path: Path) -> None:
     from types import SimpleNamespace
 

@@ -71,7 +71,34 @@ class HistoryWriter(L.Callback):
         atomic_write(self.path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
-class MidEpochCheckpoint(ModelCheckpoint):
+class RelocatableCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint that survives its run folder being moved, renamed or copied elsewhere.
+
+    Lightning stores absolute paths; when the folder differs on resume it forgets the best score
+    (the next validation then overwrites the best checkpoint whatever its score) and keeps a best
+    path that no longer exists. Paths under the old folder are mapped to the same files here.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            here = Path(self.dirpath)
+
+            def moved(path: str) -> str:
+                return str(here / Path(path).name) if path else path
+
+            state_dict = {
+                **state_dict,
+                "dirpath": self.dirpath,
+                "best_model_path": moved(state_dict.get("best_model_path", "")),
+                "kth_best_model_path": moved(state_dict.get("kth_best_model_path", "")),
+                "last_model_path": moved(state_dict.get("last_model_path", "")),
+                "best_k_models": {moved(k): v for k, v in (state_dict.get("best_k_models") or {}).items()},
+            }
+        super().load_state_dict(state_dict)
+
+
+class MidEpochCheckpoint(RelocatableCheckpoint):
     """Step checkpoints (``every_n_train_steps``) strictly inside an epoch.
 
     A step checkpoint taken on an epoch's last batch records the epoch's training as finished

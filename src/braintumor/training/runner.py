@@ -15,7 +15,7 @@ from typing import Any, cast
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from braintumor import __version__
 from braintumor.config import ExperimentConfig, dump_config, to_dict
@@ -23,6 +23,7 @@ from braintumor.io_utils import atomic_write_json
 from braintumor.training.callbacks import (
     HistoryWriter,
     MidEpochCheckpoint,
+    RelocatableCheckpoint,
     ResumableEarlyStopping,
     TimeBudget,
 )
@@ -33,12 +34,12 @@ from braintumor.training.modules import module_for
 
 def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Callback]:
     ckpt_dir = run_dir / "checkpoints"
-    best = ModelCheckpoint(
+    best = RelocatableCheckpoint(
         ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, enable_version_counter=False
     )
     # "last.ckpt" after every epoch (Lightning's save_last only follows a new best, so a finished run
     # could be left with a mid-epoch state and train again when rerun) and between epochs
-    epochs = ModelCheckpoint(ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    epochs = RelocatableCheckpoint(ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     steps = MidEpochCheckpoint(  # mid-epoch "last.ckpt" so a killed run loses little
         ckpt_dir, filename="last", every_n_train_steps=cfg.train.checkpoint_every_steps, save_top_k=1,
         enable_version_counter=False,
