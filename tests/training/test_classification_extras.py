@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -187,3 +188,15 @@ def test_external_classification_maps_labels_by_class_name(tmp_path: Path) -> No
     assert metrics["external"] and metrics["n"] == len(frame)
     with pytest.raises(DataError, match=r"\['tumour'\] are not classes of the model"):
         label_map(["glioma", "tumour"], model_classes, other)
+
+
+def test_frozen_backbone_phase_survives_a_resume(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    freeze = ["train.freeze_epochs=1", "train.scheduler=none", "train.lr=0.001"]
+    freeze.append("train.unfreeze_lr_factor=0.1")
+    train_fold(load_config(None, [*TINY, *CLASSIFY, *freeze]), run, trainer_overrides=QUIET)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["backbone_frozen"]
+    # stopped after the frozen epoch, resumed: the unfreeze still lowers the learning rate
+    train_fold(load_config(None, [*TINY, *CLASSIFY, *freeze, "train.epochs=2"]), run, trainer_overrides=QUIET)
+    assert pd.read_csv(run / "history.csv")["lr"].tolist() == pytest.approx([0.001, 0.0001])
+    assert not torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["backbone_frozen"]

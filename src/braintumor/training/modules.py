@@ -123,6 +123,16 @@ class ClassificationModule(_BaseModule):
                 for group in optimizer.param_groups:
                     group["lr"] *= self.train_cfg.unfreeze_lr_factor
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["backbone_frozen"] = self._frozen
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resume in the phase the run was in: frozen again (a fresh network is trainable), so the
+        unfreeze and its lower learning rate still come at ``freeze_epochs``."""
+        self._frozen = bool(checkpoint.get("backbone_frozen", False))
+        if self._frozen:
+            freeze_backbone(self.net, self.model_cfg.name)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
         loss = self.loss_fn(logits.float(), batch["label"])
