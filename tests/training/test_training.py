@@ -53,10 +53,18 @@ def test_segmentation_run_folder(tmp_path: Path) -> None:
 
 
 def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
+    from braintumor.errors import ConfigError
+
     run = tmp_path / "run"
-    train_fold(seg_config(), run, trainer_overrides=QUIET)
+    train_fold(seg_config("train.scheduler=none"), run, trainer_overrides=QUIET)
     first = json.loads((run / "metrics.json").read_text())
-    metrics = train_fold(seg_config("train.epochs=2"), run, trainer_overrides=QUIET)
+    with pytest.raises(ConfigError, match=r"train\.lr: 0\.001 -> 0\.01.*--no-resume"):
+        train_fold(seg_config("train.scheduler=none", "train.lr=0.01"), run, trainer_overrides=QUIET)
+    with pytest.raises(ConfigError, match=r"train\.epochs: 1 -> 2, train\.scheduler: 'none' -> 'cosine'"):
+        train_fold(seg_config("train.epochs=2"), run, trainer_overrides=QUIET)  # cosine: laid out for 1
+    # more epochs under a constant rate, a new time budget: allowed
+    extended = seg_config("train.scheduler=none", "train.epochs=2", "train.max_minutes=30")
+    metrics = train_fold(extended, run, trainer_overrides=QUIET)
     history = (run / "history.csv").read_text().strip().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]  # epoch 0 kept, only epoch 1 trained
     assert metrics["epochs"] == 2 and first["epochs"] == 1
@@ -66,12 +74,12 @@ def test_a_moved_run_folder_resumes_with_its_best_checkpoint(tmp_path: Path) -> 
     import shutil
     import warnings
 
-    train_fold(seg_config(), tmp_path / "run", trainer_overrides=QUIET)
+    train_fold(seg_config("train.scheduler=none"), tmp_path / "run", trainer_overrides=QUIET)
     moved = tmp_path / "elsewhere" / "renamed"
     shutil.move(tmp_path / "run", moved)  # e.g. trained on another machine, resumed here
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*dirpath has changed.*")
-        train_fold(seg_config("train.epochs=2"), moved, trainer_overrides=QUIET)
+        train_fold(seg_config("train.scheduler=none", "train.epochs=2"), moved, trainer_overrides=QUIET)
     best = json.loads((moved / "checkpoints" / "best.json").read_text())
     assert best["best_score"] == pytest.approx(pd.read_csv(moved / "history.csv")["val_dice"].max())
 
@@ -250,6 +258,7 @@ def test_ema_weights_are_validated_exported_and_resumed(tmp_path: Path) -> None:
     from braintumor.training.evaluate import evaluate_run
 
     cls = ["train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.ema_decay=0.9"]
+    cls.append("train.scheduler=none")  # resumed below with more epochs
     run = tmp_path / "ema"
     train_fold(load_config(None, [*TINY, *cls, "train.epochs=1"]), run, trainer_overrides=QUIET)
     first = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from braintumor import __version__
 from braintumor.config import ExperimentConfig, dump_config, to_dict
+from braintumor.errors import ConfigError
 from braintumor.io_utils import atomic_write_json
 from braintumor.training.callbacks import (
     HistoryWriter,
@@ -86,6 +87,44 @@ class FitResult:
     seconds: float
 
 
+# settings a resumed run may change: they do not alter what the checkpoint was trained to do
+RESUMABLE_CHANGES = frozenset(
+    {"train.max_minutes", "train.checkpoint_every_steps", "data.num_workers", "data.cache_dir", "data.path"}
+)
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "kwargs":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_resume_settings(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """Refuse to resume a checkpoint with settings other than those it was trained with.
+
+    A budget or the worker count may change; more epochs may be added under a constant or plateau
+    schedule, not under ``cosine``, whose decay the checkpoint laid out over the old epoch count
+    (it would rise again past it).
+    """
+    from braintumor.config import load_config
+
+    saved = _flat(to_dict(load_config(run_dir / "config.yaml")))
+    asked = _flat(to_dict(cfg))
+    changed = sorted(k for k in asked if saved.get(k) != asked[k] and k not in RESUMABLE_CHANGES)
+    if changed == ["train.epochs"] and cfg.train.scheduler != "cosine":
+        return
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {asked[k]!r}" for k in changed)
+        raise ConfigError(
+            f"{run_dir}: holds a checkpoint trained with other settings ({detail}); resume it with its "
+            "own settings, train into another --out, or start it over with --no-resume"
+        )
+
+
 def fit_fold(
     cfg: ExperimentConfig,
     run_dir: Path,
@@ -98,13 +137,15 @@ def fit_fold(
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     fold = prepare_fold(cfg.data, cfg.train, run_dir, run_dir / "splits.json", progress)
     cfg = _resolved(cfg, fold)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume and last.is_file() and (run_dir / "config.yaml").is_file():
+        check_resume_settings(cfg, run_dir)
     dump_config(cfg, run_dir / "config.yaml")
     n_outputs = cfg.model.out_channels if cfg.train.task == "segment" else len(fold.index.classes)
     module = module_for(cfg.train.task)(
         to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes
     )
     trainer = make_trainer(cfg, run_dir, module.monitor, **(trainer_overrides or {}))
-    last = run_dir / "checkpoints" / "last.ckpt"
     workers = cfg.data.num_workers
     start = time.perf_counter()
     trainer.fit(
