@@ -4,6 +4,7 @@ from braintumor.evaluation.classification import (
     ClassificationAccumulator,
     classification_report,
     expected_calibration_error,
+    label_map,
 )
 from braintumor.evaluation.postprocess import (
     fill_holes,
@@ -30,6 +31,7 @@ __all__ = [
     "fill_holes",
     "hd95",
     "keep_largest_component",
+    "label_map",
     "postprocess",
     "postprocess_by_patient",
     "scores_from_counts",

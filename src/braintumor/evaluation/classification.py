@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn import metrics
+
+from braintumor.errors import DataError
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[Any]
 ECE_BINS = 15
@@ -194,3 +197,15 @@ class ClassificationAccumulator:
         self._probs.clear()
         self._targets.clear()
         self._sample_ids.clear()
+
+
+def label_map(data_classes: Sequence[str], model_classes: list[str], source: str | Path) -> torch.Tensor:
+    """Each data class name (a dataset's class list, or one label per sample) -> the model's index of
+    that class: other data may order its classes differently, or hold fewer of them."""
+    unknown = sorted(set(data_classes) - set(model_classes))
+    if unknown:
+        raise DataError(
+            source, f"the data's classes {unknown} are not classes of the model {model_classes}; "
+            "a classifier can only be scored on classes it was trained on",
+        )  # fmt: skip
+    return torch.tensor([model_classes.index(c) for c in data_classes], dtype=torch.long)

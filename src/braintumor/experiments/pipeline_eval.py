@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from braintumor.errors import DataError
-from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator
+from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator, label_map
 from braintumor.experiments.segment import TrainedModel, fold_runs, patients, predict_masks, test_samples
 from braintumor.io_utils import atomic_write, atomic_write_json
 
@@ -54,15 +54,6 @@ def classifier_input(
     if not np.any(mask):
         return crop_roi(image, mask, None, size, coords)[0], True
     return crop_roi(image, mask, expansion, size, coords)[0], False
-
-
-def _labels(cls_classes: list[str], labels: list[str], source: Path) -> list[int]:
-    missing = sorted(set(labels) - set(cls_classes))
-    if missing:
-        raise DataError(
-            source, f"classes {missing} of the data are not classes of the classifier {cls_classes}"
-        )
-    return [cls_classes.index(label) for label in labels]
 
 
 def _check_same_test(seg_dir: Path, cls_dir: Path) -> None:
@@ -137,7 +128,7 @@ def _score_patient(
     pipe = [classifier_input(images[i], preds[i], expansion, cls.size, coords) for i in tumour]
     gt = [classifier_input(images[i], truths[i], expansion, cls.size, coords)[0] for i in tumour]
     sids = [str(frame["sample_id"].iloc[i]) for i in tumour]
-    target = _labels(classes, [str(frame["label"].iloc[i]) for i in tumour], cls.run_dir)
+    target = label_map([str(frame["label"].iloc[i]) for i in tumour], classes, cls.run_dir).tolist()
     pipe_logits, gt_logits = cls.forward(np.stack([x for x, _ in pipe])), cls.forward(np.stack(gt))
     scores.pipeline.add(pipe_logits, np.asarray(target), sids)
     scores.gt.add(gt_logits, np.asarray(target), sids)

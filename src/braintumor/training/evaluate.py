@@ -17,10 +17,11 @@ from braintumor.config import EvalConfig, ExperimentConfig, to_dict
 from braintumor.data.dataset import CachedDataset, positions_for_patients, positions_for_samples
 from braintumor.data.index import SampleIndex
 from braintumor.data.splits import SplitLeakageError, Splits
-from braintumor.errors import ConfigError, DataError
+from braintumor.errors import ConfigError
 from braintumor.evaluation import (
     ClassificationAccumulator,
     SegmentationAccumulator,
+    label_map,
     postprocess,
     postprocess_by_patient,
 )
@@ -167,18 +168,6 @@ def _evaluate_segmentation(
 
     segmentation_figures(fold, per_slice, per_patient, dict(zip(samples, preds, strict=True)), run_dir)
     return {"task": "segment", "fold": fold.fold, **summary}
-
-
-def label_map(data_classes: list[str], model_classes: list[str], source: str | Path) -> torch.Tensor:
-    """Data label index -> the model's index of the same class name (other data may order its
-    classes differently, or hold fewer of them)."""
-    unknown = [c for c in data_classes if c not in model_classes]
-    if unknown:
-        raise DataError(
-            source, f"the data's classes {unknown} are not classes of the model {model_classes}; "
-            "a classifier can only be scored on classes it was trained on",
-        )  # fmt: skip
-    return torch.tensor([model_classes.index(c) for c in data_classes], dtype=torch.long)
 
 
 def _evaluate_classification(
