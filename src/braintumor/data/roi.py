@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
 from braintumor.data.preprocess import resize_square
 
@@ -34,6 +35,28 @@ def coord_channels(prep: Mapping[str, Any]) -> int:
     """Position channels a model with preprocessing record ``prep`` takes after the image channels:
     2 with ``roi_coords``, else 0 (records written before the option have no key)."""
     return COORD_CHANNELS if prep.get("roi_coords") else 0
+
+
+def orient_coords(x: Any, n_coords: int) -> Any:
+    """Re-orient the ``n_coords`` position channels that end a flipped C×H×W crop (or B×C×H×W
+    batch, numpy or torch) so they describe the mirrored slice.
+
+    A flip reverses a coordinate ramp; negating a reversed ramp gives the mirrored slice's
+    coordinates (they are symmetric about 0), which increase again as every unflipped crop's do. So
+    a flipped crop is a mirrored patient, never a layout the model cannot meet at evaluation.
+    Unflipped crops pass through unchanged.
+    """
+    if n_coords == 0:
+        return x
+    if n_coords != COORD_CHANNELS:
+        raise ValueError(f"{n_coords} position channels; roi_coords has {COORD_CHANNELS} (row, column)")
+    rows, cols = x[..., -2:-1, :, :], x[..., -1:, :, :]
+    row_sign = (rows[..., -1:, :1] >= rows[..., :1, :1]) * 2 - 1
+    col_sign = (cols[..., :1, -1:] >= cols[..., :1, :1]) * 2 - 1
+    parts = [x[..., :-2, :, :], rows * row_sign, cols * col_sign]
+    if isinstance(x, torch.Tensor):
+        return torch.cat(parts, dim=-3)
+    return np.concatenate(parts, axis=-3).astype(x.dtype, copy=False)
 
 
 def _as_2d_mask(mask: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
-from braintumor.data.roi import coord_channels, crop_roi, foreground_box
+from braintumor.data.roi import COORD_CHANNELS, coord_channels, crop_roi, foreground_box
 from braintumor.errors import ConfigError, DataError
 from braintumor.evaluation.postprocess import postprocess
 from braintumor.inference.backends import Backend
@@ -130,7 +130,12 @@ class SliceEngine:
             )
 
     def _probs(self, role: str, x: np.ndarray, task: str) -> np.ndarray:
-        return tta_probabilities(lambda b: self.backend.run(role, b), x, task, self.settings.tta_flips)
+        coords = COORD_CHANNELS if role == "cls" and self.cls_coords else 0
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            return self.backend.run(role, batch)
+
+        return tta_probabilities(run, x, task, self.settings.tta_flips, coords)
 
     def run(self, items: list[tuple[PreparedScan, int]], gradcam: bool = False) -> list[SliceResult]:
         """Analyse the slices; blank slices come back as ``skipped`` without touching a network."""

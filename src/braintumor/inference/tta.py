@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from braintumor.data.roi import orient_coords
+
 FLIPS: dict[str, tuple[int, ...]] = {"none": (), "h": (-1,), "v": (-2,), "hv": (-2, -1)}
 
 
@@ -16,8 +18,12 @@ def predict_tta(
     x: torch.Tensor,
     task: str,
     flips: tuple[str, ...] = ("none", "h"),
+    coord_channels: int = 0,
 ) -> torch.Tensor:
     """Average the model's probabilities over flipped copies of ``x`` (B×C×H×W).
+
+    The last ``coord_channels`` channels (``roi_coords``) are mirrored with the crop
+    (:func:`~braintumor.data.roi.orient_coords`), as in training.
 
     Segmentation outputs (B×1×H×W logits) are flipped back before averaging sigmoid probabilities;
     classification outputs (B×K logits) average softmax probabilities. The mean is returned as
@@ -26,7 +32,7 @@ def predict_tta(
     total: torch.Tensor | None = None
     for name in flips:
         dims = FLIPS[name]
-        out = forward(torch.flip(x, dims) if dims else x).float()
+        out = forward(orient_coords(torch.flip(x, dims), coord_channels) if dims else x).float()
         if task == "segment":
             prob = torch.sigmoid(torch.flip(out, dims) if dims else out)
         else:
@@ -38,7 +44,11 @@ def predict_tta(
 
 
 def tta_probabilities(
-    run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, task: str, flips: tuple[str, ...] = ("none", "h")
+    run: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    task: str,
+    flips: tuple[str, ...] = ("none", "h"),
+    coord_channels: int = 0,
 ) -> np.ndarray:
     """Per-flip probabilities from ONE batched call of ``run`` on all flipped copies of ``x``.
 
@@ -46,13 +56,14 @@ def tta_probabilities(
         run: B×C×H×W float32 -> logits (B×1×H×W for ``segment``, B×K for ``classify``).
         x: B×C×H×W float32 batch.
         flips: names from :data:`FLIPS`.
+        coord_channels: ``roi_coords`` channels ending ``x``; mirrored with the crop.
 
     Returns:
         float32 F×B×H×W tumour probabilities (flipped back) or F×B×K class probabilities.
     """
     if not flips:
         raise ValueError("flips must name at least one view, e.g. ('none',)")
-    views = [np.flip(x, axis=FLIPS[name]) if FLIPS[name] else x for name in flips]
+    views = [orient_coords(np.flip(x, axis=FLIPS[n]), coord_channels) if FLIPS[n] else x for n in flips]
     out = run(np.ascontiguousarray(np.concatenate(views)))
     out = out.reshape(len(flips), len(x), *out.shape[1:])
     if task == "segment":

@@ -15,6 +15,7 @@ from braintumor.data.cache import ArrayStore, Preprocessing, build_cache
 from braintumor.data.dataset import CachedDataset, positions_for_patients, positions_for_samples
 from braintumor.data.index import SampleIndex
 from braintumor.data.loaders import load_dataset
+from braintumor.data.roi import COORD_CHANNELS
 from braintumor.data.splits import Splits, load_or_make_splits
 from braintumor.data.transforms import eval_transforms, train_transforms
 
@@ -62,6 +63,11 @@ class FoldData:
         """Channels of the decoded image alone (what ``data.channels`` records)."""
         return int(self.store.meta["channels"])  # type: ignore[call-overload]
 
+    @property
+    def coord_channels(self) -> int:
+        """The ``roi_coords`` position channels after the image channels (0 or 2)."""
+        return self.in_channels - self.image_channels
+
 
 def positions(store: ArrayStore, splits: Splits, fold: int, part: str) -> list[int]:
     ids = splits.folds[fold][part]
@@ -102,7 +108,10 @@ def prepare_fold(
         from braintumor.errors import DataError
 
         raise DataError(data.path or "<phantoms>", "segmentation needs masks; this dataset has none")
-    aug = train_transforms(with_mask) if train.augment else eval_transforms(with_mask)
+    n_coords = COORD_CHANNELS if data.roi_coords else 0
+    aug = (
+        train_transforms(with_mask, coord_channels=n_coords) if train.augment else eval_transforms(with_mask)
+    )
     return FoldData(
         index, store, splits, fold,
         CachedDataset(store, positions(store, splits, fold, "train"), aug),

@@ -46,8 +46,10 @@ def predict(
     precision: str = "bf16-mixed",
     tta: bool = False,
     task: str = "segment",
+    coord_channels: int = 0,
 ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
-    """Yield (batch, float32 logits) over a dataset in order; with ``tta`` averaged over flips."""
+    """Yield (batch, float32 logits) over a dataset in order; with ``tta`` averaged over flips
+    (``coord_channels``: the ``roi_coords`` channels ending each input, mirrored with it)."""
     net.eval()
 
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +58,8 @@ def predict(
 
     for batch in eval_loader(ds, batch_size):
         image = batch["image"]
-        yield batch, predict_tta(forward, image, task) if tta else forward(image)
+        logits = predict_tta(forward, image, task, coord_channels=coord_channels) if tta else forward(image)
+        yield batch, logits
 
 
 def _save_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -176,7 +179,9 @@ def _evaluate_classification(
     acc = ClassificationAccumulator(meta["classes"], inputs="logits")  # TTA yields log-probabilities
     data_name = fold.index.frame["dataset"].iloc[0] if len(fold.index.frame) else run_dir
     to_model = label_map(list(fold.index.classes), list(meta["classes"]), data_name)
-    batches = predict(net, fold.test, options.batch_size, precision, tta=options.tta, task="classify")
+    batches = predict(
+        net, fold.test, options.batch_size, precision, options.tta, "classify", fold.coord_channels
+    )
     for batch, logits in batches:
         acc.add(logits, to_model[batch["label"]], batch["sample_id"])
     report = acc.report()

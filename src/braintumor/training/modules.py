@@ -21,7 +21,9 @@ class _BaseModule(L.LightningModule):
     """Network, loss, optimiser and channels_last handling shared by both tasks.
 
     Hyperparameters are plain dicts (``model``, ``train``, ``in_channels``, ``n_outputs``,
-    ``classes``) so Lightning checkpoints load with ``weights_only=True``.
+    ``classes``, ``coord_channels``) so Lightning checkpoints load with ``weights_only=True``.
+    ``coord_channels`` counts the ``roi_coords`` position channels that end each input; the batched
+    augmentation leaves them alone.
     """
 
     monitor = "val_loss"
@@ -33,12 +35,14 @@ class _BaseModule(L.LightningModule):
         in_channels: int,
         n_outputs: int,
         classes: list[str],
+        coord_channels: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model_cfg = from_dict(ModelConfig, model, "model")
         self.train_cfg = from_dict(TrainConfig, train, "train")
         self.classes = classes
+        self.coord_channels = coord_channels
         self.net = build_network(self.model_cfg, in_channels, n_outputs)
         self.loss_fn = create_loss(self.train_cfg.loss)
         if self.train_cfg.channels_last:
@@ -52,12 +56,17 @@ class _BaseModule(L.LightningModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Batched random affine on the device for training batches (see ``augment.py``)."""
         if self.training and self.train_cfg.augment and isinstance(batch, dict):
-            image, mask = random_affine(batch["image"], batch.get("mask"))
+            n_image = batch["image"].shape[1] - self.coord_channels
+            image, coords = batch["image"][:, :n_image], batch["image"][:, n_image:]
+            image, mask = random_affine(image, batch.get("mask"))
             cfg = self.train_cfg
             if cfg.missing_modality_prob > 0 and image.shape[1] > 1:
                 image = replace_missing_modalities(
                     image, cfg.modality_reference_channel, cfg.missing_modality_prob
                 )
+            if self.coord_channels:
+                # the crop of a rotated or zoomed slice still sits where the box was
+                image = torch.cat([image, coords], dim=1)
             batch = {**batch, "image": image}
             if mask is not None:
                 batch["mask"] = mask

@@ -143,8 +143,9 @@ def fit_fold(
     dump_config(cfg, run_dir / "config.yaml")
     n_outputs = cfg.model.out_channels if cfg.train.task == "segment" else len(fold.index.classes)
     module = module_for(cfg.train.task)(
-        to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes
-    )
+        to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes,
+        fold.coord_channels,
+    )  # fmt: skip
     trainer = make_trainer(cfg, run_dir, module.monitor, **(trainer_overrides or {}))
     workers = cfg.data.num_workers
     start = time.perf_counter()

@@ -1,0 +1,122 @@
+"""Position channels (``roi_coords``) under augmentation and flip TTA: a flipped crop carries the
+coordinates of the mirrored slice, and intensity jitter, the affine and missing modalities leave
+them alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from braintumor.data.phantom import make_phantom
+from braintumor.data.roi import crop_roi, orient_coords
+from braintumor.data.transforms import train_transforms
+from braintumor.inference.tta import predict_tta, tta_probabilities
+from braintumor.training.modules import ClassificationModule
+
+
+def _crop(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return crop_roi(image, mask, 1.5, 24, coords=True)[0]
+
+
+@pytest.fixture
+def slice_and_mask() -> tuple[np.ndarray, np.ndarray]:
+    """A phantom slice with a square tumour box off the centre (square: no padding whose odd
+    split would shift a mirrored crop by a pixel)."""
+    image, _ = make_phantom(np.random.default_rng(4), "meningioma", 64, 1)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[12:28, 34:50] = 1
+    return image, mask
+
+
+def _increasing(crops: np.ndarray | torch.Tensor) -> bool:
+    """Row channel grows down the rows and column channel along the columns, in every crop."""
+    c = torch.as_tensor(np.array(crops))
+    c = c[None] if c.ndim == 3 else c
+    return bool((c[:, -2, -1, 0] > c[:, -2, 0, 0]).all() and (c[:, -1, 0, -1] > c[:, -1, 0, 0]).all())
+
+
+@pytest.mark.parametrize("axis", [-1, -2, (-2, -1)])
+def test_a_flipped_crop_gets_the_mirrored_slices_coordinates(slice_and_mask, axis) -> None:
+    image, mask = slice_and_mask
+    mirrored = _crop(np.flip(image, axis), np.flip(mask, axis))
+    flipped = orient_coords(np.flip(_crop(image, mask), axis), 2)
+    assert flipped.dtype == np.float32
+    assert np.allclose(flipped, mirrored, atol=1e-5)  # image channel and both coordinate channels
+    # the same in torch, on a batch
+    batch = torch.from_numpy(np.stack([_crop(image, mask)] * 2))
+    dims = (axis,) if isinstance(axis, int) else axis
+    assert torch.allclose(orient_coords(torch.flip(batch, dims), 2), torch.from_numpy(mirrored)[None])
+
+
+def test_unflipped_crops_and_plain_inputs_pass_through(slice_and_mask) -> None:
+    crop = _crop(*slice_and_mask)
+    assert np.array_equal(orient_coords(crop, 2), crop)
+    assert orient_coords(crop, 0) is crop
+    with pytest.raises(ValueError, match="roi_coords"):
+        orient_coords(crop, 3)
+
+
+def test_training_transforms_jitter_the_image_only(slice_and_mask) -> None:
+    image, mask = slice_and_mask
+    crop = _crop(image, mask)
+    mirrored = _crop(np.flip(image, -1), np.flip(mask, -1))
+    transform = train_transforms(with_mask=False, strength=3.0, coord_channels=2)
+    transform.set_random_state(0)
+    n_flipped = 0
+    for _ in range(40):
+        sample = transform({"image": torch.from_numpy(crop.copy()), "label": 0})
+        out = sample["image"]
+        assert "coords" not in sample and isinstance(out, torch.Tensor) and out.shape == crop.shape
+        flipped = torch.allclose(out[1:], torch.from_numpy(mirrored[1:]))
+        assert flipped or torch.equal(out[1:], torch.from_numpy(crop[1:]))  # coordinates: exact
+        n_flipped += flipped
+    assert 5 < n_flipped < 35
+    # without position channels the whole input is jittered, as before
+    plain = train_transforms(with_mask=False, strength=3.0)
+    plain.set_random_state(0)
+    outs = [plain({"image": torch.from_numpy(crop.copy())})["image"] for _ in range(20)]
+    assert any(not torch.allclose(o[1:].abs(), torch.from_numpy(crop[1:]).abs()) for o in outs)
+
+
+def test_batched_affine_and_missing_modalities_skip_position_channels(slice_and_mask) -> None:
+    image, mask = slice_and_mask
+    three = np.concatenate([image] * 3)
+    crop = torch.from_numpy(
+        np.stack([crop_roi(three * (k + 1), mask, 1.5, 24, coords=True)[0] for k in range(8)])
+    )
+    module = ClassificationModule(
+        {"name": "cnn-small"},
+        {"task": "classify", "augment": True, "missing_modality_prob": 1.0, "channels_last": False},
+        in_channels=5,
+        n_outputs=3,
+        classes=["a", "b", "c"],
+        coord_channels=2,
+    )
+    module.train()
+    torch.manual_seed(0)
+    out = module.on_after_batch_transfer({"image": crop.clone(), "label": torch.zeros(8)}, 0)["image"]
+    assert out.shape == crop.shape
+    assert torch.equal(out[:, 3:], crop[:, 3:])  # positions untouched
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 2], out[:, 1])  # FLAIR everywhere
+    assert not torch.equal(out[:, :3], crop[:, :3])  # the image itself was warped
+
+
+def test_flip_tta_shows_the_model_increasing_coordinates(slice_and_mask) -> None:
+    crops = np.stack([_crop(*slice_and_mask)] * 3)
+    seen: list[np.ndarray] = []
+
+    def run(x: np.ndarray) -> np.ndarray:
+        seen.append(x)
+        return np.zeros((len(x), 3), np.float32)
+
+    tta_probabilities(run, crops, "classify", ("none", "h", "v", "hv"), coord_channels=2)
+    assert seen[0].shape == (12, 3, 24, 24) and _increasing(seen[0])
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        assert _increasing(x)
+        return torch.zeros(len(x), 3)
+
+    predict_tta(forward, torch.from_numpy(crops), "classify", ("none", "h", "hv"), coord_channels=2)
+    # a flipped view without re-orientation would have failed the check
+    assert not _increasing(np.flip(crops, -1))
