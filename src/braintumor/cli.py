@@ -53,7 +53,7 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
 
 def fail(exc: Exception) -> None:
     """Print a one-line error and exit 1 (no traceback for expected errors)."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)  # unwrapped: greppable
     raise typer.Exit(1)
 
 

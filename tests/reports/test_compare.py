@@ -116,5 +116,7 @@ def test_cli_json_and_markdown_file(runs: dict[str, object], tmp_path: Path) -> 
     assert table.read_text().startswith("| run | task | model |")
     result = runner.invoke(app, ["compare", str(runs["single"]), str(runs["cv"])])
     assert result.exit_code == 0 and "Runs" in result.stdout and "single" in result.stdout
-    result = runner.invoke(app, ["compare", str(tmp_path / "missing")])
-    assert result.exit_code == 1 and "run folder not found" in result.output
+    missing = tmp_path / ("a-long-folder-name-" * 6) / "missing"  # wider than any terminal default
+    result = runner.invoke(app, ["compare", str(missing)])
+    assert result.exit_code == 1 and f"{missing}: run folder not found" in result.output
+    assert result.output.count("\n") == 1  # one line, never wrapped: greppable in a log
