@@ -126,8 +126,15 @@ def cv(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="Run folder written by train.")],
     data: DataOpt = None,
-    tta: Annotated[bool, typer.Option(help="Average predictions over flips.")] = False,
-    postprocess: Annotated[bool, typer.Option(help="Keep the largest component and fill holes.")] = False,
+    tta: Annotated[
+        bool | None, typer.Option(help="Average predictions over flips (default: the run's eval.tta).")
+    ] = None,
+    postprocess: Annotated[
+        bool | None,
+        typer.Option(
+            help="Keep the largest component and fill holes, or not (default: the run's eval settings)."
+        ),
+    ] = None,
     scope: Annotated[
         str | None,
         typer.Option(
@@ -161,8 +168,11 @@ def evaluate(
 
     def go() -> None:
         extra = list(overrides or [])
-        extra += ["eval.tta=true"] if tta else []
-        extra += ["eval.largest_component=true", "eval.fill_holes=true"] if postprocess else []
+        if tta is not None:  # --no-tta must turn off a run's own TTA, not fall back to it
+            extra.append(f"eval.tta={str(tta).lower()}")
+        if postprocess is not None:
+            flag = str(postprocess).lower()
+            extra += [f"eval.largest_component={flag}", f"eval.fill_holes={flag}"]
         extra += [f"eval.postprocess_scope={scope}"] if scope else []  # else keep the run's own
         metrics = evaluate_run(
             run_dir, data, out_dir=out_dir, overrides=extra, tune=tune, ensemble=ensemble or ()

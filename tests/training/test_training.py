@@ -133,6 +133,13 @@ def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", str(run), *kept, "--out", str(tmp_path / "own-scope")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["evaluation"]["postprocess_scope"] == "patient"
+    # --no-postprocess / --no-tta turn off what the run's settings turn on (they used to be ignored)
+    own = ["--set", "eval.largest_component=true", "--set", "eval.fill_holes=true", "--set", "eval.tta=true"]
+    result = runner.invoke(app, ["evaluate", str(run), *own, "--no-postprocess", "--no-tta", "--json",
+                                 "--out", str(tmp_path / "raw")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    raw = json.loads(result.stdout.strip().splitlines()[-1])["evaluation"]
+    assert not (raw["largest_component"] or raw["fill_holes"] or raw["tta"])
     result = runner.invoke(app, ["evaluate", str(run), "--postprocess-scope", "volume"])
     assert result.exit_code != 0 and "postprocess_scope" in result.output
     result = runner.invoke(app, ["evaluate", str(run), "--tune", "--json", "--out", str(tmp_path / "tuned")])
