@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,28 @@ class ArrayStore:
 
     def __len__(self) -> int:
         return len(self.sample_ids)
+
+    def with_masks(self, positions: Sequence[int], part: str) -> list[int]:
+        """The ``positions`` whose slice came with a mask file.
+
+        A slice without one (the loaders keep it, ``data inspect`` reports it) has no ground truth,
+        which is not the same as no tumour: segmentation leaves it out of ``part`` (training,
+        validation or scoring) with a warning naming a few, instead of learning and scoring it as
+        tumour-free.
+        """
+        known = self.meta.get("has_mask")
+        if self.masks is None or not isinstance(known, list):
+            return list(positions)
+        missing = [self.sample_ids[p] for p in positions if not known[p]]
+        if missing:
+            shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            warnings.warn(
+                f"{len(missing)} of {len(positions)} {part} slices have no mask file ({shown}); "
+                "segmentation leaves them out rather than treat them as tumour-free",
+                UserWarning,
+                stacklevel=2,
+            )
+        return [p for p in positions if known[p]]
 
     @classmethod
     def open(cls, path: Path) -> ArrayStore:

@@ -19,6 +19,8 @@ non-empty  non-empty   2TP/(2TP+FP+FN)    TP/(TP+FP+FN)      TP/(TP+FP)   TP/(TP
 =========  ==========  =================  =================  ===========  ===========  ======
 
 HD95 is undefined (NaN) whenever either mask is empty; summaries average it with ``nanmean``.
+A slice whose mask *file* is missing has no truth at all: it is not scored (nor trained on), see
+:meth:`braintumor.data.cache.ArrayStore.with_masks`.
 """
 
 from __future__ import annotations

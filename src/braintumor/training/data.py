@@ -69,11 +69,13 @@ class FoldData:
         return self.in_channels - self.image_channels
 
 
-def positions(store: ArrayStore, splits: Splits, fold: int, part: str) -> list[int]:
+def positions(store: ArrayStore, splits: Splits, fold: int, part: str, masked: bool = False) -> list[int]:
+    """Store positions of a fold's ``part``; ``masked``: only slices with a mask file (segmentation)."""
     ids = splits.folds[fold][part]
-    return (
+    found = (
         positions_for_patients(store, ids) if splits.unit == "patient" else positions_for_samples(store, ids)
     )
+    return store.with_masks(found, part) if masked else found
 
 
 def load_store(
@@ -114,9 +116,9 @@ def prepare_fold(
     )
     return FoldData(
         index, store, splits, fold,
-        CachedDataset(store, positions(store, splits, fold, "train"), aug),
-        CachedDataset(store, positions(store, splits, fold, "val"), eval_transforms(with_mask)),
-        CachedDataset(store, positions(store, splits, fold, "test"), eval_transforms(with_mask)),
+        CachedDataset(store, positions(store, splits, fold, "train", with_mask), aug),
+        CachedDataset(store, positions(store, splits, fold, "val", with_mask), eval_transforms(with_mask)),
+        CachedDataset(store, positions(store, splits, fold, "test", with_mask), eval_transforms(with_mask)),
     )  # fmt: skip
 
 

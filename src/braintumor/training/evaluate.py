@@ -283,7 +283,10 @@ def evaluate_run(
             "nothing is left to evaluate on"
         )
     select = positions_for_patients if splits.unit == "patient" else positions_for_samples
-    test = CachedDataset(store, select(store, sorted(scored)), eval_transforms(with_mask))
+    found = select(store, sorted(scored))
+    test = CachedDataset(
+        store, store.with_masks(found, "test") if with_mask else found, eval_transforms(with_mask)
+    )
     fold = FoldData(index, store, splits, k, test, test, test)
     members = [run_dir, *map(Path, ensemble)]
     weights = [m / "checkpoints" / "best.safetensors" for m in members]
@@ -299,7 +302,7 @@ def evaluate_run(
             raise ValueError(f"{run_dir}: --tune needs a segmentation run scored on its own data")
         from braintumor.training.tune_eval import tune_evaluation
 
-        val = CachedDataset(store, positions(store, splits, k, "val"), eval_transforms(True))
+        val = CachedDataset(store, positions(store, splits, k, "val", masked=True), eval_transforms(True))
         slices = dict(zip(index.frame["sample_id"], index.frame["slice"], strict=True))
         net, _ = load_ensemble(weights)
         options, table, tuning = tune_evaluation(
