@@ -191,6 +191,8 @@ def predict(
 ) -> None:
     """Masks (PNG + overlay) or class probabilities for each image; predictions.csv in --out.
 
+    Masks follow the run's eval settings (threshold, TTA, largest component, hole filling), per image.
+
     Example: braintumor predict runs/lgg slice1.tif slice2.tif --out preds
     """
     from braintumor.inference.batch import predict_files
@@ -199,11 +201,11 @@ def predict(
         weights = (
             run_dir if run_dir.suffix == ".safetensors" else run_dir / "checkpoints" / "best.safetensors"
         )
-        results = predict_files(weights, images, out_dir)
+        summary = predict_files(weights, images, out_dir)
         if json_out:
-            emit_json({"results": results})
+            emit_json(summary)
             return
-        for r in results:
+        for r in summary["results"]:
             out.print(r, highlight=False)
 
     run_guarded(go)

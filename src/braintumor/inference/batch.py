@@ -13,8 +13,9 @@ from braintumor.inference.predict import Predictor
 from braintumor.io_utils import atomic_write, atomic_write_json, unique_name
 
 
-def predict_files(weights: Path, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
-    """Run the predictor over ``paths``; writes ``predictions.csv`` and ``predictions.json``."""
+def predict_files(weights: Path, paths: Sequence[Path], out_dir: Path) -> dict[str, Any]:
+    """Run the predictor over ``paths``; writes ``predictions.csv`` and ``predictions.json``, and
+    returns what the latter holds: ``results`` per file and the ``evaluation`` settings used."""
     predictor = Predictor(weights)
     out_dir.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
@@ -23,5 +24,6 @@ def predict_files(weights: Path, paths: Sequence[Path], out_dir: Path) -> list[d
             | {f"prob_{c}": p for c, p in r["probabilities"].items()} for r in results]  # fmt: skip
     frame = pd.DataFrame(rows)
     atomic_write(out_dir / "predictions.csv", lambda tmp: frame.to_csv(tmp, index=False))
-    atomic_write_json(out_dir / "predictions.json", {"results": results})
-    return results
+    summary = {"results": results, "evaluation": asdict(predictor.evaluation)}
+    atomic_write_json(out_dir / "predictions.json", summary)
+    return summary

@@ -1,7 +1,10 @@
 """Predict masks or classes for image files with a run's best weights.
 
 Preprocessing is read from the weights' metadata (never re-typed). Single files have no patient
-volume, so ``percentile-volume`` normalisation falls back to the same percentiles per image.
+volume, so ``percentile-volume`` normalisation falls back to the same percentiles per image. Masks
+follow the run's evaluation settings (``eval`` in its ``config.yaml``: threshold, flip TTA, largest
+component, hole filling), per image since a file is no volume, so they are the masks its scores
+describe.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from braintumor.config import EvalConfig, load_config
 from braintumor.data.preprocess import normalize_images, resize_square, to_channels_first
 from braintumor.data.readers import read_image
 from braintumor.errors import DataError
-from braintumor.training.evaluate import autocast
+from braintumor.evaluation.postprocess import postprocess
+from braintumor.inference.tta import predict_tta
+from braintumor.training.evaluate import autocast, logit_of
 from braintumor.training.network import network_from_weights
 
 
@@ -46,21 +52,33 @@ def prepare_image(array: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
     return image
 
 
-def mask_to_original(mask_logits: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
-    """S×S logits -> H×W binary mask, undoing pad-to-square + resize."""
+def run_evaluation(weights: str | Path) -> EvalConfig:
+    """The ``eval`` settings of the run whose ``checkpoints/best.safetensors`` is ``weights``
+    (defaults when the weights lie outside a run folder)."""
+    config = Path(weights).resolve().parent.parent / "config.yaml"
+    return load_config(config).eval if config.is_file() else EvalConfig()
+
+
+def mask_to_original(mask_logits: torch.Tensor, shape: tuple[int, int], threshold: float = 0.5) -> np.ndarray:
+    """S×S logits -> H×W binary mask (tumour probability above ``threshold``), undoing
+    pad-to-square + resize."""
     h, w = shape
     side = max(h, w)
     up = F.interpolate(
         mask_logits[None, None].float(), size=(side, side), mode="bilinear", align_corners=False
     )
     top, left = (side - h) // 2, (side - w) // 2
-    return (up[0, 0, top : top + h, left : left + w] > 0).to(torch.uint8).numpy()
+    return (up[0, 0, top : top + h, left : left + w] > logit_of(threshold)).to(torch.uint8).numpy()
 
 
 class Predictor:
-    """Loads a run's ``best.safetensors`` once and predicts file after file."""
+    """Loads a run's ``best.safetensors`` once and predicts file after file, scored as
+    ``evaluation`` says (default: the run's own ``eval`` settings, see :func:`run_evaluation`)."""
 
-    def __init__(self, weights: str | Path, precision: str = "bf16-mixed") -> None:
+    def __init__(
+        self, weights: str | Path, precision: str = "bf16-mixed", evaluation: EvalConfig | None = None
+    ) -> None:
+        self.evaluation = evaluation if evaluation is not None else run_evaluation(weights)
         self.net, self.meta = network_from_weights(weights)
         self.prep = self.meta["preprocessing"]
         self.task = self.meta["task"]
@@ -75,8 +93,12 @@ class Predictor:
         """Model input (C×S×S) and float32 output (mask logits S×S, or class probabilities K)."""
         x = torch.from_numpy(prepare_image(array, self.prep))
         net: nn.Module = self.net
-        with autocast(self.precision):
-            out = net(x[None].contiguous(memory_format=torch.channels_last)).float()[0]
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            with autocast(self.precision):
+                return net(batch.contiguous(memory_format=torch.channels_last)).float()
+
+        out = (predict_tta(forward, x[None], self.task) if self.evaluation.tta else forward(x[None]))[0]
         return x, (out[0] if self.task == "segment" else out.softmax(0))
 
     def predict_file(
@@ -91,7 +113,10 @@ class Predictor:
         except DataError as exc:
             return Prediction(str(path), ok=False, error=str(exc))
         if self.task == "segment":
-            mask = mask_to_original(out, array.shape[:2])
+            ev = self.evaluation
+            mask = mask_to_original(out, array.shape[:2], ev.threshold)
+            if ev.largest_component or ev.fill_holes:
+                mask = postprocess(mask, ev.largest_component, ev.fill_holes, ev.component_fraction)
             result.tumour, result.area_px = bool(mask.any()), int(mask.sum())
             if out_dir is not None:
                 result.outputs = write_mask_outputs(name or Path(path).stem, array, mask, out_dir)
