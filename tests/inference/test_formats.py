@@ -168,3 +168,18 @@ def test_duplicate_names_get_unique_outputs(trained: Trained, analyzer: Analyzer
         Image.open(trained.images(1)[0]).save(paths[-1])
     a, b = analyzer.analyze_files(paths, tmp_path / "out")
     assert a.outputs["json"] != b.outputs["json"] and Path(b.outputs["json"]).name == "slice_2.json"
+
+
+def test_dicom_monochrome1_inverts_every_slice_alike(trained: Trained, tmp_path: Path) -> None:
+    import pydicom
+
+    images = [phantom_array(trained, k).astype(np.uint16) * (k + 5) for k in range(3)]  # other maxima
+    for k in range(3):
+        path = write_dicom(tmp_path / f"m{k}.dcm", images[k], instance=k + 1, z=4.0 * k, series=SERIES)
+        ds = pydicom.dcmread(path)
+        ds.PhotometricInterpretation = "MONOCHROME1"
+        ds.save_as(path)
+    scan = read_scan(expand_inputs([tmp_path])[0])
+    assert len({int(s.max()) for s in images}) == 3
+    for k in range(3):  # mirrored within the 16-bit stored range, not about each slice's own maximum
+        assert np.array_equal(scan.slices[k], 65535 - images[k].astype(np.int64))

@@ -138,17 +138,29 @@ def _pixels(path: Path, ds: Any, max_pixels: int) -> np.ndarray:
         raise DataError(
             path, f"cannot decode DICOM pixels ({type(exc).__name__}: {exc}); is it truncated?"
         ) from None
+    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+        array = _invert_monochrome1(array, ds)
     slope, intercept = (
         float(getattr(ds, "RescaleSlope", 1) or 1),
         float(getattr(ds, "RescaleIntercept", 0) or 0),
     )
     if (slope, intercept) != (1.0, 0.0):
         array = array.astype(np.float32) * slope + intercept
-    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
-        array = array.max() - array
     if array.ndim not in (2, 3):
         raise DataError(path, f"DICOM pixel array has shape {array.shape}; expected one 2D slice")
     return array
+
+
+def _invert_monochrome1(array: np.ndarray, ds: Any) -> np.ndarray:
+    """MONOCHROME1 (low values bright) as MONOCHROME2, mirrored within the stored value range
+    (``BitsStored``, ``PixelRepresentation``) so that every slice of a series gets the same
+    mapping; mirroring about each slice's own maximum shifted slices against each other."""
+    bits = int(getattr(ds, "BitsStored", 0) or 0)
+    if bits and np.issubdtype(array.dtype, np.integer):
+        signed = int(getattr(ds, "PixelRepresentation", 0) or 0) == 1
+        low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+        return (low + high) - array.astype(np.int64)
+    return -array.astype(np.float32)  # no stored range: any fixed mirror is the same after normalisation
 
 
 def read_dicom(files: list[Path], max_pixels: int, max_slices: int) -> Stack:
