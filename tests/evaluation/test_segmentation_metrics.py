@@ -131,7 +131,12 @@ def test_accumulator_volumetric_dice_differs_from_slice_mean() -> None:
     assert summary["dice_per_patient_std"] == pytest.approx(0.125)
     assert summary["dice_per_slice_mean"] == pytest.approx(0.75)
     assert summary["recall"] == pytest.approx(0.875)
-    assert (summary["n_patients"], summary["n_slices"]) == (2, 4)
+    assert (summary["n_patients"], summary["n_slices"], summary["n_hd95"]) == (2, 4, 2)
+    # a missed patient (tumour, empty prediction) scores Dice 0 and has no HD95: the count says so
+    acc.add(np.zeros((1, 4, 4), np.uint8), truth[3:], ["p3"], ["e"])
+    summary = acc.summary()
+    assert (summary["n_patients"], summary["n_hd95"]) == (3, 2)
+    assert summary["dice_per_patient_mean"] == pytest.approx(1.75 / 3)
 
 
 def test_accumulator_orders_slices_and_can_skip_masks() -> None:

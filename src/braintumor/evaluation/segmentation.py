@@ -318,7 +318,8 @@ class SegmentationAccumulator:
         """Per-patient means (NaN-aware) and the spread of the per-patient Dice.
 
         Keys: dice_per_patient_mean, dice_per_patient_median, dice_per_patient_std (population),
-        dice_per_slice_mean, iou, precision, recall, hd95, n_patients, n_slices.
+        dice_per_slice_mean, iou, precision, recall, hd95, n_patients, n_slices, and n_hd95: the
+        patients behind ``hd95`` (a patient with an empty prediction or truth has none).
         """
         patients = self.per_patient()
         slices = self.per_slice()
@@ -331,6 +332,7 @@ class SegmentationAccumulator:
             **{m: _nanmean(patients[m].to_numpy(float)) for m in METRICS[1:]},
             "n_patients": len(patients),
             "n_slices": len(slices),
+            "n_hd95": int(np.isfinite(patients["hd95"].to_numpy(float)).sum()),
         }
 
     def reset(self) -> None:
