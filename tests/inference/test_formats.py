@@ -59,7 +59,7 @@ def test_nifti_volume(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> N
     assert result.ok, result.error
     assert result.kind == "volume" and len(result.slices) == 4 and result.name == "brain"
     assert result.slices[3].skipped == "blank slice" and not result.slices[3].tumour
-    assert result.spacing_mm == pytest.approx((0.8, 0.9, 3.0))
+    assert result.spacing_mm == pytest.approx((0.9, 0.8, 3.0))  # rows: y (anterior-posterior)
     for s in result.slices:
         assert s.area_mm2 == pytest.approx(s.area_px * 0.8 * 0.9)
     if result.tumour:
@@ -70,6 +70,26 @@ def test_nifti_volume(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> N
     data = np.asarray(mask.dataobj)
     assert data.dtype == np.uint8 and set(np.unique(data)) <= {0, 1}
     assert [int(data[..., k].sum()) for k in range(4)] == [s.area_px for s in result.slices]
+
+
+def test_nifti_is_read_in_the_dicom_view_whatever_its_voxel_order(tmp_path: Path) -> None:
+    # view: 3 axial slices (inferior -> superior) of 4 rows (anterior -> posterior) x 5 columns
+    # (patient's right -> left), as an axial DICOM series shows them
+    view = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    ras = np.ascontiguousarray(view[:, ::-1, ::-1].transpose(2, 1, 0))  # x -> right, y -> anterior
+    stored = {
+        "ras": (ras, np.diag([0.8, 0.9, 3.0, 1.0])),
+        "lps": (np.ascontiguousarray(view.transpose(2, 1, 0)), np.diag([-0.8, -0.9, 3.0, 1.0])),
+        # sagittal acquisition: voxel axes (S, A, R), stored slice by slice along R
+        "sagittal": (
+            np.ascontiguousarray(ras.transpose(2, 1, 0)),
+            np.array([[0, 0, 0.8, 0], [0, 0.9, 0, 0], [3.0, 0, 0, 0], [0, 0, 0, 1.0]]),
+        ),
+    }
+    for name, (volume, affine) in stored.items():
+        scan = read_scan(expand_inputs([write_nifti(tmp_path / f"{name}.nii", volume, affine)])[0])
+        assert np.array_equal(scan.slices, view), name
+        assert scan.spacing == pytest.approx((0.9, 0.8)) and scan.slice_spacing == pytest.approx(3.0), name
 
 
 def test_nifti_with_singleton_fourth_axis(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:

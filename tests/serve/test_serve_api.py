@@ -96,7 +96,7 @@ def test_nifti_volume_per_slice(client: TestClient, served: Served, compress: bo
     body = r.json()
     assert body["kind"] == "volume" and body["format"] == "nifti" and body["shape"] == [3, 32, 32]
     assert [s["index"] for s in body["slices"]] == [0, 1, 2] and 0 <= body["slice_index"] < 3
-    assert body["spacing_mm"] == [0.8, 0.9, 3.0] and body["images"] is None
+    assert body["spacing_mm"] == [0.9, 0.8, 3.0] and body["images"] is None  # rows: y, columns: x
     for s in body["slices"]:
         assert decode_png(s["images"]["mask"]).shape == (32, 32)
     nifti_image: Any = nib.Nifti1Image

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from braintumor.inference.results import AnalysisResult, SliceResult
 from braintumor.inference.sources import Scan
+from braintumor.inference.volumes import view_to_nifti
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.reports.overlay import overlay_rgb, to_gray_uint8
 
@@ -104,7 +105,7 @@ def write_nifti_mask(scan: Scan, masks: np.ndarray, path: Path) -> str:
     if scan.nifti is None:
         raise ValueError(f"{scan.source} is not a NIfTI input")
     affine, header, shape = scan.nifti
-    volume = np.moveaxis(masks.astype(np.uint8), 0, 2).reshape(shape)
+    volume = view_to_nifti(masks.astype(np.uint8), affine).reshape(shape)
     header = header.copy()
     header.set_data_dtype(np.uint8)
     img = nib.Nifti1Image(volume, affine, header)

@@ -1,7 +1,12 @@
 """NIfTI and DICOM readers producing stacks of 2D slices with their pixel spacing.
 
-NIfTI volumes are analysed slice by slice along the last axis, as stored (no reorientation), so
-a mask volume of the same shape and affine lines up voxel for voxel. DICOM series are sorted by
+NIfTI volumes are reoriented (from their affine, with nibabel) to the view of an axial DICOM
+series, which is also that of the LGG and figshare images the models learnt from: axial slices
+from inferior to superior, rows from anterior to posterior, columns from the patient's right to
+left (radiological convention, LPS). A volume stored in another voxel order (RAS, sagittal, ...)
+used to be sliced along its last axis as stored, rotated or mirrored against that view. Masks are
+written back in the file's own voxel order, so a mask volume of the same shape and affine lines up
+voxel for voxel. DICOM series are sorted by
 position along the slice normal (``ImagePositionPatient`` · normal), else by ``InstanceNumber``.
 Sizes are checked from the headers before any pixel data is decoded (no decompression bomb).
 """
@@ -28,7 +33,8 @@ class Stack:
         slices: N×H×W or N×H×W×C array in the file's dtype (rescaled for DICOM).
         spacing: (row, column) pixel size in mm, when the file records it.
         slice_spacing: distance between slices in mm (volumes), when known.
-        nifti: (affine 4×4, header, original shape) for NIfTI input, to write masks back.
+        nifti: (affine 4×4, header, original shape) for NIfTI input, to write masks back
+            (:func:`nifti_to_view` and :func:`view_to_nifti` map between voxel order and view).
     """
 
     slices: np.ndarray
@@ -55,9 +61,35 @@ def is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:] == b"DICM"
 
 
+VIEW_AXES = ("L", "P", "S")  # the view's column, row and slice directions (nibabel axis codes)
+
+
+def _view_transform(affine: np.ndarray) -> np.ndarray:
+    """nibabel orientation transform from a volume's voxel axes to (L, P, S)."""
+    from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
+    return ornt_transform(io_orientation(affine), axcodes2ornt(VIEW_AXES))
+
+
+def nifti_to_view(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """X×Y×Z voxels -> N×H×W slices in the DICOM view (see the module doc)."""
+    from nibabel.orientations import apply_orientation
+
+    lps = apply_orientation(volume, _view_transform(affine))  # [column (L), row (P), slice (S)]
+    return np.ascontiguousarray(np.transpose(lps, (2, 1, 0)))
+
+
+def view_to_nifti(slices: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`nifti_to_view`: N×H×W slices -> the file's X×Y×Z voxel order."""
+    from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+
+    back = ornt_transform(axcodes2ornt(VIEW_AXES), io_orientation(affine))
+    return apply_orientation(np.transpose(slices, (2, 1, 0)), back)
+
+
 def read_nifti(path: Path, max_pixels: int, max_slices: int, max_voxels: int | None = None) -> Stack:
-    """A 3D NIfTI (X×Y×Z, or X×Y×Z×1) -> Z slices of X×Y with the voxel size in mm; the sizes are
-    checked from the header, before any voxel is decoded.
+    """A 3D NIfTI (X×Y×Z, or X×Y×Z×1) -> its axial slices in the DICOM view (see the module doc)
+    with the pixel size in mm; the sizes are checked from the header, before any voxel is decoded.
 
     Raises:
         DataError: unreadable/truncated file, not 3D, too many pixels, slices or voxels.
@@ -79,8 +111,10 @@ def read_nifti(path: Path, max_pixels: int, max_slices: int, max_voxels: int | N
             f"NIfTI shape {shape} is not a 3D volume (X×Y×Z); save 2D slices as PNG/TIFF or add a "
             "third axis of size 1, and split 4D series into 3D volumes",
         )
-    too_many_voxels = max_voxels is not None and squeezed[0] * squeezed[1] * squeezed[2] > max_voxels
-    if squeezed[0] * squeezed[1] > max_pixels or squeezed[2] > max_slices or too_many_voxels:
+    view_axis = [int(a) for a in _view_transform(img.affine)[:, 0]]  # voxel axis i -> view axis
+    cols, rows, n_slices = (squeezed[view_axis.index(k)] for k in range(3))
+    too_many_voxels = max_voxels is not None and cols * rows * n_slices > max_voxels
+    if cols * rows > max_pixels or n_slices > max_slices or too_many_voxels:
         raise DataError(
             path,
             f"NIfTI shape {shape} exceeds the limits ({max_pixels} pixels per slice, {max_slices} slices"
@@ -92,10 +126,14 @@ def read_nifti(path: Path, max_pixels: int, max_slices: int, max_voxels: int | N
         raise DataError(
             path, f"cannot decode NIfTI voxels ({type(exc).__name__}: {exc}); is it truncated?"
         ) from None
-    zooms = [float(z) for z in img.header.get_zooms()[:3]]
-    spacing = (zooms[0], zooms[1]) if all(z > 0 for z in zooms[:2]) else None
+    zooms = [0.0] * 3
+    for axis, zoom in enumerate(img.header.get_zooms()[:3]):
+        zooms[view_axis[axis]] = float(zoom)  # (column, row, slice) in mm
+    spacing = (zooms[1], zooms[0]) if zooms[0] > 0 and zooms[1] > 0 else None
     slice_spacing = zooms[2] if zooms[2] > 0 else None
-    return Stack(np.moveaxis(data, 2, 0), spacing, slice_spacing, (img.affine, img.header.copy(), shape))
+    return Stack(
+        nifti_to_view(data, img.affine), spacing, slice_spacing, (img.affine, img.header.copy(), shape)
+    )
 
 
 def _dcmread(path: Path, header_only: bool = False) -> Any:
