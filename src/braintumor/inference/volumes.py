@@ -1,13 +1,14 @@
 """NIfTI and DICOM readers producing stacks of 2D slices with their pixel spacing.
 
 NIfTI volumes are reoriented (from their affine, with nibabel) to the view of an axial DICOM
-series, which is also that of the LGG and figshare images the models learnt from: axial slices
-from inferior to superior, rows from anterior to posterior, columns from the patient's right to
-left (radiological convention, LPS). A volume stored in another voxel order (RAS, sagittal, ...)
-used to be sliced along its last axis as stored, rotated or mirrored against that view. Masks are
-written back in the file's own voxel order, so a mask volume of the same shape and affine lines up
-voxel for voxel. DICOM series are sorted by
-position along the slice normal (``ImagePositionPatient`` · normal), else by ``InstanceNumber``.
+series: axial slices from inferior to superior, rows from anterior to posterior, columns from the
+patient's right to left (radiological convention, LPS). The LGG images the FLAIR models learnt from
+have that view (anterior at the top, slice numbers from inferior to superior; left-right cannot be
+read from the images and is taken to be radiological, as their DICOM source). A volume stored in
+another voxel order (RAS, sagittal, ...) used to be sliced along its last axis as stored, rotated
+or mirrored against that view. Masks are written back in the file's own voxel order, so a mask
+volume of the same shape and affine lines up voxel for voxel. DICOM series are sorted by position
+along the slice normal (``ImagePositionPatient`` · normal), else by ``InstanceNumber``.
 Sizes are checked from the headers before any pixel data is decoded (no decompression bomb).
 """
 
