@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
-from braintumor.data.roi import COORD_CHANNELS, coord_channels, crop_roi, foreground_box
+from braintumor.data.roi import coord_channels, crop_roi, foreground_box
 from braintumor.errors import ConfigError, DataError
 from braintumor.evaluation.postprocess import postprocess
 from braintumor.inference.backends import Backend
@@ -103,7 +103,7 @@ class SliceEngine:
         self.bundle, self.backend, self.settings = bundle, backend, settings
         cls = bundle.models.get("cls")
         self.cls_size = int(cls.prep["image_size"]) if cls else 0
-        self.cls_coords = bool(cls and coord_channels(cls.prep))
+        self.cls_coords = coord_channels(cls.prep) if cls else 0  # position channels of its input
         classes = cls.classes if cls else []
         no = no_tumour_class(classes)
         self.keep = [i for i, c in enumerate(classes) if c != no]  # tumour classes of the ROI model
@@ -130,7 +130,7 @@ class SliceEngine:
             )
 
     def _probs(self, role: str, x: np.ndarray, task: str) -> np.ndarray:
-        coords = COORD_CHANNELS if role == "cls" and self.cls_coords else 0
+        coords = self.cls_coords if role == "cls" else 0
 
         def run(batch: np.ndarray) -> np.ndarray:
             return self.backend.run(role, batch)
@@ -209,7 +209,7 @@ class SliceEngine:
             prepared, i = items[k]
             if prepared.cls_native is None:
                 raise ValueError(f"{prepared.scan.source}: prepared without the classifier's input")
-            crop, _ = crop_roi(prepared.cls_native[i], mask, expansion, self.cls_size, self.cls_coords)
+            crop, _ = crop_roi(prepared.cls_native[i], mask, expansion, self.cls_size, self.cls_coords > 0)
             crops.append(crop)
         x = np.stack(crops)
         probs = self._probs("cls", x, "classify")[..., self.keep]

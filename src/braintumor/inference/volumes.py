@@ -112,8 +112,8 @@ def read_nifti(path: Path, max_pixels: int, max_slices: int, max_voxels: int | N
             f"NIfTI shape {shape} is not a 3D volume (X×Y×Z); save 2D slices as PNG/TIFF or add a "
             "third axis of size 1, and split 4D series into 3D volumes",
         )
-    view_axis = [int(a) for a in _view_transform(img.affine)[:, 0]]  # voxel axis i -> view axis
-    cols, rows, n_slices = (squeezed[view_axis.index(k)] for k in range(3))
+    source = np.argsort(_view_transform(img.affine)[:, 0])  # view axis k <- voxel axis source[k]
+    cols, rows, n_slices = (squeezed[i] for i in source)
     too_many_voxels = max_voxels is not None and cols * rows * n_slices > max_voxels
     if cols * rows > max_pixels or n_slices > max_slices or too_many_voxels:
         raise DataError(
@@ -127,9 +127,7 @@ def read_nifti(path: Path, max_pixels: int, max_slices: int, max_voxels: int | N
         raise DataError(
             path, f"cannot decode NIfTI voxels ({type(exc).__name__}: {exc}); is it truncated?"
         ) from None
-    zooms = [0.0] * 3
-    for axis, zoom in enumerate(img.header.get_zooms()[:3]):
-        zooms[view_axis[axis]] = float(zoom)  # (column, row, slice) in mm
+    zooms = [float(img.header.get_zooms()[i]) for i in source]  # (column, row, slice) in mm
     spacing = (zooms[1], zooms[0]) if zooms[0] > 0 and zooms[1] > 0 else None
     slice_spacing = zooms[2] if zooms[2] > 0 else None
     return Stack(

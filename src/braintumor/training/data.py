@@ -15,7 +15,7 @@ from braintumor.data.cache import ArrayStore, Preprocessing, build_cache
 from braintumor.data.dataset import CachedDataset, positions_for_patients, positions_for_samples
 from braintumor.data.index import SampleIndex
 from braintumor.data.loaders import load_dataset
-from braintumor.data.roi import COORD_CHANNELS
+from braintumor.data.roi import coord_channels
 from braintumor.data.splits import Splits, load_or_make_splits
 from braintumor.data.transforms import eval_transforms, train_transforms
 
@@ -66,7 +66,7 @@ class FoldData:
     @property
     def coord_channels(self) -> int:
         """The ``roi_coords`` position channels after the image channels (0 or 2)."""
-        return self.in_channels - self.image_channels
+        return coord_channels(self.store.meta["preprocessing"])  # type: ignore[arg-type]
 
 
 def positions(store: ArrayStore, splits: Splits, fold: int, part: str, masked: bool = False) -> list[int]:
@@ -110,7 +110,7 @@ def prepare_fold(
         from braintumor.errors import DataError
 
         raise DataError(data.path or "<phantoms>", "segmentation needs masks; this dataset has none")
-    n_coords = COORD_CHANNELS if data.roi_coords else 0
+    n_coords = coord_channels(store.meta["preprocessing"])  # type: ignore[arg-type]
     aug = (
         train_transforms(with_mask, coord_channels=n_coords) if train.augment else eval_transforms(with_mask)
     )
