@@ -25,3 +25,7 @@ class DataError(BrainTumorError):
 
 class ConfigError(BrainTumorError):
     """A configuration value is missing or invalid."""
+
+
+class OutputError(DataError):
+    """An output path cannot be written (an existing file, no permission, a virtual filesystem)."""

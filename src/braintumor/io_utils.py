@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from braintumor.errors import OutputError
+
 
 def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp_path)`` then rename the temporary file onto ``path``."""
@@ -53,3 +55,24 @@ def unique_name(name: str, taken: set[str]) -> str:
         candidate, k = f"{name}_{k}", k + 1
     taken.add(candidate)
     return candidate
+
+
+def prepare_out_dir(path: Path, option: str = "--out") -> Path:
+    """Create the output folder ``path`` (parents too) and check that files can be written in it.
+
+    Raises:
+        OutputError: ``path`` is an existing file, or the folder cannot be created or written
+            (no permission, a read-only or virtual filesystem such as /proc).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(path, f"exists and is not a folder; give {option} a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(path, f"cannot write here ({reason}); give {option} a writable folder") from None
+    return path
