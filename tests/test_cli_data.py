@@ -42,11 +42,32 @@ def test_phantoms_split_inspect(tmp_path: Path) -> None:
 
 
 @pytest.mark.realdata
-def test_dedup_kaggle(shared_data: Path) -> None:
-    report = run_json("data", "dedup", str(shared_data / "kaggle4"))
-    assert report["n_train"] == 480 and report["n_test"] == 160
-    assert 0 <= report["n_test_with_duplicate"] <= 160
-    assert len(report["duplicate_test_ids"]) == report["n_test_with_duplicate"]
+def test_dedup_kaggle_against_figshare(shared_data: Path, tmp_path: Path) -> None:
+    """A few real Kaggle files (one Testing image copied in Training) and two figshare slices."""
+    import shutil
+
+    kaggle, figshare = tmp_path / "kaggle4", tmp_path / "figshare"
+    picks = {"Training/glioma/Tr-gl_0010.jpg": "Training/glioma/Tr-gl_0010.jpg",
+             "Training/notumor/Tr-no_0010.jpg": "Training/notumor/Tr-no_0010.jpg",
+             "Testing/notumor/Te-no_0016.jpg": "Testing/notumor/Te-no_0016.jpg",
+             "Testing/glioma/Tr-gl_0122.jpg": "Training/glioma/Tr-gl_0122.jpg",
+             "Testing/notumor/Tr-no_0010-copy.jpg": "Training/notumor/Tr-no_0010.jpg"}  # fmt: skip
+    for target, source in picks.items():
+        (kaggle / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared_data / "kaggle4" / source, kaggle / target)
+    (figshare / "images").mkdir(parents=True)
+    for name in ("tumor_metadata.csv", "figshare_pid.csv", "figshare_cvind_fold.csv"):
+        shutil.copy(shared_data / "figshare" / name, figshare / name)
+    for stem in ("1901", "2658"):
+        shutil.copy(shared_data / "figshare" / "images" / f"{stem}.png", figshare / "images")
+    report = run_json("data", "dedup", str(kaggle), "--against", str(figshare))
+    assert (report["n_train"], report["n_test"]) == (2, 3)
+    assert report["kinds"] == {"exact": 1, "near": 0, "mirror": 0}
+    assert report["reference"]["n_train_copies"] == 1 and report["reference"]["n_test_copies"] == 1
+    assert sorted(report["duplicate_test_ids"]) == [
+        "Testing/glioma/Tr-gl_0122",
+        "Testing/notumor/Tr-no_0010-copy",
+    ]
 
 
 def test_inspect_missing_path_fails_cleanly(tmp_path: Path) -> None:

@@ -162,28 +162,39 @@ def out_print(obj: Any) -> None:
 @data_app.command("dedup")
 def data_dedup(
     path: Annotated[Path, typer.Argument(help="Class-folder dataset with Training/ and Testing/.")],
-    threshold: Annotated[int, typer.Option(help="Max pHash Hamming distance of a near-duplicate.")] = 4,
+    against: Annotated[
+        Path | None, typer.Option(help="Another dataset whose images may be copied in this one (figshare).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Least high-pass thumbnail correlation of a copy (data/dedup.py).")
+    ] = 0.90,
     json_out: JsonFlag = False,
 ) -> None:
-    """Count test images that have a near-duplicate in the training split.
+    """Count test images with a copy in training: exact files, re-encodings, left-right mirrors,
+    and with --against the images that copy another dataset's slices.
 
-    Example: braintumor data dedup ../shared/data/kaggle4
+    Example: braintumor data dedup ../shared/data/kaggle4 --against ../shared/data/figshare
     """
     from braintumor.data.dedup import find_duplicates
     from braintumor.data.loaders import load_dataset
 
     def go() -> None:
         index = load_dataset(path)
-        with progress_bar("hashing", quiet=json_out) as update:
-            report = find_duplicates(index, threshold, progress=update)
+        reference = load_dataset(against) if against is not None else None
+        with progress_bar("decoding", quiet=json_out) as update:
+            report = find_duplicates(index, threshold, progress=update, reference=reference)
         if json_out:
             emit_json(report.to_dict())
             return
         out.print(
-            f"{report.n_test_with_duplicate} of {report.n_test} test images have a near-duplicate "
-            f"in training (pHash distance <= {threshold}); {report.n_cross_class} across classes"
+            f"{report.n_test_with_duplicate} of {report.n_test} test images have a copy in training "
+            f"(correlation >= {threshold}; {report.kinds}); {report.n_cross_class} across classes"
         )
         out.print(report.per_class)
+        if report.reference:
+            r = report.reference
+            out.print(f"copies of {r['datasets']}: {r['n_train_copies']} of {report.n_train} training and "
+                      f"{r['n_test_copies']} of {report.n_test} test images")  # fmt: skip
 
     run_guarded(go)
 

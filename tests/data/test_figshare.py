@@ -86,8 +86,8 @@ def test_bad_mat_files(tmp_path: Path) -> None:
 def test_png_sample_labels_patients_folds(shared_data: Path) -> None:
     index = load_dataset(shared_data / "figshare")
     assert index.datasets == ["figshare"]
-    assert len(index) == 389 and len(index.patients) == 111
-    assert index.class_counts() == {"meningioma": 130, "glioma": 130, "pituitary": 129}
+    assert len(index) == 2545 and len(index.patients) == 196  # the README's counts (37 patients kept aside)
+    assert index.class_counts() == {"meningioma": 586, "glioma": 1180, "pituitary": 779}
     selected = {r["figshare_index"]: r for r in _tsv(shared_data / "figshare" / "SELECTED.tsv")}
     for row in index:
         ref = selected[row.sample_id]

@@ -148,7 +148,7 @@ def test_duplicate_aware_accuracy_on_predefined_split(tmp_path: Path) -> None:
     metrics = train_fold(cfg, tmp_path / "run", trainer_overrides=QUIET)
     assert json.loads((tmp_path / "run" / "splits.json").read_text())["method"] == "predefined"
     dups = metrics["near_duplicates"]
-    assert dups["n_test_with_duplicate"] >= 1 and dups["threshold"] == 4 and dups["n_test"] == 7
+    assert dups["n_test_with_duplicate"] >= 1 and dups["threshold"] == 0.9 and dups["n_test"] == 7
     predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
     clean = predictions[predictions["sample_id"] != "Testing/b/dup"]
     if dups["n_test_with_duplicate"] == 1:

@@ -194,11 +194,13 @@ def _evaluate_classification(
     test_ids = set(fold.splits.folds[fold.fold]["test"]) if fold.splits.folds else set()
     if fold.splits.method == "predefined" and set(predictions["sample_id"]) <= test_ids:
         # A predefined Training/Testing split (Kaggle) may hold near-copies across the split; score
-        # the test images without a near-duplicate in training separately (pHash, data/dedup.py).
+        # the test images without a copy in training separately (data/dedup.py).
         from braintumor.data.dedup import find_duplicates
 
         dups = find_duplicates(fold.index)
-        pairs = pd.DataFrame(dups.pairs, columns=["test", "train", "distance", "test_label", "train_label"])
+        pairs = pd.DataFrame(
+            dups.pairs, columns=["test", "train", "score", "kind", "test_label", "train_label"]
+        )
         _save_csv(pairs, run_dir / "near_duplicates.csv")
         has_dup = predictions["sample_id"].isin(set(dups.duplicate_test_ids))
         clean = predictions[~has_dup]
