@@ -39,6 +39,9 @@ class DataConfig:
             the box is; the model then takes ``channels`` + 2 inputs. Needs ``roi_expansion``.
         folds: k of the patient-level k-fold; ``fold`` is the held-out one.
         val_fraction: share of the training patients kept for validation/early stopping.
+        exclude_copies_of: another dataset whose images must not be trained or scored on here
+            (e.g. the figshare slices inside Kaggle, before Kaggle pretraining for figshare folds);
+            the copies found (``data/dedup.py``) are dropped and listed in ``excluded_copies.json``.
     """
 
     path: str = ""
@@ -57,6 +60,7 @@ class DataConfig:
     num_workers: int = 0
     phantom_count: int = 240
     phantom_size: int = 64
+    exclude_copies_of: str = ""
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:

@@ -166,6 +166,24 @@ def test_duplicate_aware_accuracy_on_predefined_split(tmp_path: Path) -> None:
     assert not (tmp_path / "cv" / "fold1").exists()
 
 
+def test_copies_of_another_dataset_are_dropped_before_splitting_and_recorded(tmp_path: Path) -> None:
+    data = _class_folders(tmp_path / "data")
+    reference = tmp_path / "reference" / "x"
+    reference.mkdir(parents=True)
+    for name in ("a/a1.png", "b/b2.png"):  # mirrored copies of two training images
+        image = Image.open(data / "Training" / name)
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(reference / name.replace("/", "_"))
+    cfg = load_config(
+        None, [*TINY, *CLASSIFY, f"data.path={data}", f"data.exclude_copies_of={reference.parent}"]
+    )
+    train_fold(cfg, tmp_path / "run", trainer_overrides=QUIET)
+    record = json.loads((tmp_path / "run" / "excluded_copies.json").read_text())
+    assert {d["sample_id"] for d in record["dropped"]} == {"Training/a/a1", "Training/b/b2"}
+    assert record["n_before"] == 27 and all(d["kind"] == "mirror" for d in record["dropped"])
+    parts = json.loads((tmp_path / "run" / "splits.json").read_text())["folds"][0]
+    assert not {"Training/a/a1", "Training/b/b2"} & {g for ids in parts.values() for g in ids}
+
+
 def test_external_classification_maps_labels_by_class_name(tmp_path: Path) -> None:
     from braintumor.data.phantom import generate_phantoms
     from braintumor.errors import DataError

@@ -219,6 +219,11 @@ def plan_study(
             folds = study.quick.folds
         training = step.kind in TRAINING_KINDS
         overrides = _overrides(study, step, quick, refs, path) if training else ()
+        if training and "exclude_copies_of" in step.options:
+            overrides = (
+                *overrides,
+                f"data.exclude_copies_of={datasets[str(step.options['exclude_copies_of'])]}",
+            )
         quick_trainer = dict(study.quick.trainer) if quick and training else {}
         display = dict(trainer or {}) if training else {}
         planned[step.name] = PlannedStep(

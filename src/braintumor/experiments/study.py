@@ -39,8 +39,8 @@ TRAINING_KINDS = ("train", "cv", "sweep-roi")
 STEP_KINDS = (*TRAINING_KINDS, "pipeline", "fuse", "radiogenomics", "compare")
 _COMMON = ("name", "kind", "description", "data", "set", "quick")
 ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
-    "train": (*_COMMON, "config", "init_from", "splits_from"),
-    "cv": (*_COMMON, "config", "init_from", "splits_from", "folds"),
+    "train": (*_COMMON, "config", "init_from", "splits_from", "exclude_copies_of"),
+    "cv": (*_COMMON, "config", "init_from", "splits_from", "folds", "exclude_copies_of"),
     "sweep-roi": (*_COMMON, "config", "init_from", "splits_from", "folds", "factors"),
     "pipeline": ("name", "kind", "description", "seg", "cls", "postprocess", "fuse_weight"),
     "fuse": ("name", "kind", "description", "cls", "weight", "trees"),
@@ -230,6 +230,7 @@ def _step(raw: Any, i: int, base: Path, where: str) -> StepSpec:
 _OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "postprocess": (bool,), "top": (int,), "pixel_mm": (int, float), "slice_mm": (int, float),
     "init_from": (str,), "splits_from": (str,), "masks_from": (str,), "seg": (str,), "cls": (str,),
+    "exclude_copies_of": (str,),
     "factors": (str, list), "weight": (int, float), "fuse_weight": (int, float), "trees": (int,),
 }  # fmt: skip
 
@@ -342,6 +343,12 @@ def check_references(study: Study) -> None:
                 f"datasets ({', '.join(study.datasets)})"
             )
         apply_overrides({}, [*step.set, *step.quick_set])  # raises on a malformed override
+        copied = step.options.get("exclude_copies_of")
+        if copied is not None and copied not in study.datasets:
+            raise ConfigError(
+                f"{study.path}: step {step.name!r}: exclude_copies_of={copied!r} is not one of the "
+                f"study's datasets ({', '.join(study.datasets)})"
+            )
         opts = step.options
         for key in ("init_from", "masks_from"):
             ref = opts.get(key)

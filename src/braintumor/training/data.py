@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from braintumor.data.loaders import load_dataset
 from braintumor.data.roi import coord_channels
 from braintumor.data.splits import Splits, load_or_make_splits
 from braintumor.data.transforms import eval_transforms, train_transforms
+from braintumor.io_utils import atomic_write_json
 
 
 def preprocessing_of(cfg: DataConfig) -> Preprocessing:
@@ -28,9 +30,11 @@ def preprocessing_of(cfg: DataConfig) -> Preprocessing:
 
 
 def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
-    """The configured dataset, or seeded phantoms written into the run folder when no path is set."""
+    """The configured dataset (less the copies of ``exclude_copies_of``), or seeded phantoms written
+    into the run folder when no path is set."""
     if cfg.path:
-        return load_dataset(cfg.path, cfg.format)
+        index = load_dataset(cfg.path, cfg.format)
+        return without_copies(index, cfg.exclude_copies_of, run_dir) if cfg.exclude_copies_of else index
     from braintumor.data.phantom import generate_phantoms, is_phantom_folder, load_phantoms
 
     folder = run_dir.parent / "phantoms" if run_dir.name.startswith("fold") else run_dir / "phantoms"
@@ -39,6 +43,22 @@ def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
     n_patients = max(cfg.phantom_count // 6, 8)
     return generate_phantoms(folder, n_patients=n_patients, slices_per_patient=6, size=cfg.phantom_size,
                              channels=max(cfg.channels, 1), seed=cfg.seed)  # fmt: skip
+
+
+def without_copies(index: SampleIndex, reference: str, run_dir: Path) -> SampleIndex:
+    """``index`` less the copies of ``reference``'s images; the record (``excluded_copies.json``)
+    is written once and reused by later loads of the same run folder (evaluation, resume)."""
+    from braintumor.data.dedup import EXCLUDED_COPIES_FILE, drop_copies
+
+    record_path = run_dir / EXCLUDED_COPIES_FILE
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record.get("reference_path") == reference and record.get("n_before") == len(index):
+            gone = {d["sample_id"] for d in record["dropped"]}
+            return index.subset(~index.frame["sample_id"].isin(gone))
+    kept, record = drop_copies(index, load_dataset(reference))
+    atomic_write_json(record_path, {"reference_path": reference, **record})
+    return kept
 
 
 @dataclass
