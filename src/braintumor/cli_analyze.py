@@ -194,6 +194,37 @@ def bundle_info_cmd(
     run_guarded(go)
 
 
+@bundle_app.command("profile")
+def bundle_profile_cmd(
+    path: Annotated[Path, typer.Argument(help="Bundle folder to add the input profile to.")],
+    data: Annotated[Path, typer.Option("--data", help="The bundle's training data (a dataset folder).")],
+    source: Annotated[str, typer.Option(help="How warnings name that data, e.g. 'figshare T1-CE'.")],
+    quantile: Annotated[
+        float, typer.Option(help="Share of unseen slices of the training data that pass (0.5-0.9999).")
+    ] = 0.99,
+    json_out: JsonFlag = False,
+) -> None:
+    """Store what the training slices look like in a bundle, so that analyses warn about inputs
+    that do not (another modality, not a brain MRI): ``warning`` in the JSON, CSV and page.
+
+    Example: braintumor bundle profile bundles/t1ce --data ../shared/data/figshare --source "figshare T1-CE"
+    """
+    from braintumor.errors import ConfigError
+    from braintumor.inference.input_check import add_profile, profile_dataset
+
+    def go() -> None:
+        if not 0.5 <= quantile < 1.0:
+            raise ConfigError(f"--quantile {quantile}; expected a share in [0.5, 1), e.g. 0.99")
+        with progress_bar("profiling", quiet=json_out) as update:
+            profile = profile_dataset(data, source, quantile, progress=update)
+        add_profile(path, profile)
+        summary = {"bundle": str(path), "slices": len(profile.reference), "source": source,
+                   "threshold": round(profile.threshold, 3), "quantile": quantile}  # fmt: skip
+        emit_json(summary) if json_out else out.print(summary)
+
+    run_guarded(go)
+
+
 def _fusion(fusion: dict[str, Any] | None) -> str:
     """E.g. ``classifier 0.5 + forest 0.5 (300 trees on 9 region features; fitted on ...)``."""
     if not fusion:

@@ -23,6 +23,7 @@ import numpy as np
 from braintumor.errors import BrainTumorError
 from braintumor.inference.backends import Backend, make_backend
 from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
+from braintumor.inference.input_check import input_warning
 from braintumor.inference.outputs import write_input_files, write_tables
 from braintumor.inference.pipeline import AnalysisSettings, SliceEngine
 from braintumor.inference.prefetch import prefetch
@@ -204,6 +205,10 @@ class Analyzer:
             spacing_mm=spacing,
         )
         summarize(result, slices, self.bundle.no_tumour_class, scan.slice_spacing)
+        if self.bundle.input_profile is not None:
+            result.input_distance, result.warning = input_warning(
+                self.bundle.input_profile, scan.slices, scan.kind
+            )
         if out_dir is not None:
             try:
                 write_input_files(scan, result, out_dir)

@@ -11,6 +11,9 @@ Layout (flat; every file listed with its sha256 in ``manifest.json``)::
     forest.safetensors forest.json   optional region-feature random forest fused with the classifier
                                      (``"fusion"`` in bundle.json; :mod:`~braintumor.inference.forest`)
     seg.onnx  cls.onnx  gate.onnx    optional, written by ``braintumor export B --format onnx``
+    input_profile.safetensors        optional: what the training slices look like, for the input
+                                     check (``braintumor bundle profile``; :mod:`~braintumor.
+                                     inference.input_check`); older packages ignore it
 
 **Segmentation-only bundles** (e.g. FLAIR LGG, whose data has no tumour-type labels) leave out
 ``cls``: their ``bundle.json`` records ``"classes": []`` and ``"expansion": null`` (both keys are
@@ -44,6 +47,7 @@ from braintumor.data.roi import coord_channels
 from braintumor.inference.bundle_checks import check_compatible, check_meta, no_tumour_class
 from braintumor.inference.bundle_store import BundleError, BundleReader
 from braintumor.inference.forest import RegionForest, read_fusion
+from braintumor.inference.input_check import PROFILE_FILE, InputProfile
 
 BUNDLE_FORMAT = "braintumor-bundle"
 FORMAT_VERSION = 3  # the newest this package reads
@@ -105,6 +109,7 @@ class Bundle:
     info: dict[str, Any]
     models: dict[str, BundleModel] = field(default_factory=dict)
     forest: RegionForest | None = None
+    input_profile: InputProfile | None = None
 
     @property
     def name(self) -> str:
@@ -216,6 +221,8 @@ def load_bundle(path: str | Path, load_onnx: bool = False) -> Bundle:
             raise BundleError(f"{reader.where('bundle.json')}: 'classes' differ from cls.json's classes")
     if info.get("fusion") is not None:
         bundle.forest = read_fusion(reader, info)
+    if reader.has(PROFILE_FILE):
+        bundle.input_profile = InputProfile.from_bytes(reader.read(PROFILE_FILE), reader.where(PROFILE_FILE))
     return bundle
 
 

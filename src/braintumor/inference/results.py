@@ -94,7 +94,8 @@ class AnalysisResult:
     in mm³ when the spacing is known, ``label`` is the probability-weighted class (mean
     probabilities over tumour slices; the most frequent slice class when there are no class
     probabilities, as with segmentation-only bundles) and ``majority_label`` the most frequent
-    slice class.
+    slice class. ``warning`` is non-empty when the input does not look like the bundle's training
+    slices (``input_distance`` over the bundle's threshold; :mod:`~braintumor.inference.input_check`).
     """
 
     input: str
@@ -118,6 +119,8 @@ class AnalysisResult:
     uncertainty: Uncertainty = field(default_factory=Uncertainty)
     slices: list[SliceResult] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    warning: str = ""
+    input_distance: float | None = None
 
     @classmethod
     def failed(cls, source: str, error: str) -> AnalysisResult:
@@ -145,6 +148,8 @@ class AnalysisResult:
             "majority_class": self.majority_label,
             "tumour_slices": list(self.tumour_slices),
             "uncertainty": self.uncertainty.to_dict(),
+            "warning": self.warning,
+            "input_distance": _num(self.input_distance, 3),
             "outputs": dict(self.outputs),
             "slices": [s.to_dict() for s in self.slices],
         }
