@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from braintumor.cli import app, emit_json, err, out, progress_bar, run_guarded
@@ -44,30 +45,41 @@ def analyze(
     batch_size: Annotated[int | None, typer.Option(help="Slices per network call.")] = None,
     max_pixels: Annotated[int | None, typer.Option(help="Refuse slices with more pixels than this.")] = None,
     precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")] = "auto",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the results of an earlier analysis in --out.")
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Where the tumour is, how large, what kind, how sure and why, for each input.
 
     Writes <name>_overlay.png, <name>_mask.png, <name>.json (and <name>_mask.nii.gz for NIfTI,
-    <name>_gradcam.png with --gradcam) per input, plus analysis.csv and slices.csv. Exits 1 only
-    when no input could be analysed.
+    <name>_gradcam.png with --gradcam) per input, plus analysis.csv and slices.csv. Refuses an
+    --out that holds an earlier analysis (unless --overwrite) and never writes over an input;
+    folders given as input skip the files of earlier analyses. Exits 1 only when no input could
+    be analysed.
 
     Example: braintumor analyze scans/ slice.png --bundle bundles/t1ce --out analysis --json
     """
     from braintumor.inference.analyzer import Analyzer
+    from braintumor.inference.out_folder import check_out_dir
+    from braintumor.inference.sources import collect_inputs
+    from braintumor.io_utils import prepare_out_dir
 
     def go() -> None:
+        found = collect_inputs(list(inputs))
+        check_out_dir(prepare_out_dir(out_dir, "--out"), found.items, overwrite)  # before loading models
         settings: dict[str, Any] = {"min_area_px": min_area, "gate_threshold": gate_threshold,
                                     "batch_size": batch_size, "max_pixels": max_pixels}  # fmt: skip
         if postprocess is not None:
             settings.update(largest_component=postprocess, fill_holes=postprocess)
         analyzer = Analyzer.from_bundle(bundle, backend=backend, precision=precision, **settings)
         with progress_bar("analysing", quiet=json_out) as update:
-            results = analyzer.analyze_files(inputs, out_dir, gradcam=gradcam, progress=update)
+            results = analyzer.analyze_files(found, out_dir, gradcam, update, overwrite=overwrite)
         summary = {
             "bundle": str(analyzer.bundle.path), "backend": analyzer.backend.name, "out": str(out_dir),
             "csv": str(out_dir / "analysis.csv"), "n_ok": sum(r.ok for r in results),
-            "n_failed": sum(not r.ok for r in results), "results": [_entry(r.to_dict()) for r in results],
+            "n_failed": sum(not r.ok for r in results), "n_skipped": len(found.skipped),
+            "results": [_entry(r.to_dict()) for r in results],
         }  # fmt: skip
         if json_out:
             emit_json(summary)
@@ -85,20 +97,25 @@ def _entry(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_results(summary: dict[str, Any]) -> None:
-    table = Table(title=f"analysis ({summary['backend']}) -> {summary['out']}")
+    """The results as a table on stdout; file names and errors are printed as text, never as markup."""
+    table = Table(title=escape(f"analysis ({summary['backend']}) -> {summary['out']}"))
     for col in ("input", "tumour", "class", "p", "area", "uncertainty", "error"):
         table.add_column(col)
     for r in summary["results"]:
         p = r["probabilities"].get(r["class"]) if r["class"] else None
         area = f"{r['area_mm2']:.0f} mm²" if r["area_mm2"] is not None else f"{r['area_px']} px"
         unc = r["uncertainty"]["segmentation"]
-        table.add_row(
+        cells = (
             Path(r["input"]).name, str(r["tumour"]) if r["ok"] else "-", r["class"] or "-",
             f"{p:.2f}" if p is not None else "-", area if r["ok"] else "-",
             f"{unc:.4f}" if unc is not None else "-", r["error"],
         )  # fmt: skip
+        table.add_row(*map(escape, cells))
     out.print(table)
-    err.print(f"{summary['n_ok']} analysed, {summary['n_failed']} failed; table: {summary['csv']}")
+    n_skipped = summary["n_skipped"]
+    skipped = f", {n_skipped} skipped (files of an earlier analysis)" if n_skipped else ""
+    counts = f"{summary['n_ok']} analysed, {summary['n_failed']} failed{skipped}"
+    err.print(f"{counts}; table: {summary['csv']}", markup=False)
 
 
 @bundle_app.command("create")

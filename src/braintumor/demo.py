@@ -137,7 +137,8 @@ def _bundle_and_analyze(out_dir: Path, data_dir: Path, console: Console) -> dict
     console.print(
         f"[bold]analysing[/] {len(images)} unseen slices with the bundle (segment -> crop -> classify)"
     )
-    results = Analyzer.from_bundle(bundle).analyze_files(images, out_dir / "analysis", gradcam=True)
+    analyzer = Analyzer.from_bundle(bundle)
+    results = analyzer.analyze_files(images, out_dir / "analysis", gradcam=True, overwrite=True)
     for path in sorted((out_dir / "analysis").rglob("*gradcam*.png"))[:4]:
         shutil.copy(path, out_dir / "roi-classify" / f"gradcam_{path.name}")
     keys = ("input", "ok", "tumour", "class", "area_px")

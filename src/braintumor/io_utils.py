@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import unicodedata
 from collections.abc import Callable
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +49,54 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(Path(path), json.dumps(obj, indent=2, default=str) + "\n")
 
 
-def unique_name(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str], fold_case: bool = False) -> str:
     """``name``, or ``name_2``, ``name_3``... if already in ``taken``; the result is added to it, so
-    outputs of same-named inputs never overwrite each other."""
+    outputs of same-named inputs never overwrite each other. With ``fold_case`` names that differ
+    only in case count as equal (as on macOS and Windows file systems); ``taken`` then holds
+    case-folded names."""
+
+    def key(text: str) -> str:
+        return text.casefold() if fold_case else text
+
     candidate, k = name, 2
-    while candidate in taken:
+    while key(candidate) in taken:
         candidate, k = f"{name}_{k}", k + 1
-    taken.add(candidate)
+    taken.add(key(candidate))
     return candidate
+
+
+RESERVED_CHARS = frozenset('<>:"/\\|?*')
+"""Characters no file name may hold on some system (path separators and Windows-reserved ones)."""
+_DEVICE_NAMES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", *(f"{d}{i}" for d in ("COM", "LPT") for i in range(1, 10))]
+)
+
+
+def _safe_char(c: str) -> bool:
+    """Printable and allowed in file names everywhere: not reserved, not a control, format
+    (e.g. right-to-left override), surrogate or line/paragraph separator character."""
+    category = unicodedata.category(c)
+    return c not in RESERVED_CHARS and category[0] != "C" and category not in ("Zl", "Zp")
+
+
+def safe_stem(name: str, default: str = "input", max_bytes: int = 120) -> str:
+    """A file-name stem for outputs made from ``name`` (an input's stem).
+
+    Letters and digits of any script, spaces and harmless punctuation stay (``Gehirn_Übersicht``,
+    ``脑``); each run of unsafe characters (:data:`RESERVED_CHARS`, control and invisible format
+    characters, undecodable bytes) becomes one ``_``; leading and trailing dots and spaces go,
+    Windows device names (``CON``, ``NUL``...) get a ``_`` prefix, and the stem is cut to
+    ``max_bytes`` UTF-8 bytes. Returns ``default`` when nothing is left. Not unique: pass the
+    result through :func:`unique_name`.
+    """
+    text = unicodedata.normalize("NFC", name)
+    text = "".join("".join(run) if ok else "_" for ok, run in groupby(text, _safe_char))
+    while len(text.encode("utf-8")) > max_bytes:
+        text = text[:-1]
+    text = text.strip(" .")
+    if text.split(".", 1)[0].upper() in _DEVICE_NAMES:
+        text = f"_{text}"
+    return text or default
 
 
 def prepare_out_dir(path: Path, option: str = "--out") -> Path:

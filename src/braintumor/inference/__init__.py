@@ -16,6 +16,7 @@ Modules (one job each):
     gradcam        Grad-CAM target layers and heat maps
     results        typed results and the per-volume summary
     outputs        overlays, masks, NIfTI masks, JSON and CSV
+    out_folder     the output folder: never over an input, earlier results, the outputs marker
     analyzer       ``Analyzer``: the public entry point, batching + prefetching
     predict/batch  single-model prediction used by ``braintumor predict``
 

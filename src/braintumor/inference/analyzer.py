@@ -24,13 +24,22 @@ from braintumor.errors import BrainTumorError
 from braintumor.inference.backends import Backend, make_backend
 from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
 from braintumor.inference.input_check import input_warning
+from braintumor.inference.out_folder import check_out_dir, record_outputs
 from braintumor.inference.outputs import write_input_files, write_tables
 from braintumor.inference.pipeline import AnalysisSettings, SliceEngine
 from braintumor.inference.prefetch import prefetch
 from braintumor.inference.prepare import PreparedScan, prepare_scan
 from braintumor.inference.results import AnalysisResult, SliceResult, summarize
-from braintumor.inference.sources import InputItem, Scan, expand_inputs, read_scan, scan_from_array
-from braintumor.io_utils import unique_name
+from braintumor.inference.sources import (
+    InputItem,
+    Inputs,
+    Scan,
+    collect_inputs,
+    expand_inputs,
+    read_scan,
+    scan_from_array,
+)
+from braintumor.io_utils import prepare_out_dir, unique_name
 
 Progress = Callable[[int, int], None]
 
@@ -101,21 +110,33 @@ class Analyzer:
 
     def analyze_files(
         self,
-        paths: Sequence[str | Path],
+        paths: Sequence[str | Path] | Inputs,
         out_dir: str | Path | None = None,
         gradcam: bool = False,
         progress: Progress | None = None,
+        overwrite: bool = False,
     ) -> list[AnalysisResult]:
-        """Analyse files and folders (see :mod:`~braintumor.inference.sources`), in input order.
+        """Analyse files and folders (see :mod:`~braintumor.inference.sources`; or inputs already
+        collected with :func:`~braintumor.inference.sources.collect_inputs`), in input order.
 
-        With ``out_dir``, writes per-input files and ``analysis.csv``/``slices.csv`` there.
+        With ``out_dir``, writes per-input files and ``analysis.csv``/``slices.csv`` there (see
+        :mod:`~braintumor.inference.out_folder`); ``overwrite`` replaces an earlier analysis there.
+
+        Raises:
+            OutputError: ``out_dir`` cannot be written, holds an input the analysis would write
+                over, or (without ``overwrite``) holds the results of an earlier analysis.
         """
-        items = expand_inputs(list(paths))
+        inputs = paths if isinstance(paths, Inputs) else collect_inputs(list(paths))
+        items = inputs.items
         out = Path(out_dir) if out_dir is not None else None
+        if out is not None:
+            prepare_out_dir(out)
+            check_out_dir(out, items, overwrite)
+            record_outputs(out, [], complete=False)
         results = self._run(self._decoded(items), out, gradcam, progress, total=len(items))
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
             write_tables(results, out)
+            record_outputs(out, [item.name for item in items], complete=True)
         return results
 
     # ------------------------------------------------------------------ internals

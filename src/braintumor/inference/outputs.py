@@ -6,7 +6,10 @@ volume the same per tumour slice as ``<name>_s<k>_*.png`` plus, for NIfTI input,
 ``<name>_mask.nii.gz`` with the input's shape and affine. Batch: ``analysis.csv`` (one row per
 input, failures included with their error) and ``slices.csv`` (one row per analysed slice), with a
 ``prob_<class>`` column per class (none for segmentation-only bundles), ``gate_prob_<class>``
-with a gate and ``cnn_prob_<class>`` (the classifier alone) with a fused bundle. Every write is atomic.
+with a gate and ``cnn_prob_<class>`` (the classifier alone) with a fused bundle. Text cells of
+the CSVs that a spreadsheet would run as a formula get a leading ``'`` (the JSON keeps the true
+text). The folder also gets the marker ``.braintumor-analysis.json`` (see
+:mod:`~braintumor.inference.out_folder`). Every write is atomic.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.reports.overlay import overlay_rgb, to_gray_uint8
 
 MIN_OVERLAY_SIDE = 256
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _save_png(path: Path, array: np.ndarray) -> str:
@@ -171,12 +175,27 @@ def _slice_row(r: AnalysisResult, s: SliceResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def csv_text(value: Any) -> Any:
+    """``value`` with a leading ``'`` when it is text a spreadsheet would read as a formula (it
+    starts with ``= + - @``, tab or carriage return; OWASP CSV-injection advice); else as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return f"'{value}"
+    return value
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with :func:`csv_text` applied to every cell and column name."""
+    safe = frame.map(csv_text)
+    safe.columns = [csv_text(c) for c in frame.columns]
+    return safe
+
+
 def write_tables(results: list[AnalysisResult], out_dir: Path) -> dict[str, str]:
     """``analysis.csv`` (one row per input, failed ones with their error) and ``slices.csv``."""
     paths = {"csv": out_dir / "analysis.csv", "slices_csv": out_dir / "slices.csv"}
     frames = {
-        "csv": pd.DataFrame([_row(r) for r in results]),
-        "slices_csv": pd.DataFrame([_slice_row(r, s) for r in results if r.ok for s in r.slices]),
+        "csv": csv_safe(pd.DataFrame([_row(r) for r in results])),
+        "slices_csv": csv_safe(pd.DataFrame([_slice_row(r, s) for r in results if r.ok for s in r.slices])),
     }
     for key, frame in frames.items():
 

@@ -2,14 +2,17 @@
 
 An input is one 2D image (png/jpg/tif/figshare ``.mat``/single DICOM file) or one volume (a NIfTI
 file, or the DICOM files of one series). A folder contributes every supported file in it
-(recursively; hidden files, other suffixes and ``*_mask.*`` ground-truth masks, as in the LGG and
-phantom layouts, are skipped) with DICOM files grouped per series.
+(recursively; hidden files, other suffixes, ``*_mask.*`` ground-truth masks, as in the LGG and
+phantom layouts, and the files of earlier analyses (see :mod:`~braintumor.inference.out_folder`)
+are skipped) with DICOM files grouped per series. Each input gets an output-file stem: its file
+name, made safe (:func:`~braintumor.io_utils.safe_stem`) and unique in the batch.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +20,10 @@ import numpy as np
 
 from braintumor.data.readers import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAT_SUFFIX, read_image
 from braintumor.errors import DataError
+from braintumor.inference.out_folder import output_filter
 from braintumor.inference.volumes import NIFTI_SUFFIXES, Stack, is_dicom, is_nifti, read_dicom, read_nifti
 from braintumor.inference.volumes import series_uid as _series_uid
+from braintumor.io_utils import safe_stem, unique_name
 
 DEFAULT_MAX_SLICES = 2048
 FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, MAT_SUFFIX, *NIFTI_SUFFIXES)
@@ -26,11 +31,21 @@ FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, MAT_SUFFIX, *NIFTI_SUFFIXES)
 
 @dataclass(frozen=True)
 class InputItem:
-    """One analysis input before decoding: a file, or the files of one DICOM series."""
+    """One analysis input before decoding: a file, or the files of one DICOM series; ``name`` is
+    the stem of its output files (empty: derived from the file name when read)."""
 
     source: str
     files: tuple[Path, ...]
     dicom: bool = False
+    name: str = ""
+
+
+@dataclass
+class Inputs:
+    """The inputs of a batch, and the earlier analysis outputs skipped in its folders."""
+
+    items: list[InputItem]
+    skipped: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -72,28 +87,66 @@ def stem(path: Path) -> str:
 
 def expand_inputs(paths: list[str | Path]) -> list[InputItem]:
     """Files stay as given (errors surface when read); folders expand to their supported files."""
+    return collect_inputs(paths).items
+
+
+def collect_inputs(paths: list[str | Path]) -> Inputs:
+    """:func:`expand_inputs`, with unique output stems and the skipped files of earlier analyses."""
     items: list[InputItem] = []
+    skipped: list[Path] = []
+    is_output = output_filter()
     for raw in paths:
         path = Path(raw)
-        if not path.is_dir():
+        if path.is_dir():
+            items.extend(_folder_items(path, is_output, skipped))
+        else:
             items.append(InputItem(str(path), (path,), path.is_file() and is_dicom(path)))
+    taken: set[str] = set()
+    named = [replace(i, name=unique_name(safe_stem(_raw_name(i)), taken, fold_case=True)) for i in items]
+    return Inputs(named, skipped)
+
+
+def _folder_items(folder: Path, is_output: Callable[[Path], bool], skipped: list[Path]) -> list[InputItem]:
+    """A folder's supported files (DICOM grouped per series); earlier outputs go to ``skipped``."""
+    items: list[InputItem] = []
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    series: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    found = False
+    for file in files:
+        dicom = is_dicom(file)
+        if not (dicom or _supported(file)):
             continue
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        series: dict[tuple[Path, str], list[Path]] = defaultdict(list)
-        found = False
-        for file in files:
-            if is_dicom(file):
-                series[(file.parent, _series_uid(file) or file.name)].append(file)
-            elif file.name.lower().endswith(FOLDER_SUFFIXES) and not stem(file).endswith("_mask"):
-                items.append(InputItem(str(file), (file,)))
-            else:
-                continue
-            found = True
-        for (parent, _uid), group in series.items():
-            items.append(InputItem(str(parent if len(series) == 1 else group[0]), tuple(group), True))
-        if not found:
-            items.append(InputItem(str(path), ()))
+        if is_output(file):
+            skipped.append(file)
+            continue
+        if dicom:
+            series[(file.parent, _series_uid(file) or file.name)].append(file)
+        else:
+            items.append(InputItem(str(file), (file,)))
+        found = True
+    for (parent, _uid), group in series.items():
+        items.append(InputItem(str(parent if len(series) == 1 else group[0]), tuple(group), True))
+    if not found:
+        items.append(InputItem(str(folder), ()))
     return items
+
+
+def _supported(file: Path) -> bool:
+    """A non-DICOM file a folder contributes: a supported suffix, not a ``*_mask.*`` mask."""
+    return file.name.lower().endswith(FOLDER_SUFFIXES) and not stem(file).endswith("_mask")
+
+
+def _raw_name(item: InputItem) -> str:
+    """The file stem; for a DICOM series its folder (plus the first file when the folder holds
+    several series); a folder's own name when it holds nothing."""
+    if not item.files:
+        return Path(item.source).name
+    first = item.files[0]
+    if not (item.dicom and len(item.files) > 1):
+        return stem(first)
+    if Path(item.source) != first.parent:
+        return f"{first.parent.name}_{stem(first)}"
+    return first.parent.name
 
 
 def read_scan(
@@ -117,15 +170,11 @@ def read_scan(
         raise DataError(first, "file not found")
     if item.dicom:
         stack = read_dicom(list(item.files), max_pixels, max_slices)
-        name = first.parent.name if len(item.files) > 1 else stem(first)
-        if len(item.files) > 1 and Path(item.source) != first.parent:
-            name = f"{name}_{stem(first)}"
     elif is_nifti(first):
         stack = read_nifti(first, max_pixels, max_slices, max_voxels)
-        name = stem(first)
     else:
         stack = Stack(read_image(first, max_pixels)[None])
-        name = stem(first)
+    name = item.name or safe_stem(_raw_name(item))
     kind = "volume" if (item.dicom and len(item.files) > 1) or stack.nifti is not None else "image"
     scan = Scan(item.source, name, kind, stack.slices, stack.spacing, stack.slice_spacing, stack.nifti)
     check_scan(scan)
