@@ -105,10 +105,11 @@ def _print_results(summary: dict[str, Any]) -> None:
         p = r["probabilities"].get(r["class"]) if r["class"] else None
         area = f"{r['area_mm2']:.0f} mm²" if r["area_mm2"] is not None else f"{r['area_px']} px"
         unc = r["uncertainty"]["segmentation"]
+        note = r["error"] or ("warning: unlike the training slices" if r["warning"] else "")
         cells = (
             Path(r["input"]).name, str(r["tumour"]) if r["ok"] else "-", r["class"] or "-",
             f"{p:.2f}" if p is not None else "-", area if r["ok"] else "-",
-            f"{unc:.4f}" if unc is not None else "-", r["error"],
+            f"{unc:.4f}" if unc is not None else "-", note,
         )  # fmt: skip
         table.add_row(*map(escape, cells))
     out.print(table)
@@ -116,6 +117,9 @@ def _print_results(summary: dict[str, Any]) -> None:
     skipped = f", {n_skipped} skipped (files of an earlier analysis)" if n_skipped else ""
     counts = f"{summary['n_ok']} analysed, {summary['n_failed']} failed{skipped}"
     err.print(f"{counts}; table: {summary['csv']}", markup=False)
+    for r in summary["results"]:
+        if r["warning"]:
+            err.print(f"warning: {r['input']}: {r['warning']}", markup=False, soft_wrap=True)
 
 
 @bundle_app.command("create")

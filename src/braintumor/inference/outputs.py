@@ -159,6 +159,7 @@ def _row(r: AnalysisResult) -> dict[str, Any]:
         "uncertainty_classification": r.uncertainty.classification,
         **_probs("prob_", r.probabilities), **_probs("gate_prob_", r.gate_probabilities),
         **_probs("cnn_prob_", r.cnn_probabilities),
+        "input_distance": r.input_distance, "warning": r.warning,
         "json": r.outputs.get("json", ""),
     }  # fmt: skip
 
