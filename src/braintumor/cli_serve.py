@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from braintumor.cli import app, err, run_guarded
+
+KEY_ENV = "BRAINTUMOR_API_KEY"
 
 
 def _is_loopback(host: str) -> bool:
@@ -20,6 +23,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _key(option: str | None) -> str | None:
+    """The --api-key value; click reads an empty BRAINTUMOR_API_KEY as unset, so look at it here
+    (an empty key is refused by ServeSettings instead of switching authentication off)."""
+    if option is None and KEY_ENV in os.environ:
+        return os.environ[KEY_ENV]
+    return option
+
+
 BundleOpt = Annotated[
     Path | None,
     typer.Option("--bundle", help="Bundle folder, .zip, or packaged name: t1ce (default), flair-lgg."),
@@ -29,7 +40,7 @@ KeyOpt = Annotated[
     str | None,
     typer.Option(
         "--api-key",
-        envvar="BRAINTUMOR_API_KEY",
+        envvar=KEY_ENV,
         show_envvar=True,
         help="Require this key in the X-API-Key header of /api/analyze and /api/model.",
     ),
@@ -38,6 +49,14 @@ WorkersOpt = Annotated[
     int | None, typer.Option(help="Analyses at once, as threads of this one process (default: cores / 4).")
 ]
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds per request (upload + queue + analysis); then 504.")]
+HostsOpt = Annotated[
+    str,
+    typer.Option(
+        "--allowed-hosts",
+        help="Comma-separated Host header values to answer (e.g. localhost,127.0.0.1,scanner.example.org; "
+        "*.example.org for subdomains); other hosts get 400. Default * answers any.",
+    ),
+]
 BackendOpt = Annotated[
     str, typer.Option(help="auto (OpenVINO if installed, else torch), torch, onnx or openvino.")
 ]
@@ -54,8 +73,10 @@ def serve(
     timeout: TimeoutOpt = 60.0,
     backend: BackendOpt = "auto",
     max_pixels: Annotated[int, typer.Option(help="Largest slice in pixels; bigger get 413.")] = 16_000_000,
+    allowed_hosts: HostsOpt = "*",
 ) -> None:
-    """Serve the analysis page at http://HOST:PORT/ and the REST API under /api (docs at /docs).
+    """Serve the analysis page at http://HOST:PORT/ and the REST API under /api (reference at /docs,
+    schema at /openapi.json; both work offline).
 
     The model is loaded once; requests queue for the workers (threads of this process).
 
@@ -66,11 +87,13 @@ def serve(
     import uvicorn
 
     from braintumor.serve import ServeSettings, create_app
+    from braintumor.serve.settings import check_port, parse_hosts
 
     def go() -> None:
-        settings = ServeSettings(bundle=bundle, backend=backend, api_key=api_key or None,
+        check_port(port)
+        settings = ServeSettings(bundle=bundle, backend=backend, api_key=_key(api_key),
                                  max_upload_mb=max_upload_mb, workers=workers, timeout_s=timeout,
-                                 max_pixels=max_pixels)  # fmt: skip
+                                 max_pixels=max_pixels, allowed_hosts=parse_hosts(allowed_hosts))  # fmt: skip
         if not _is_loopback(host) and settings.api_key is None:
             err.print(f"[bold yellow]warning:[/] serving on {host} without an API key: anyone who can "
                       "reach this port can use the model; set --api-key or BRAINTUMOR_API_KEY")  # fmt: skip

@@ -104,7 +104,7 @@ def test_bad_query_422(client: TestClient, served: Served) -> None:
 def test_unexpected_error_500(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     with make_client(served) as client:
 
-        def boom(*args: object) -> None:
+        def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("secret internals")
 
         monkeypatch.setattr(Analyzer, "analyze_scan", boom)
@@ -116,9 +116,9 @@ def test_timeout_504(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     with make_client(served, timeout_s=0.2) as client:
         slow = Analyzer.analyze_scan
 
-        def sleepy(*args: Any) -> Any:
+        def sleepy(*args: Any, **kwargs: Any) -> Any:
             time.sleep(0.6)
-            return slow(*args)
+            return slow(*args, **kwargs)
 
         monkeypatch.setattr(Analyzer, "analyze_scan", sleepy)
         assert "longer than 0.2 s" in error_of(upload(client, served.png().read_bytes()), 504)

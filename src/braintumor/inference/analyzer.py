@@ -10,10 +10,13 @@ Example:
 Inputs are decoded and preprocessed in a background thread while the networks work; slices of
 all inputs (volume slices and folder files alike) go through the networks in batches of
 ``batch_size``. A failed input becomes ``ok=False`` with its error; the others continue.
+A ``cancelled`` check (a function or a :class:`threading.Event`) is read between batches; once it
+is true the analysis raises :class:`AnalysisCancelled` (the server stops requests past their deadline).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,20 @@ from braintumor.inference.sources import (
 from braintumor.io_utils import prepare_out_dir, unique_name
 
 Progress = Callable[[int, int], None]
+Cancelled = Callable[[], bool] | threading.Event
+
+
+class AnalysisCancelled(Exception):
+    """The caller's ``cancelled`` check turned true; the analysis stopped between two batches."""
+
+
+def stop_if(cancelled: Cancelled | None) -> None:
+    """Raise :class:`AnalysisCancelled` once ``cancelled`` (an Event or a function) is true."""
+    if cancelled is None:
+        return
+    is_set = cancelled.is_set if isinstance(cancelled, threading.Event) else cancelled
+    if is_set():
+        raise AnalysisCancelled("the analysis was cancelled")
 
 
 def _message(source: str, exc: Exception) -> str:
@@ -104,9 +121,15 @@ class Analyzer:
             )
         return self._run(self._decoded(items), None, gradcam, None)[0]
 
-    def analyze_scan(self, scan: Scan, gradcam: bool = False) -> AnalysisResult:
-        """Analyse an already decoded :class:`Scan` (from :func:`read_scan`) without reading it again."""
-        return self._run([(0, scan)], None, gradcam, None)[0]
+    def analyze_scan(
+        self, scan: Scan, gradcam: bool = False, cancelled: Cancelled | None = None
+    ) -> AnalysisResult:
+        """Analyse an already decoded :class:`Scan` (from :func:`read_scan`) without reading it again.
+
+        Raises:
+            AnalysisCancelled: ``cancelled`` turned true (checked before each batch of slices).
+        """
+        return self._run([(0, scan)], None, gradcam, None, cancelled=cancelled)[0]
 
     def analyze_files(
         self,
@@ -167,6 +190,7 @@ class Analyzer:
         gradcam: bool,
         progress: Progress | None,
         total: int = 1,
+        cancelled: Cancelled | None = None,
     ) -> list[AnalysisResult]:
         stream = self._prepared(decoded)
         if self.settings.prefetch:
@@ -182,6 +206,7 @@ class Analyzer:
                 progress(len(finished), total)
 
         def flush(count: int) -> None:
+            stop_if(cancelled)
             batch, pending[:] = pending[:count], pending[count:]
             try:
                 outputs: list[SliceResult | None] = list(self.engine.run(batch, gradcam))

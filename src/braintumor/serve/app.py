@@ -1,4 +1,5 @@
-"""The FastAPI app: the page at ``/``, the REST API under ``/api``, OpenAPI docs at ``/docs``.
+"""The FastAPI app: the page at ``/``, the REST API under ``/api``, its reference at ``/docs``
+(a local page; no CDN) and schema at ``/openapi.json``.
 
 Example:
     >>> from braintumor.serve import ServeSettings, create_app
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 
 from braintumor import __version__
+from braintumor.serve.docs import docs_page
 from braintumor.serve.errors import ApiError
-from braintumor.serve.handlers import SecurityHeaders, install_error_handlers
+from braintumor.serve.handlers import AllowedHosts, SecurityHeaders, install_error_handlers
 from braintumor.serve.response import ImagesMode
 from braintumor.serve.service import AnalysisService
 from braintumor.serve.settings import ServeSettings
@@ -84,9 +86,12 @@ def create_app(settings: ServeSettings | None = None, service: AnalysisService |
         yield
         service.close()
 
-    app = FastAPI(title="braintumor", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="braintumor", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # fmt: skip
     app.state.service = service
-    app.add_middleware(SecurityHeaders)
+    if "*" not in settings.allowed_hosts:
+        app.add_middleware(AllowedHosts, hosts=settings.allowed_hosts)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so the host check's 400 has them too
     install_error_handlers(app)
     _add_routes(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -97,6 +102,10 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app.openapi()))
 
     @app.get("/api/health", summary="Liveness, limits and load")
     def health(request: Request) -> dict[str, Any]:

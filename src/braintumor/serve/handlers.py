@@ -1,15 +1,18 @@
-"""Error handlers (every error is JSON ``{"error": message}``, never a traceback) and the
-security headers middleware."""
+"""Error handlers (every error is JSON ``{"error": message}``, never a traceback), the security
+headers middleware and the Host check."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -69,7 +72,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        page = scope["path"] == "/" or scope["path"].startswith("/static/")
+        page = scope["path"] in ("/", "/docs") or scope["path"].startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -81,3 +84,33 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class AllowedHosts:
+    """Starlette's :class:`TrustedHostMiddleware` (no www redirect) answering a Host it does not
+    allow with the API's JSON 400 instead of plain text.
+
+    Args:
+        app: the app to protect.
+        hosts: patterns as ``ServeSettings.allowed_hosts`` (checked there).
+    """
+
+    ADMITTED = "braintumor.host_admitted"
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
+        async def admitted(scope: Scope, receive: Receive, send: Send) -> None:
+            scope[self.ADMITTED] = True
+            await app(scope, receive, send)
+
+        self.check = TrustedHostMiddleware(admitted, allowed_hosts=list(hosts), www_redirect=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_or_refuse(message: Message) -> None:
+            if scope.get(self.ADMITTED):
+                await send(message)
+            elif message["type"] == "http.response.start":  # the check's own plain-text 400
+                host = Headers(scope=scope).get("host", "")[:100]
+                await error(400, f"this server does not answer to Host {host!r}; its operator lists "
+                            "the names it answers to with --allowed-hosts")(scope, receive, send)  # fmt: skip
+
+        await self.check(scope, receive, send_or_refuse)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from braintumor.inference.analyzer import Cancelled, stop_if
 from braintumor.inference.outputs import write_nifti_mask
 from braintumor.inference.results import AnalysisResult
 from braintumor.inference.sources import Scan
@@ -47,9 +48,19 @@ def mask_nifti_url(scan: Scan, result: AnalysisResult, folder: Path) -> str | No
 
 
 def analysis_json(
-    result: AnalysisResult, scan: Scan, label: str, fmt: str, images: ImagesMode, mask_nifti: str | None
+    result: AnalysisResult,
+    scan: Scan,
+    label: str,
+    fmt: str,
+    images: ImagesMode,
+    mask_nifti: str | None,
+    cancelled: Cancelled | None = None,
 ) -> dict[str, Any]:
-    """The response body for one analysed upload (see the module doc)."""
+    """The response body for one analysed upload (see the module doc).
+
+    Raises:
+        AnalysisCancelled: ``cancelled`` turned true (checked before each volume slice's layers).
+    """
     body = result.to_dict()
     body.pop("outputs", None)
     body.update(input=label, name=label, format=fmt, slice_index=first_slice(result), mask_nifti=mask_nifti)
@@ -60,6 +71,7 @@ def analysis_json(
             body["images"] = slice_layers(scan.slices[0], result.slices[0], with_overlay=True)
         return body
     for entry, s in zip(body["slices"], result.slices, strict=True):
+        stop_if(cancelled)
         entry.pop("outputs", None)
         wanted = images == "all" or (images == "tumour" and s.tumour)
         entry["images"] = slice_layers(scan.slices[s.index], s, with_overlay=s.tumour) if wanted else None

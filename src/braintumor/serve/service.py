@@ -3,7 +3,9 @@
 The bundle is loaded once. Each worker owns an :class:`Analyzer` (they share the bundle's
 networks; each has its own Grad-CAM copy, which is not thread-safe), and torch / ONNX Runtime
 use ``threads`` threads per worker so that workers × threads <= cores. Requests beyond the
-workers wait in the executor's queue; more than ``pending_limit`` at once get 503.
+workers wait in the executor's queue; more than ``pending_limit`` at once get 503. A request that
+ends early (504 past its deadline) sets its job's cancel event: a queued job never starts, a
+running one stops at its next batch of slices or rendered slice, freeing the worker.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import queue
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +26,7 @@ from typing import Any
 import torch
 
 from braintumor.errors import DataError
-from braintumor.inference.analyzer import Analyzer
+from braintumor.inference.analyzer import AnalysisCancelled, Analyzer, stop_if
 from braintumor.inference.backends import make_backend
 from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
 from braintumor.inference.pipeline import AnalysisSettings
@@ -89,36 +92,62 @@ class AnalysisService:
             self.pending -= 1
 
     async def analyze(self, upload: Upload, gradcam: bool, images: ImagesMode) -> bytes:
-        """Sniff the format here, then decode and analyse in a worker; returns the JSON body."""
-        fmt = sniff(upload.data)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._job, upload, fmt, gradcam, images)
-        return await future
+        """Sniff the format here, then decode and analyse in a worker; returns the JSON body.
 
-    def _job(self, upload: Upload, fmt: UploadFormat, gradcam: bool, images: ImagesMode) -> bytes:
+        When the caller stops waiting (its deadline cancels this coroutine), the job is cancelled too.
+        """
+        fmt = sniff(upload.data)
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._job, upload, fmt, gradcam, images, cancel)
+        try:
+            return await future
+        finally:
+            cancel.set()  # answered, timed out or abandoned: nothing more to compute for this request
+
+    def _job(
+        self, upload: Upload, fmt: UploadFormat, gradcam: bool, images: ImagesMode, cancel: threading.Event
+    ) -> bytes:
         start = time.perf_counter()
         s = self.settings
         check_size(fmt, upload.data, upload.label, s.max_pixels, s.max_voxels)
         analyzer = self._idle.get()
         try:
-            with tempfile.TemporaryDirectory(prefix="braintumor-serve-") as tmp:
-                path = Path(tmp) / f"upload{fmt.suffix}"
-                path.write_bytes(upload.data)
-                scan = self._read(path, fmt, upload.label)
-                result = analyzer.analyze_scan(scan, gradcam)  # decoded once, by _read
-                if not result.ok:
-                    message = _scrub(result.error, path, upload.label)
-                    status = 500 if ": unexpected " in message else status_for(message)
-                    if status == 500:
-                        log.error("analysis of %s failed: %s", upload.label, message)
-                    raise ApiError(status, message)
-                nifti = mask_nifti_url(scan, result, Path(tmp))
-                body = analysis_json(result, scan, upload.label, fmt.name, images, nifti)
+            body = self._analyse(analyzer, upload, fmt, gradcam, images, cancel)
+        except AnalysisCancelled:
+            log.warning("stopped analysing %s after %.1f s: its request timed out (timeout %g s)",
+                        upload.label, time.perf_counter() - start, s.timeout_s)  # fmt: skip
+            raise ApiError(504, "the analysis was stopped: its request timed out") from None
         finally:
             self._idle.put(analyzer)
         body["model"] = self.model_ref()
         body["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
         return json.dumps(body).encode()
+
+    def _analyse(
+        self,
+        analyzer: Analyzer,
+        upload: Upload,
+        fmt: UploadFormat,
+        gradcam: bool,
+        images: ImagesMode,
+        cancel: threading.Event,
+    ) -> dict[str, Any]:
+        """Decode, analyse and render one upload; :class:`AnalysisCancelled` once ``cancel`` is set."""
+        with tempfile.TemporaryDirectory(prefix="braintumor-serve-") as tmp:
+            path = Path(tmp) / f"upload{fmt.suffix}"
+            path.write_bytes(upload.data)
+            stop_if(cancel)
+            scan = self._read(path, fmt, upload.label)
+            result = analyzer.analyze_scan(scan, gradcam, cancelled=cancel)  # decoded once, by _read
+            if not result.ok:
+                message = _scrub(result.error, path, upload.label)
+                status = 500 if ": unexpected " in message else status_for(message)
+                if status == 500:
+                    log.error("analysis of %s failed: %s", upload.label, message)
+                raise ApiError(status, message)
+            nifti = mask_nifti_url(scan, result, Path(tmp))
+            return analysis_json(result, scan, upload.label, fmt.name, images, nifti, cancelled=cancel)
 
     def _read(self, path: Path, fmt: UploadFormat, label: str) -> Scan:
         item = InputItem(str(path), (path,), dicom=fmt.name == "dicom")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ MB = 1_000_000
 DEFAULT_MAX_PIXELS = 16_000_000  # one slice: 4000 × 4000
 DEFAULT_MAX_VOXELS = 64_000_000  # one volume: 512 × 512 × 244
 DEFAULT_MAX_SLICES = 1024
+PORTS = range(1, 65536)
 
 
 def available_cores() -> int:
@@ -37,6 +39,8 @@ class ServeSettings:
         timeout_s: whole-request deadline (upload + queue + analysis); past it the answer is 504.
         max_pending: requests admitted at once (running + queued; None: 8 per worker); more get 503.
         max_pixels / max_slices / max_voxels: decoded-size limits per slice / volume (413 beyond).
+        allowed_hosts: Host header values answered (``*``: any; ``*.example.org``: its subdomains);
+            requests naming another host get 400 (see :func:`parse_hosts`).
     """
 
     bundle: Path | None = None
@@ -51,6 +55,7 @@ class ServeSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_slices: int = DEFAULT_MAX_SLICES
     max_voxels: int = DEFAULT_MAX_VOXELS
+    allowed_hosts: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         if self.max_upload_mb <= 0:
@@ -63,8 +68,12 @@ class ServeSettings:
                 raise ConfigError(f"{name}={value}; expected at least 1 (or leave it unset)")
         if min(self.max_pixels, self.max_slices, self.max_voxels) < 1:
             raise ConfigError("max_pixels, max_slices and max_voxels must be positive")
-        if self.api_key is not None and not self.api_key.strip():
-            raise ConfigError("the API key is empty; pass a non-empty --api-key or leave it unset")
+        if self.api_key is not None:
+            check_api_key(self.api_key)
+        if not self.allowed_hosts:
+            raise ConfigError("allowed_hosts is empty; expected host names, or ('*',) to answer any")
+        for host in self.allowed_hosts:
+            check_host(host)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -79,3 +88,64 @@ class ServeSettings:
 
     def pending_limit(self, workers: int) -> int:
         return self.max_pending or 8 * workers
+
+
+def check_api_key(key: str) -> None:
+    """ConfigError unless ``key`` is non-blank printable ASCII without surrounding spaces."""
+    if not key.strip():
+        raise ConfigError(
+            f"the API key is {'empty' if not key else 'blank'} ({key!r}); set a non-empty --api-key "
+            "or BRAINTUMOR_API_KEY (e.g. from `openssl rand -hex 16`), or unset both to serve without a key"
+        )
+    if key != key.strip() or not (key.isascii() and key.isprintable()):
+        raise ConfigError(
+            "the API key has surrounding spaces or characters other than printable ASCII, which an "
+            "X-API-Key header cannot carry as they are; use letters, digits and punctuation only"
+        )
+
+
+def check_port(port: int) -> None:
+    """ConfigError unless ``port`` is a TCP port (1-65535)."""
+    if port not in PORTS:
+        raise ConfigError(f"--port {port}: expected a TCP port from 1 to 65535 (e.g. --port 8000)")
+
+
+def check_host(host: str) -> None:
+    """ConfigError unless ``host`` is a pattern Starlette's TrustedHostMiddleware can match:
+    ``*``, ``*.domain``, a name, an IPv4 address or a bracketed IPv6 address (never a port)."""
+    fix = "expected a host name such as localhost, *.example.org, 127.0.0.1 or [::1], without a port"
+    if host == "*":
+        return
+    name = host[2:] if host.startswith("*.") else host
+    if not name or "*" in name or any(c.isspace() or c in "/@" for c in name):
+        raise ConfigError(f"allowed host {host!r}: {fix}")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            raise ConfigError(f"allowed host {host!r} is not an IPv6 address in brackets; {fix}") from None
+    elif ":" in name:
+        raise ConfigError(f"allowed host {host!r}: {fix}")
+
+
+def parse_hosts(text: str) -> tuple[str, ...]:
+    """``--allowed-hosts`` text -> lower-case patterns: comma-separated, bare IPv6 put in brackets.
+
+    Example: ``parse_hosts("localhost, 127.0.0.1,::1")`` -> ``("localhost", "127.0.0.1", "[::1]")``.
+    """
+    hosts = tuple(h.strip().lower() for h in text.split(","))
+    if not any(hosts):
+        raise ConfigError(f"--allowed-hosts {text!r} names no host; expected e.g. localhost,127.0.0.1 or *")
+    if "" in hosts:
+        raise ConfigError(
+            f"--allowed-hosts {text!r} has an empty entry; separate host names by single commas"
+        )
+    return tuple(_bracket_ipv6(h) for h in hosts)
+
+
+def _bracket_ipv6(host: str) -> str:
+    try:
+        return f"[{ipaddress.IPv6Address(host)}]"
+    except ValueError:
+        return host
