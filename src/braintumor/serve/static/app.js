@@ -150,6 +150,9 @@ function render(r) {
   if (volume) sub += ` · tumour on ${r.tumour_slices.length} of ${r.slices.length} slices`;
   $("result-sub").textContent = sub;
   $("result-kicker").textContent = volume ? "Predicted class (whole volume)" : "Predicted class";
+  const warning = $("input-warning");
+  warning.textContent = r.warning ? `Check the input: ${r.warning}` : "";
+  warning.hidden = !r.warning;
 
   renderBars(r.probabilities, r.class);
   renderMetrics(r);
