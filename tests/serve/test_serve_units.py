@@ -41,6 +41,10 @@ def test_display_label() -> None:
     assert display_label("x<script>.png") == "x_script_.png"
     assert display_label("..") == "upload" and display_label(None) == "upload"
     assert len(display_label("a" * 500)) == 80
+    assert (
+        display_label("Gehirn_Übersicht.png") == "Gehirn_Übersicht.png"
+        and display_label("脑.png") == "脑.png"
+    )
 
 
 def test_worker_plan() -> None:

@@ -7,7 +7,6 @@ type, e.g. ``application/octet-stream``). The body never touches the disk here.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from braintumor.io_utils import safe_stem
 from braintumor.serve.errors import ApiError
 
 if TYPE_CHECKING:
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 FIELD = "file"
 MULTIPART_SLACK = 64 * 1024  # boundaries, part headers and small extra fields
-_UNSAFE = re.compile(r"[^A-Za-z0-9._()+ -]+")
 
 
 @dataclass
@@ -35,15 +34,15 @@ class Upload:
 
 
 def display_label(filename: str | None, default: str = "upload") -> str:
-    """The last component of a client file name, reduced to safe characters (at most 80).
+    """The last component of a client file name, letters of any script kept and unsafe characters
+    replaced (:func:`~braintumor.io_utils.safe_stem`; at most 80 characters).
 
     Only ever shown to people or used as a JSON label; files on the server get fixed names.
     """
     if not filename:
         return default
     name = unicodedata.normalize("NFKC", filename).replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE.sub("_", name).strip(" .")
-    return name[:80] or default
+    return safe_stem(name, default="", max_bytes=320)[:80].strip(" .") or default
 
 
 def too_large(size: int | str, limit: int) -> ApiError:
