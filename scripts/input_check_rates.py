@@ -66,7 +66,7 @@ def main(shared: Path) -> dict[str, object]:
     for name, images in sets.items():
         d = profile.distance(features(images))
         rates[name] = {"n": len(images), "flagged": round(float((d > profile.threshold).mean()), 4)}
-    return {"threshold": round(profile.threshold, 2), "fitted_on": profile.n_slices, "rates": rates}
+    return {"threshold": round(profile.threshold, 2), "fitted_on": len(profile.reference), "rates": rates}
 
 
 if __name__ == "__main__":

@@ -208,6 +208,25 @@ def test_external_classification_maps_labels_by_class_name(tmp_path: Path) -> No
         label_map(["glioma", "tumour"], model_classes, other)
 
 
+def test_external_evaluation_leaves_out_copies_of_the_training_images(tmp_path: Path) -> None:
+    from braintumor.training.evaluate import evaluate_run
+
+    data = _class_folders(tmp_path / "data")
+    cfg = load_config(None, [*TINY, *CLASSIFY, f"data.path={data}"])
+    train_fold(cfg, tmp_path / "run", trainer_overrides=QUIET)
+    other = _class_folders(tmp_path / "other-source") / "Testing"  # the run's unseen Testing images, as other data
+    (other / "b" / "dup.png").unlink()
+    mirrored = Image.open(data / "Training" / "a" / "a2.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    mirrored.save(other / "a" / "copy-of-a2.png")
+    metrics = evaluate_run(tmp_path / "run", other, out_dir=tmp_path / "eval")
+    assert metrics["excluded_copies"] == 1 and metrics["n"] == 6
+    copies = pd.read_csv(tmp_path / "eval" / "excluded_copies.csv")
+    assert copies[["sample_id", "copy_of", "kind"]].values.tolist() == [
+        ["a/copy-of-a2", "Training/a/a2", "mirror"]
+    ]
+    assert "a/copy-of-a2" not in set(pd.read_csv(tmp_path / "eval" / "predictions.csv")["sample_id"])
+
+
 def test_frozen_backbone_phase_survives_a_resume(tmp_path: Path) -> None:
     run = tmp_path / "run"
     freeze = ["train.freeze_epochs=1", "train.scheduler=none", "train.lr=0.001"]

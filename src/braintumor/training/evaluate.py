@@ -232,6 +232,30 @@ def _check_overrides_keep_model_inputs(cfg: ExperimentConfig, saved: ExperimentC
         )
 
 
+def _without_copies_of_training(
+    index: SampleIndex, column: str, scored: set[str], training_data: str, part: dict[str, list[str]]
+) -> tuple[set[str], list[dict[str, Any]]]:
+    """``scored`` less the groups holding a copy of an image that trained the run or chose its
+    checkpoint (e.g. figshare slices inside Kaggle), and the copies found (``data/dedup.py``)."""
+    from braintumor.data.dedup import copy_features, match_copies
+    from braintumor.data.loaders import load_dataset
+
+    trained = load_dataset(training_data)
+    seen_groups = set(part["train"]) | set(part["val"])
+    seen = trained.frame[trained.frame[_group_of(trained)].astype(str).isin(seen_groups)]
+    candidates = index.frame[index.frame[column].astype(str).isin(scored)]
+    matches = match_copies(copy_features(list(candidates["image"])), copy_features(list(seen["image"])))
+    ids, seen_ids = list(candidates["sample_id"]), list(seen["sample_id"])
+    copies = [{"sample_id": ids[m.query], "copy_of": seen_ids[m.reference], "score": round(m.score, 4),
+               "kind": m.kind} for m in matches]  # fmt: skip
+    dropped = {str(candidates[column].iloc[m.query]) for m in matches}
+    return scored - dropped, copies
+
+
+def _group_of(index: SampleIndex) -> str:
+    return "patient_id" if index.patient_ids_known else "sample_id"
+
+
 def _plain(v: Any) -> Any:
     return float(v) if isinstance(v, np.floating | float) else int(v) if isinstance(v, np.integer) else v
 
@@ -262,9 +286,10 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml", overrides)
+    trained_on = cfg.data
     _check_overrides_keep_model_inputs(cfg, load_config(run_dir / "config.yaml"), run_dir)
     if data_path is not None:
-        cfg = replace(cfg, data=replace(cfg.data, path=str(data_path)))
+        cfg = replace(cfg, data=replace(cfg.data, path=str(data_path), exclude_copies_of=""))
     index, store = load_store(cfg.data, run_dir)
     splits = Splits.load(run_dir / "splits.json")
     column = "patient_id" if splits.unit == "patient" else "sample_id"
@@ -279,6 +304,9 @@ def evaluate_run(
     # scored: the fold's test patients, or on other data every patient the run never trained on
     # nor chose its checkpoint with
     scored = set(part["test"]) if own_data else groups - set(part["train"]) - set(part["val"])
+    copies: list[dict[str, Any]] = []
+    if not own_data and trained_on.path and Path(trained_on.path).exists():
+        scored, copies = _without_copies_of_training(index, column, scored, trained_on.path, part)
     if not scored:
         raise SplitLeakageError(
             f"{cfg.data.path}: every {splits.unit} in it trained {run_dir} or chose its checkpoint; "
@@ -319,6 +347,9 @@ def evaluate_run(
     metrics["external"] = not own_data
     if not own_data and len(scored) < len(groups):
         metrics["excluded_seen"] = len(groups) - len(scored)
+    if copies:
+        metrics["excluded_copies"] = len(copies)
+        _save_csv(pd.DataFrame(copies), target / "excluded_copies.csv")
     previous = target / "metrics.json"
     if previous.is_file():  # keep what training recorded (time, epochs)
         import json
