@@ -214,7 +214,7 @@ def test_external_evaluation_leaves_out_copies_of_the_training_images(tmp_path: 
     data = _class_folders(tmp_path / "data")
     cfg = load_config(None, [*TINY, *CLASSIFY, f"data.path={data}"])
     train_fold(cfg, tmp_path / "run", trainer_overrides=QUIET)
-    other = _class_folders(tmp_path / "other-source") / "Testing"  # the run's unseen Testing images, as other data
+    other = _class_folders(tmp_path / "other-source") / "Testing"  # the run's unseen Testing images
     (other / "b" / "dup.png").unlink()
     mirrored = Image.open(data / "Training" / "a" / "a2.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     mirrored.save(other / "a" / "copy-of-a2.png")
