@@ -179,7 +179,10 @@ class Analyzer:
                 yield order, scan
                 continue
             try:
-                yield order, prepare_scan(scan, self.bundle, order)
+                prepared = prepare_scan(scan, self.bundle, order)
+                if self.bundle.input_profile is not None:
+                    prepared.input_check = input_warning(self.bundle.input_profile, scan.slices, scan.kind)
+                yield order, prepared
             except Exception as exc:
                 yield order, AnalysisResult.failed(scan.source, _message(scan.source, exc))
 
@@ -251,10 +254,8 @@ class Analyzer:
             spacing_mm=spacing,
         )
         summarize(result, slices, self.bundle.no_tumour_class, scan.slice_spacing)
-        if self.bundle.input_profile is not None:
-            result.input_distance, result.warning = input_warning(
-                self.bundle.input_profile, scan.slices, scan.kind
-            )
+        if prepared.input_check is not None:
+            result.input_distance, result.warning = prepared.input_check
         if out_dir is not None:
             try:
                 write_input_files(scan, result, out_dir)

@@ -31,6 +31,9 @@ class PreparedScan:
         cls_native: N×C×H×W float32, normalised for the ROI classifier, not yet cropped; None
             without a classifier (segmentation-only bundles).
         blank: N bool, constant slices (skipped).
+        input_check: (distance, warning) of the input check when the bundle has a profile
+            (:func:`~braintumor.inference.input_check.input_warning`); computed here, off the
+            network's thread.
     """
 
     scan: Scan
@@ -39,6 +42,7 @@ class PreparedScan:
     gate: np.ndarray | None
     cls_native: np.ndarray | None
     blank: np.ndarray
+    input_check: tuple[float, str] | None = None
 
 
 _EXAMPLE = {1: "e.g. grayscale T1-CE slices", 3: "e.g. LGG pre-contrast/FLAIR/post-contrast slices"}
