@@ -1,7 +1,7 @@
 """Careless and hostile CLI input: each bad value is one `error:` line naming it, no traceback.
 
 Every case exits non-zero before any training starts; the TINY settings only keep a run small if a
-check ever went missing.
+check ever went missing. ``{tmp}`` is the test's folder, ``{seg}`` the session's tiny segmentation run.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def train(*settings: str, out: str = "{tmp}/run") -> list[str]:
 CASES: dict[str, tuple[list[str], str]] = {
     "train --out /proc": (train(out="/proc/x"), "/proc/x: cannot write here"),
     "train --out file": (train(out="{tmp}/afile"), "afile: exists and is not a folder; give --out a folder"),
-    "evaluate --out /proc": (["evaluate", "{tmp}/run", "--out", "/proc/x"], "/proc/x: cannot write here"),
-    "evaluate --out file": (["evaluate", "{tmp}/run", "--out", "{tmp}/afile"], "afile: exists and is not"),
+    "evaluate --out /proc": (["evaluate", "{seg}", "--out", "/proc/x"], "/proc/x: cannot write here"),
+    "evaluate --out file": (["evaluate", "{seg}", "--out", "{tmp}/afile"], "afile: exists and is not"),
     "phantoms OUT_DIR /proc": (["data", "phantoms", "/proc/x", "--n", "2"], "give OUT_DIR a writable folder"),
     "phantoms OUT_DIR file": (["data", "phantoms", "{tmp}/afile"], "afile: exists and is not a folder"),
     "lr": (train("train.lr=-5"), "train.lr=-5.0; expected a learning rate > 0"),
@@ -69,7 +69,11 @@ def bad_inputs(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("args, message", CASES.values(), ids=CASES.keys())
-def test_bad_input_is_one_error_line(bad_inputs: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_one_error_line(
+    bad_inputs: Path, args: list[str], message: str, request: pytest.FixtureRequest
+) -> None:
+    if "{seg}" in args:
+        args = [str(request.getfixturevalue("tiny_runs") / "seg") if a == "{seg}" else a for a in args]
     result = runner.invoke(app, [a.replace("{tmp}", str(bad_inputs)) for a in args])
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert result.exit_code != 0

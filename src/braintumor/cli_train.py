@@ -164,12 +164,9 @@ def evaluate(
 
     Example: braintumor evaluate runs/lgg --tta --postprocess --postprocess-scope patient --json
     """
-    from braintumor.io_utils import prepare_out_dir
     from braintumor.training.evaluate import evaluate_run
 
     def go() -> None:
-        if out_dir is not None:
-            prepare_out_dir(out_dir)
         extra = list(overrides or [])
         if tta is not None:  # --no-tta must turn off a run's own TTA, not fall back to it
             extra.append(f"eval.tta={str(tta).lower()}")
@@ -199,10 +196,8 @@ def predict(
     Example: braintumor predict runs/lgg slice1.tif slice2.tif --out preds
     """
     from braintumor.inference.batch import predict_files
-    from braintumor.io_utils import prepare_out_dir
 
     def go() -> None:
-        prepare_out_dir(out_dir)
         weights = (
             run_dir if run_dir.suffix == ".safetensors" else run_dir / "checkpoints" / "best.safetensors"
         )
