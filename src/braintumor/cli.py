@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,11 +10,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from braintumor.cli_options import JsonFlag
 from braintumor.errors import BrainTumorError
+from braintumor.io_utils import json_text
 
 app = typer.Typer(
     help="Classify and segment brain tumours in MRI.\n\nExample: braintumor data inspect DATA_DIR",
@@ -29,20 +30,22 @@ out = Console()
 
 
 def emit_json(obj: Any) -> None:
-    """The one JSON object a ``--json`` command prints."""
-    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    """The one JSON object a ``--json`` command prints (strict JSON: ``null`` for NaN)."""
+    sys.stdout.write(json_text(obj) + "\n")
 
 
 @contextmanager
 def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr; yields an update(done, total) callback."""
+    """A rich progress bar on stderr; yields an update(done, total) callback.
+
+    Off when stderr is no terminal (a log, a pipe): there it would only leave blank lines."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=err, transient=True, disable=quiet) as bar:
+    with Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal) as bar:
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:
@@ -53,7 +56,7 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[in
 
 def fail(exc: Exception) -> None:
     """Print a one-line error and exit 1 (no traceback for expected errors)."""
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)  # unwrapped: greppable
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # greppable
     raise typer.Exit(1)
 
 
@@ -76,14 +79,14 @@ def data_inspect(
     """
     from braintumor.data.inspect import inspect_dataset
 
-    with progress_bar("decoding", quiet=json_out) as update:
-        report = inspect_dataset(path, format, progress=update)
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        print_inspect(report.to_dict())
-    if report.n_samples == 0:
-        raise typer.Exit(1)
+    def go() -> None:
+        with progress_bar("decoding", quiet=json_out) as update:
+            report = inspect_dataset(path, format, progress=update)
+        emit_json(report.to_dict()) if json_out else print_inspect(report.to_dict())
+        if report.n_samples == 0:
+            raise typer.Exit(1)
+
+    run_guarded(go)
 
 
 def print_inspect(r: dict[str, Any]) -> None:
@@ -116,8 +119,10 @@ def data_phantoms(
     Example: braintumor data phantoms runs/phantoms --n 40 --size 64
     """
     from braintumor.data.phantom import generate_phantoms
+    from braintumor.io_utils import prepare_out_dir
 
     def go() -> None:
+        prepare_out_dir(out_dir, "OUT_DIR")
         index = generate_phantoms(out_dir, n_patients=n, slices_per_patient=slices, size=size,
                                   channels=channels, seed=seed)  # fmt: skip
         summary = {"path": str(out_dir), "n_samples": len(index), "n_patients": len(index.patients),
@@ -212,9 +217,39 @@ def demo(
     Example: braintumor demo --out runs/demo
     """
     from braintumor.demo import run_demo
+    from braintumor.io_utils import prepare_out_dir
 
     def go() -> None:
+        prepare_out_dir(out_dir)
         run_demo(out_dir, json_out=json_out, console=out, data=data)
+
+    run_guarded(go)
+
+
+@app.command("models")
+def models(
+    pattern: Annotated[str, typer.Argument(help="Shell-style name pattern, e.g. 'resnet*'.")] = "*",
+    task: Annotated[str | None, typer.Option(help="Only segment or classify models.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List the registered networks (the values model.name takes) with their tasks.
+
+    Example: braintumor models --task classify
+    """
+
+    def go() -> None:
+        from braintumor.config import TASKS, one_of
+        from braintumor.errors import ConfigError
+        from braintumor.models import list_models, model_info
+
+        if task is not None and task not in TASKS:
+            raise ConfigError(f"--task {task!r}; expected {one_of(TASKS)}")
+        names = {name: model_info(name).task for name in list_models(pattern, task)}
+        if json_out:
+            emit_json({"models": names})
+            return
+        for name, kind in names.items():
+            out.print(f"{name}\t{kind}", highlight=False)
 
     run_guarded(go)
 

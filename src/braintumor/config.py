@@ -7,6 +7,7 @@ overridden with ``section.key=value`` strings (the CLI's ``--set``), parsed as Y
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,38 @@ from braintumor.errors import ConfigError
 C = TypeVar("C")
 
 NORMALIZATIONS = ("percentile-volume", "percentile-image", "zscore-image", "minmax-image", "none")
+TASKS = ("segment", "classify")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "plateau", "none")
+# Lightning's precision names (the short aliases "32", "16" and "bf16" are left out: one spelling each)
+PRECISIONS = ("bf16-mixed", "32-true", "16-mixed", "bf16-true", "16-true", "64-true")
+# the names `braintumor.training.losses.LOSSES` registers (a test holds the two equal)
+LOSS_NAMES = ("dice", "dice-bce", "dice-bce-batch", "focal", "ce", "ce-smooth")
+POSTPROCESS_SCOPES = ("slice", "patient")
+IMAGE_SIZES = (8, 4096)  # smallest and largest square side, in pixels
+SEED_LIMIT = 2**32  # seeds lie in 0 .. 2**32 - 1 (numpy's range)
+
+
+def one_of(names: tuple[str, ...]) -> str:
+    """What a setting that takes a name expects: ``one of a, b, c``."""
+    return f"one of {', '.join(names)}"
+
+
+def check_fields(section: str, obj: object, checks: dict[str, tuple[bool, str]]) -> None:
+    """Raise on the first field whose check fails, naming it, its value and what was expected.
+
+    Args:
+        section: the config section (``data``, ``train``...), for the message.
+        obj: the config holding the fields.
+        checks: field name -> (value is valid, what is expected), e.g.
+            ``{"epochs": (self.epochs >= 1, "a whole number >= 1")}``.
+
+    Raises:
+        ConfigError: ``train.epochs=-1; expected a whole number >= 1``.
+    """
+    for name, (ok, expected) in checks.items():
+        if not ok:
+            raise ConfigError(f"{section}.{name}={getattr(obj, name)!r}; expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -63,14 +96,24 @@ class DataConfig:
     exclude_copies_of: str = ""
 
     def __post_init__(self) -> None:
-        if self.normalization not in NORMALIZATIONS:
-            raise ConfigError(
-                f"data.normalization={self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
-            )
-        if self.image_size < 8:
-            raise ConfigError(f"data.image_size={self.image_size} is too small; use 32 or more")
-        if not 0 <= self.fold < max(self.folds, 1):
-            raise ConfigError(f"data.fold={self.fold} must lie in 0..{self.folds - 1}")
+        low, high = self.percentiles if len(self.percentiles) == 2 else (math.nan, math.nan)
+        check_fields("data", self, {
+            "image_size": (IMAGE_SIZES[0] <= self.image_size <= IMAGE_SIZES[1],
+                           f"a side of {IMAGE_SIZES[0]}..{IMAGE_SIZES[1]} pixels, e.g. 128"),
+            "channels": (self.channels >= 0, "0 (the dataset's own) or a channel count"),
+            "normalization": (self.normalization in NORMALIZATIONS, one_of(NORMALIZATIONS)),
+            "percentiles": (0 <= low < high <= 100, "low < high, both in 0..100, e.g. [10, 99]"),
+            "roi_expansion": (self.roi_expansion is None or self.roi_expansion >= 1,
+                              "null (whole slices) or a factor >= 1 (1 = the tight tumour box)"),
+            "folds": (self.folds >= 2, "2 or more (the k of the patient-level k-fold)"),
+            "fold": (0 <= self.fold < self.folds, f"a fold in 0..{self.folds - 1}"),
+            "val_fraction": (0 <= self.val_fraction < 1, "a share of training patients in [0, 1), e.g. 0.15"),
+            "seed": (0 <= self.seed < SEED_LIMIT, f"a seed in 0..{SEED_LIMIT - 1}"),
+            "num_workers": (self.num_workers >= 0, "0 (load in the main process) or more"),
+            "phantom_count": (self.phantom_count >= 1, "a slice count >= 1"),
+            "phantom_size": (IMAGE_SIZES[0] <= self.phantom_size <= IMAGE_SIZES[1],
+                             f"a side of {IMAGE_SIZES[0]}..{IMAGE_SIZES[1]} pixels, e.g. 64"),
+        })  # fmt: skip
         if self.roi_coords and self.roi_expansion is None:
             raise ConfigError("data.roi_coords=true needs ROI crops; set data.roi_expansion (e.g. 1.5)")
 
@@ -84,6 +127,13 @@ class ModelConfig:
     out_channels: int = 1
     kwargs: dict[str, Any] = field(default_factory=dict)
     init_from: str = ""
+
+    def __post_init__(self) -> None:
+        check_fields("model", self, {
+            "name": (bool(self.name), "a registered model name; `braintumor models` lists them"),
+            "in_channels": (self.in_channels >= 1, "a channel count >= 1"),
+            "out_channels": (self.out_channels >= 1, "a mask channel count >= 1"),
+        })  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -121,15 +171,27 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError(f"train.ema_decay={self.ema_decay}; expected 0 (off) or a decay in (0, 1)")
-        if not 0.0 <= self.missing_modality_prob <= 1.0:
-            raise ConfigError(
-                f"train.missing_modality_prob={self.missing_modality_prob}; expected a probability in [0, 1]"
-            )
-
-
-POSTPROCESS_SCOPES = ("slice", "patient")
+        check_fields("train", self, {
+            "task": (self.task in TASKS, one_of(TASKS)),
+            "epochs": (self.epochs >= 1, "a whole number of epochs >= 1"),
+            "batch_size": (self.batch_size >= 1, "a batch size >= 1"),
+            "lr": (self.lr > 0, "a learning rate > 0, e.g. 0.001"),
+            "weight_decay": (self.weight_decay >= 0, "0 (off) or a positive decay, e.g. 0.0001"),
+            "optimizer": (self.optimizer in OPTIMIZERS, one_of(OPTIMIZERS)),
+            "scheduler": (self.scheduler in SCHEDULERS, one_of(SCHEDULERS)),
+            "loss": (self.loss in LOSS_NAMES, one_of(LOSS_NAMES)),
+            "precision": (self.precision in PRECISIONS, one_of(PRECISIONS)),
+            "tumour_fraction": (0 <= self.tumour_fraction <= 1, "0 (off) or a share of draws up to 1"),
+            "early_stopping_patience": (self.early_stopping_patience >= 0, "0 (off) or a number of epochs"),
+            "freeze_epochs": (self.freeze_epochs >= 0, "0 (off) or a number of epochs"),
+            "unfreeze_lr_factor": (self.unfreeze_lr_factor > 0, "a factor > 0, e.g. 0.1"),
+            "max_minutes": (self.max_minutes >= 0, "0 (no budget) or a number of minutes"),
+            "checkpoint_every_steps": (self.checkpoint_every_steps >= 1, "a step count >= 1"),
+            "ema_decay": (0 <= self.ema_decay < 1, "0 (off) or a decay in (0, 1)"),
+            "missing_modality_prob": (0 <= self.missing_modality_prob <= 1, "a probability in [0, 1]"),
+            "modality_reference_channel": (self.modality_reference_channel >= 0, "a channel index >= 0"),
+            "seed": (0 <= self.seed < SEED_LIMIT, f"a seed in 0..{SEED_LIMIT - 1}"),
+        })  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -152,17 +214,12 @@ class EvalConfig:
     batch_size: int = 32
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"eval.threshold={self.threshold}; expected a probability in (0, 1)")
-        if not 0.0 <= self.component_fraction <= 1.0:
-            raise ConfigError(
-                f"eval.component_fraction={self.component_fraction}; expected a fraction in [0, 1]"
-            )
-        if self.postprocess_scope not in POSTPROCESS_SCOPES:
-            raise ConfigError(
-                f"eval.postprocess_scope={self.postprocess_scope!r} is not one of "
-                f"{', '.join(POSTPROCESS_SCOPES)}"
-            )
+        check_fields("eval", self, {
+            "threshold": (0 < self.threshold < 1, "a probability in (0, 1)"),
+            "component_fraction": (0 <= self.component_fraction <= 1, "a fraction in [0, 1]"),
+            "postprocess_scope": (self.postprocess_scope in POSTPROCESS_SCOPES, one_of(POSTPROCESS_SCOPES)),
+            "batch_size": (self.batch_size >= 1, "a batch size >= 1"),
+        })  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -188,26 +245,44 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return None
         return _coerce(value, args[0], where)
     if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(v, t, where) for v, t in zip(value, typing.get_args(annotation), strict=False))
-    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if annotation in (int, str, bool) and not isinstance(value, annotation):
+        return _coerce_tuple(value, typing.get_args(annotation), where)
+    if origin is dict and not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+    if annotation is float:
+        return _coerce_float(value, where)
+    if annotation in (int, str, bool) and type(value) is not annotation:  # true is no count
         raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
     return value
 
 
+def _coerce_float(value: Any, where: str) -> float:
+    """A finite number as float (YAML ints included; booleans, text, .nan and .inf refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _coerce_tuple(value: Any, types_: tuple[Any, ...], where: str) -> tuple[Any, ...]:
+    """A list of exactly ``len(types_)`` values, each coerced to its type."""
+    if not isinstance(value, list | tuple) or len(value) != len(types_):
+        raise ConfigError(f"{where}: expected a list of {len(types_)} values, got {value!r}")
+    return tuple(_coerce(v, t, where) for v, t in zip(value, types_, strict=True))
+
+
 def from_dict(cls: type[C], values: dict[str, Any], where: str = "config") -> C:
-    """Build dataclass ``cls`` from ``values``; unknown keys are an error listing valid ones."""
+    """Build dataclass ``cls`` from ``values``; unknown keys are an error listing valid ones.
+
+    ``where`` names ``values`` in messages (``train`` -> ``train.lr: expected a finite number``);
+    empty for a whole experiment, whose sections name themselves.
+    """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(values) - names
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {', '.join(sorted(names))}"
+            f"{where or 'config'}: unknown key(s) {sorted(unknown)}; valid keys: {', '.join(sorted(names))}"
         )
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
     return cls(**kwargs)
 
 
@@ -232,7 +307,14 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
         if not sep or "." not in key:
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.epochs=3")
         section, name = key.split(".", 1)
-        result.setdefault(section, {})[name] = yaml.safe_load(raw)
+        if not isinstance(result.setdefault(section, {}), dict):
+            raise ConfigError(f"override {item!r}: {section} is {result[section]!r}, not a section")
+        try:
+            result[section][name] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(
+                f"override {item!r}: {raw!r} is not a YAML value; quote text, e.g. 'a b'"
+            ) from None
     return result
 
 
@@ -243,14 +325,24 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
-        try:
-            values = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        values = _read_yaml(p)
         if not isinstance(values, dict):
             raise ConfigError(f"{p}: expected a mapping with data/model/train sections")
     values = apply_overrides(values, overrides or [])
-    return from_dict(ExperimentConfig, values, where=str(path or "config"))
+    return from_dict(ExperimentConfig, values, where="")
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``; a binary file (an image given by mistake) is a ConfigError."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: not a text file (binary content); expected an experiment YAML such as "
+            "configs/lgg-unet-cpu.yaml"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
 
 
 def dump_config(config: ExperimentConfig, path: str | Path) -> None:

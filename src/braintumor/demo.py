@@ -8,7 +8,6 @@ tumour classes).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from braintumor.io_utils import atomic_write_json
+from braintumor.io_utils import atomic_write_json, json_text
 
 SEGMENT = [
     "model.name=unet", "model.kwargs={init_features: 16}", "train.task=segment", "train.epochs=40",
@@ -93,7 +92,7 @@ def run_demo(
     atomic_write_json(out_dir / "summary.json", summary)
     _print_results(console, summary)
     if json_out:
-        print(json.dumps(summary))
+        print(json_text(summary))
     return summary
 
 

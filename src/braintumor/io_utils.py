@@ -1,8 +1,9 @@
-"""Atomic file writes: a crash never leaves a half-written result behind."""
+"""Atomic file writes (a crash never leaves a half-written result behind) and strict JSON."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import unicodedata
@@ -44,9 +45,29 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(Path(path), write)
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (numpy's too) replaced by None, recursively;
+    numpy scalars and arrays become Python numbers and lists, tuples lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "shape"):  # numpy scalar or array, tensor
+        return finite(obj.tolist())
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON (RFC 8259) of ``obj``: non-finite numbers are ``null``, never ``NaN``, which
+    strict parsers reject; objects JSON cannot hold (paths, dates) are written as strings."""
+    return json.dumps(finite(obj), indent=indent, default=str, allow_nan=False)
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(Path(path), json.dumps(obj, indent=2, default=str) + "\n")
+    """Write ``obj`` as indented strict JSON (:func:`json_text`) to ``path`` atomically."""
+    atomic_write_text(Path(path), json_text(obj, indent=2) + "\n")
 
 
 def unique_name(name: str, taken: set[str], fold_case: bool = False) -> str:

@@ -6,11 +6,17 @@ import fnmatch
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from braintumor.errors import ConfigError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
-    """Raised when a name is not registered; the message lists the valid names."""
+class UnknownNameError(ConfigError, KeyError):
+    """Raised when a name is not registered; the message lists the valid names.
+
+    A ``ConfigError`` (the CLI prints it as one line) and, for callers that look names up like
+    keys, a ``KeyError``.
+    """
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
@@ -27,8 +33,11 @@ class Registry(Generic[T]):
         ['tiny']
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, listing: str = "") -> None:
+        """``kind`` names the entries in messages (``"model"``); ``listing`` says where the user
+        can list them, e.g. ``"`braintumor models` lists them"``."""
         self.kind = kind
+        self.listing = listing
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -48,7 +57,8 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             valid = ", ".join(self.names()) or "(none registered)"
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
+            listing = f" ({self.listing})" if self.listing else ""
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid names: {valid}{listing}") from None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted registered names matching a shell-style ``pattern``."""

@@ -65,3 +65,19 @@ def test_mask_encodings_and_errors(tmp_path: Path) -> None:
         read_mask(tmp_path / "bad.png")
     with pytest.raises(DataError, match=r"m1\.png: mask shape 8x8 differs from its image 16x16"):
         read_mask(tmp_path / "m1.png", expected_shape=(16, 16))
+
+
+def test_bad_tiff_log_line_becomes_the_error(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """tifffile logs a broken first-page offset to stderr; the reader keeps it for its message."""
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00" + b"\xff" * 60)
+    with pytest.raises(
+        DataError, match=r"bad\.tif: cannot decode TIFF: no image page \(invalid offset to first page"
+    ):
+        read_image(tmp_path / "bad.tif")
+    assert "tifffile" not in capfd.readouterr().err
+
+
+def test_many_page_tiff_names_its_page_count(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((7, 16, 16), np.uint8))
+    with pytest.raises(DataError, match=r"stack\.tif: TIFF has 7 pages: not a 2D slice; save each slice"):
+        read_image(tmp_path / "stack.tif")

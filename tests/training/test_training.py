@@ -295,7 +295,8 @@ def test_missing_modality_augmentation_trains_on_three_channels(tmp_path: Path) 
 def test_rerunning_a_finished_run_trains_nothing(tmp_path: Path) -> None:
     """last.ckpt is the end of the last epoch even with step checkpoints and no new best."""
     run = tmp_path / "run"
-    cfg = seg_config("train.epochs=2", "train.checkpoint_every_steps=1", "train.lr=0")  # lr 0: no new best
+    # lr 1e-30 leaves every float32 weight as it is: no new best (lr=0 is refused as a setting)
+    cfg = seg_config("train.epochs=2", "train.checkpoint_every_steps=1", "train.lr=1.0e-30")
     train_fold(cfg, run, trainer_overrides=QUIET)
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     loop = last["loops"]["fit_loop"]

@@ -23,7 +23,7 @@ class DatasetFormat:
     description: str
 
 
-FORMATS: Registry[DatasetFormat] = Registry("dataset format")
+FORMATS: Registry[DatasetFormat] = Registry("dataset format", "or auto, to detect it from the layout")
 
 
 def _load_index_file(path: Path) -> SampleIndex:

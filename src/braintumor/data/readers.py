@@ -6,16 +6,26 @@ A pixel limit guards against decompression bombs.
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from braintumor.errors import DataError
 
+if TYPE_CHECKING:
+    import tifffile
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MAT_SUFFIX = ".mat"
 DEFAULT_MAX_PIXELS = 64_000_000
+MAX_TIFF_PAGES = 4  # a slice is one page, or one per channel (channel-first)
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -111,19 +121,64 @@ def _read_pil(path: Path, max_pixels: int) -> np.ndarray:
         ) from None
 
 
+class _LogCapture(logging.Filter):
+    """Keeps a library's log lines off stderr while a file is read, for the error message.
+
+    A filter on the library's logger (added once) sees every thread's records: those of a thread
+    inside :meth:`capture` are collected instead of printed, the others pass.
+    """
+
+    def __init__(self, logger: str) -> None:
+        super().__init__()
+        self._local = threading.local()
+        logging.getLogger(logger).addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        lines = getattr(self._local, "lines", None)
+        if lines is None:
+            return True
+        lines.append(re.sub(r"^<[^>]*>\s*", "", record.getMessage()))  # drop "<tifffile.X @123>"
+        return False
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        lines: list[str] = []
+        self._local.lines = lines
+        try:
+            yield lines
+        finally:
+            self._local.lines = None
+
+
+_TIFF_LOG = _LogCapture("tifffile")
+
+
 def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
     import tifffile
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            shape = tif.pages[0].shape
-            if int(np.prod(shape[:2])) > max_pixels:
-                raise DataError(path, f"{shape} pixels exceeds the limit of {max_pixels}")
-            return tif.asarray()
-    except DataError:
-        raise
-    except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, ...
-        raise DataError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc}); is it truncated?") from None
+    with _TIFF_LOG.capture() as logged:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return _tiff_page(path, tif, max_pixels, logged)
+        except DataError:
+            raise
+        except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, ...
+            detail = "; ".join([*logged, f"{type(exc).__name__}: {exc}"])
+            raise DataError(path, f"cannot decode TIFF ({detail}); is it truncated?") from None
+
+
+def _tiff_page(path: Path, tif: tifffile.TiffFile, max_pixels: int, logged: list[str]) -> np.ndarray:
+    """The pixels of a single-slice TIFF (a channel-first one may keep its channels as pages)."""
+    pages = tif.pages
+    if not len(pages):
+        detail = f" ({'; '.join(logged)})" if logged else ""
+        raise DataError(path, f"cannot decode TIFF: no image page{detail}; is it truncated?")
+    if len(pages) > MAX_TIFF_PAGES:
+        raise DataError(path, f"TIFF has {len(pages)} pages: not a 2D slice; save each slice as its own file")
+    shape = pages[0].shape
+    if int(np.prod(shape[:2])) > max_pixels:
+        raise DataError(path, f"{shape} pixels exceeds the limit of {max_pixels}")
+    return np.asarray(tif.asarray())
 
 
 def _check_shape(path: Path, array: np.ndarray) -> np.ndarray:

@@ -258,15 +258,12 @@ def check_region_classifier(step: StepSpec, cls: PlannedStep) -> None:
 
 def check_training_config(step: PlannedStep) -> None:
     """The config loads with the step's overrides and names a model of the right task."""
-    from braintumor.models import model_info
-    from braintumor.registry import UnknownNameError
+    from braintumor.training.network import check_model
 
     try:
         cfg = step.config()
-        info = model_info(cfg.model.name)
-    except UnknownNameError as exc:
-        raise ConfigError(f"step {step.name!r}: {exc}") from None
-    except ConfigError as exc:
+        check_model(cfg.model, cfg.train.task)
+    except ConfigError as exc:  # an unknown model name too
         raise ConfigError(f"step {step.name!r}: {exc}") from None
     if step.kind == "sweep-roi":
         from braintumor.training.sweep import parse_factors
@@ -276,8 +273,3 @@ def check_training_config(step: PlannedStep) -> None:
             parse_factors(raw if isinstance(raw, str) else [str(f) for f in raw])
         except ConfigError as exc:
             raise ConfigError(f"step {step.name!r}: {exc}") from None
-    if info.task != cfg.train.task:
-        raise ConfigError(
-            f"step {step.name!r}: model {cfg.model.name!r} is a {info.task} model but train.task="
-            f"{cfg.train.task!r}; set model.name to a {cfg.train.task} model"
-        )

@@ -10,14 +10,14 @@ from typing import Any
 import pandas as pd
 
 from braintumor.inference.predict import Predictor
-from braintumor.io_utils import atomic_write, atomic_write_json, unique_name
+from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir, unique_name
 
 
 def predict_files(weights: Path, paths: Sequence[Path], out_dir: Path) -> dict[str, Any]:
     """Run the predictor over ``paths``; writes ``predictions.csv`` and ``predictions.json``, and
     returns what the latter holds: ``results`` per file and the ``evaluation`` settings used."""
     predictor = Predictor(weights)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out_dir)
     taken: set[str] = set()
     results = [asdict(predictor.predict_file(p, out_dir, unique_name(Path(p).stem, taken))) for p in paths]
     rows = [{k: v for k, v in r.items() if k not in ("probabilities", "outputs")}

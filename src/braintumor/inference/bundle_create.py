@@ -34,7 +34,7 @@ from braintumor.inference.bundle import (
 from braintumor.inference.bundle_checks import check_compatible, check_meta
 from braintumor.inference.bundle_store import MANIFEST, BundleError, write_manifest
 from braintumor.inference.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
-from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.io_utils import atomic_write, atomic_write_json, json_text
 
 FP16_MAX = 65504.0
 
@@ -94,7 +94,7 @@ def _copy_weights(weights: Path, meta: dict[str, Any], dest: Path, fp16: bool) -
     save_file({k: v.contiguous() for k, v in state.items()}, str(dest.with_suffix(".safetensors")))
     stored = "float16+float32" if kept else "float16" if fp16 else "float32"
     meta = {**meta, "stored_dtype": stored, **({"float32_tensors": kept} if kept else {})}
-    dest.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    dest.with_suffix(".json").write_text(json_text(meta, indent=2) + "\n")
 
 
 def _model_entry(meta: dict[str, Any], metrics: Path | None, source: Path) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def fit_fusion(
 def _write_forest(forest: RegionForest, folder: Path) -> None:
     data, meta = forest.to_files()
     (folder / FOREST_WEIGHTS).write_bytes(data)
-    (folder / FOREST_META).write_text(json.dumps(meta, indent=2) + "\n")
+    (folder / FOREST_META).write_text(json_text(meta, indent=2) + "\n")
 
 
 def create_bundle(

@@ -21,14 +21,14 @@ from typing import Any, Literal
 
 from torch import nn
 
+from braintumor.config import TASKS
 from braintumor.errors import ConfigError
 from braintumor.registry import Registry
 
 Task = Literal["segment", "classify"]
-TASKS: tuple[str, ...] = ("segment", "classify")
 ModelFactory = Callable[..., nn.Module]
 
-MODELS: Registry[ModelFactory] = Registry("model")
+MODELS: Registry[ModelFactory] = Registry("model", "`braintumor models` lists them with their tasks")
 
 
 @dataclass(frozen=True)

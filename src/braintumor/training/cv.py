@@ -11,7 +11,8 @@ import pandas as pd
 
 from braintumor.config import ExperimentConfig, dump_config
 from braintumor.data.splits import Splits
-from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
+from braintumor.training.network import check_model
 from braintumor.training.runner import train_fold
 
 SUMMARY_KEYS = {
@@ -28,8 +29,8 @@ def cross_validate(
     Returns ``{"folds": [...per-fold metrics...], "mean": {...}, "std": {...}}`` and writes it to
     ``cv_metrics.json`` with a per-fold table ``cv_folds.csv``.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_model(cfg.model, cfg.train.task)  # before the folder is made
+    run_dir = prepare_out_dir(Path(run_dir))
     dump_config(cfg, run_dir / "config.yaml")
     chosen = folds if folds is not None else list(range(cfg.data.folds))
     results = []

@@ -26,7 +26,7 @@ from braintumor.evaluation import (
     postprocess_by_patient,
 )
 from braintumor.inference.tta import predict_tta
-from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
 from braintumor.training.data import FoldData, eval_loader
 from braintumor.training.ensemble import load_ensemble
 
@@ -324,8 +324,7 @@ def evaluate_run(
         from braintumor.training.ensemble import check_members_unseen
 
         check_members_unseen(members[1:], scored, set(part["val"]) if tune else set())
-    target = Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval")
-    target.mkdir(parents=True, exist_ok=True)
+    target = prepare_out_dir(Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval"))
     options, tuning = cfg.eval, None
     if tune:
         if not own_data or cfg.train.task != "segment":

@@ -9,8 +9,30 @@ import torch
 from torch import nn
 
 from braintumor.config import ModelConfig
-from braintumor.models import adapt_first_conv, count_parameters, create_model, load_pretrained, model_info
+from braintumor.errors import ConfigError
+from braintumor.models import (
+    adapt_first_conv,
+    count_parameters,
+    create_model,
+    list_models,
+    load_pretrained,
+    model_info,
+)
 from braintumor.training.checkpoint import CheckpointError, load_matching, load_weights
+
+
+def check_model(cfg: ModelConfig, task: str) -> None:
+    """``cfg.name`` is a registered model made for ``task`` (``segment`` or ``classify``).
+
+    Raises:
+        ConfigError: an unknown name (the message lists the valid ones), or a model of the other task.
+    """
+    info = model_info(cfg.name)
+    if info.task != task:
+        raise ConfigError(
+            f"model.name={cfg.name!r} is a {info.task} model but train.task={task!r}; set model.name to "
+            f"a {task} model: {', '.join(list_models(task=task))}"
+        )
 
 
 def build_network(cfg: ModelConfig, in_channels: int, n_outputs: int) -> nn.Module:

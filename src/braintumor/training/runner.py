@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from braintumor import __version__
 from braintumor.config import ExperimentConfig, dump_config, to_dict
 from braintumor.errors import ConfigError
-from braintumor.io_utils import atomic_write_json
+from braintumor.io_utils import atomic_write_json, prepare_out_dir
 from braintumor.training.callbacks import (
     HistoryWriter,
     MidEpochCheckpoint,
@@ -28,9 +28,10 @@ from braintumor.training.callbacks import (
     ResumableEarlyStopping,
     TimeBudget,
 )
-from braintumor.training.checkpoint import save_weights
+from braintumor.training.checkpoint import check_resumable, save_weights
 from braintumor.training.data import FoldData, eval_loader, prepare_fold, preprocessing_of, train_loader
 from braintumor.training.modules import module_for
+from braintumor.training.network import check_model
 
 
 def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Callback]:
@@ -133,12 +134,16 @@ def fit_fold(
     trainer_overrides: dict[str, Any] | None = None,
 ) -> FitResult:
     """Prepare the fold and fit; resumes from ``checkpoints/last.ckpt`` when it exists."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_model(cfg.model, cfg.train.task)  # before any data is decoded
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume = resume and last.is_file()
+    if resume:
+        check_resumable(last)
+    prepare_out_dir(run_dir)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     fold = prepare_fold(cfg.data, cfg.train, run_dir, run_dir / "splits.json", progress)
     cfg = _resolved(cfg, fold)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if resume and last.is_file() and (run_dir / "config.yaml").is_file():
+    if resume and (run_dir / "config.yaml").is_file():
         check_resume_settings(cfg, run_dir)
     dump_config(cfg, run_dir / "config.yaml")
     n_outputs = cfg.model.out_channels if cfg.train.task == "segment" else len(fold.index.classes)
@@ -153,7 +158,7 @@ def fit_fold(
         module,
         train_dataloaders=train_loader(fold.train, cfg.train, workers),
         val_dataloaders=eval_loader(fold.val, cfg.train.batch_size, workers),
-        ckpt_path=str(last) if resume and last.is_file() else None,
+        ckpt_path=str(last) if resume else None,
         weights_only=True,
     )
     return FitResult(cfg, fold, trainer, module, time.perf_counter() - start)
