@@ -153,3 +153,21 @@ def test_fused_bundle(served: Served, tmp_path: Path) -> None:
         expected = tumour_classes if body["tumour"] else set()
         assert set(body["cnn_probabilities"]) == expected
         assert not body["tumour"] or set(body["probabilities"]) == tumour_classes
+
+
+def test_tiff_with_too_many_pages_names_its_page_count() -> None:
+    import io
+
+    import tifffile
+
+    from braintumor.serve.preflight import check_size
+    from braintumor.serve.sniff import UploadFormat
+
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer) as tif:
+        for _ in range(4097):
+            tif.write(np.zeros((1, 1), np.uint8), contiguous=False)
+    with pytest.raises(ApiError) as refused:
+        check_size(UploadFormat("tiff", ".tif"), buffer.getvalue(), "stack.tif", 16_000_000, 64_000_000)
+    assert refused.value.status == 413
+    assert "stack.tif: the TIFF has 4,097 pages, more than the limit of 4,096" in str(refused.value)

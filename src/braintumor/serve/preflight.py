@@ -46,17 +46,21 @@ def _image_size(data: bytes, label: str) -> _Size:
             return None
 
 
-def _tiff_size(data: bytes) -> _Size:
+def _tiff_size(data: bytes, label: str) -> _Size:
+    """(values over all pages,) of a TIFF; a 413 for more than :data:`_MAX_TIFF_PAGES` pages."""
     import tifffile
 
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            if len(tif.pages) > _MAX_TIFF_PAGES:
-                return (2**62,)
-            total = sum(math.prod(getattr(p, "shape", ())) for p in tif.pages)
-            return (int(total),)
+            pages = len(tif.pages)
+            total = (
+                0 if pages > _MAX_TIFF_PAGES else sum(math.prod(getattr(p, "shape", ())) for p in tif.pages)
+            )
     except Exception:
         return None
+    if pages > _MAX_TIFF_PAGES:
+        raise _bomb(label, "the TIFF", pages, _MAX_TIFF_PAGES, "pages")
+    return (int(total),)
 
 
 def _dicom_size(data: bytes) -> _Size:
@@ -100,7 +104,7 @@ def check_size(fmt: UploadFormat, data: bytes, label: str, max_pixels: int, max_
     """
     readers: dict[str, Callable[[bytes], _Size]] = {
         "png": lambda d: _image_size(d, label), "jpeg": lambda d: _image_size(d, label),
-        "tiff": _tiff_size, "dicom": _dicom_size,
+        "tiff": lambda d: _tiff_size(d, label), "dicom": _dicom_size,
         "nifti": lambda d: _nifti_size(d, fmt.gzip),
     }  # fmt: skip
     size = readers[fmt.name](data)
