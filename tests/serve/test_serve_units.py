@@ -171,3 +171,19 @@ def test_tiff_with_too_many_pages_names_its_page_count() -> None:
         check_size(UploadFormat("tiff", ".tif"), buffer.getvalue(), "stack.tif", 16_000_000, 64_000_000)
     assert refused.value.status == 413
     assert "stack.tif: the TIFF has 4,097 pages, more than the limit of 4,096" in str(refused.value)
+
+
+def test_broken_tiff_header_leaves_no_log_line_on_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    import tifffile
+
+    from braintumor.serve.preflight import check_size
+    from braintumor.serve.sniff import UploadFormat
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.zeros((5, 5), np.uint8))
+    data = bytearray(buffer.getvalue())
+    data[4:8] = b"\xff\xff\xff\xff"  # the first page's offset points past the end
+    check_size(UploadFormat("tiff", ".tif"), bytes(data), "bad.tif", 16_000_000, 64_000_000)
+    assert "invalid offset" not in capfd.readouterr().err

@@ -11,7 +11,7 @@ import re
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,6 +151,11 @@ class _LogCapture(logging.Filter):
 
 
 _TIFF_LOG = _LogCapture("tifffile")
+
+
+def tiff_log_captured() -> AbstractContextManager[list[str]]:
+    """Collect tifffile's log lines of this thread instead of printing them (for error messages)."""
+    return _TIFF_LOG.capture()
 
 
 def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:

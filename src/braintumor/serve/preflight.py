@@ -50,8 +50,10 @@ def _tiff_size(data: bytes, label: str) -> _Size:
     """(values over all pages,) of a TIFF; a 413 for more than :data:`_MAX_TIFF_PAGES` pages."""
     import tifffile
 
+    from braintumor.data.readers import tiff_log_captured
+
     try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        with tiff_log_captured(), tifffile.TiffFile(io.BytesIO(data)) as tif:
             pages = len(tif.pages)
             total = (
                 0 if pages > _MAX_TIFF_PAGES else sum(math.prod(getattr(p, "shape", ())) for p in tif.pages)
