@@ -67,7 +67,7 @@ def test_quick_and_references_resolve(tmp_path: Path) -> None:
     segment_classify = load_study(REPO / "configs" / "studies" / "figshare-segment-classify.yaml")
     assert segment_classify.step("pipeline").options["fuse_weight"] == 0.5
     full = {s.name: s for s in plan_study(study, tmp_path / "run", data=fake)}
-    assert full["vgg16-scratch"].folds is None and full["vgg16-scratch"].config().train.epochs == 15
+    assert full["vgg16-scratch"].folds is None and full["vgg16-scratch"].config().train.epochs == 18
 
 
 def test_unknown_step_kind_lists_the_valid_ones(tmp_path: Path) -> None:
