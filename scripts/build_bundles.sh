@@ -2,7 +2,8 @@
 # Rebuild the model bundles shipped in the package (src/braintumor/bundles/) from ../shared/data:
 # train each model (skipped when its run folder is finished), then bundle one fold's weights
 # (float16) with the exact training command, the data, and the metrics each model measured on
-# patients it never saw. About 85 minutes on 2 CPU cores (the LGG U-Net alone: 63 min).
+# patients it never saw, and add each bundle's input profile. About 2.5 hours on 2 CPU cores when
+# nothing is trained yet (the LGG U-Net alone: 63 min).
 #   bash scripts/build_bundles.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,31 +11,32 @@ BT=${BT:-.venv/bin/braintumor}
 D=../shared/data
 OUT=src/braintumor/bundles
 
-SEG=(cv --config configs/figshare-unet-cpu.yaml --data $D/figshare --out runs/figshare-unet-80ep
-     --set train.epochs=80 --set train.batch_size=8 --set train.max_minutes=9)
-CLS=(cv --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-w24
-     --set "model.kwargs={width: 24}" --set train.epochs=20 --set train.max_minutes=3)
+SEG=(train segment --config configs/figshare-unet-cpu.yaml --data $D/figshare --out runs/figshare-unet-fold0)
+CLS=(train classify --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-w24-fold0
+     --set "model.kwargs={width: 24}")
 GATE=(train classify --config configs/kaggle4-cpu.yaml --data $D/kaggle4 --out runs/kaggle4-w24
-      --set model.name=resnet18 --set "model.kwargs={width: 24}")
+      --set "model.kwargs={width: 24}")
 LGG=(train segment --config configs/lgg-unet-cpu.yaml --data $D/lgg128 --out runs/lgg-flair-140ep-fold0 --set train.epochs=140
      --set train.max_minutes=0)
 
 shown() { printf 'braintumor'; printf ' %q' "$@"; }
 train() { local done=$1; shift; [ -f "$done" ] || "$BT" "$@"; }
 
-train runs/figshare-unet-80ep/cv_metrics.json "${SEG[@]}"
-train runs/figshare-roi-w24/cv_metrics.json "${CLS[@]}"
+train runs/figshare-unet-fold0/metrics.json "${SEG[@]}"
+train runs/figshare-roi-w24-fold0/metrics.json "${CLS[@]}"
 train runs/kaggle4-w24/metrics.json "${GATE[@]}"
 train runs/lgg-flair-140ep-fold0/metrics.json "${LGG[@]}"
 
-"$BT" bundle create --seg runs/figshare-unet-80ep/fold0 --cls runs/figshare-roi-w24/fold0 --gate runs/kaggle4-w24 \
+"$BT" bundle create --seg runs/figshare-unet-fold0 --cls runs/figshare-roi-w24-fold0 --gate runs/kaggle4-w24 \
   --fuse-forest --forest-trees 300 --out $OUT/t1ce --name t1ce --fp16 --overwrite \
-  --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${GATE[@]}") (bundled: fold 0 of each CV; the classifier fused with a 300-tree region-feature forest fitted on its fold-0 training patients; measured: braintumor experiment fuse --cls runs/figshare-roi-w24 --out runs/fused-figshare-roi-w24)" \
-  --data "T1-CE. Segmenter and tumour-region classifier: figshare (Cheng et al.) sample ../shared/data/figshare, 389 slices of 111 patients, official patient-level fold 0 held out. Gate: Kaggle Brain Tumor MRI sample ../shared/data/kaggle4, trained on its 480 Training images, scored on its 160 Testing images."
+  --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${GATE[@]}") (official fold 0 held out; the classifier fused with a 300-tree region-feature forest fitted on its fold-0 training patients)" \
+  --data "T1-CE. Segmenter and tumour-region classifier: figshare (Cheng et al.) ../shared/data/figshare, 2,545 slices of 196 patients at 256 px, official patient-level fold 0 held out. Gate: Kaggle Brain Tumor MRI ../shared/data/kaggle4, trained on its 5,084 Training images (which hold copies of figshare slices of the 196 patients), scored on its 147 Testing images."
 # bundle metrics as the analysis runs it: slice by slice, flip TTA, largest 2D component + hole filling
 [ -n "$(grep -o '"tta": true' runs/lgg-flair-140ep-fold0/metrics.json)" ] || "$BT" evaluate runs/lgg-flair-140ep-fold0 --tta --postprocess --postprocess-scope slice
 "$BT" bundle create --seg runs/lgg-flair-140ep-fold0 --out $OUT/flair-lgg --name flair-lgg --bundle-version 2 --fp16 --overwrite \
   --command "$(shown "${LGG[@]}"); braintumor evaluate runs/lgg-flair-140ep-fold0 --tta --postprocess --postprocess-scope slice" \
   --data "FLAIR (3-channel pre-contrast/FLAIR/post-contrast). LGG (Buda et al., TCGA) sample ../shared/data/lgg128 at 128 px, 89 patients, patient-level fold 0 of 5 held out (18 test patients); MONAI residual U-Net, channels 16-256, 140 epochs (the configuration's network and settings over the whole 60-min budget)."
+"$BT" bundle profile $OUT/t1ce --data $D/figshare --source "figshare T1-CE"
+"$BT" bundle profile $OUT/flair-lgg --data $D/lgg128 --source "LGG FLAIR (pre-contrast, FLAIR, post-contrast)"
 "$BT" bundle info t1ce
 "$BT" bundle info flair-lgg
