@@ -23,7 +23,7 @@ from braintumor.inference.bundle_checks import check_preprocessing
 from braintumor.inference.bundle_create import create_bundle
 from braintumor.inference.bundle_store import BundleError
 from braintumor.inference.pipeline import AnalysisSettings
-from braintumor.training.checkpoint import load_weights
+from braintumor.models.weights import load_weights
 from braintumor.training.runner import train_fold
 
 TINY = [

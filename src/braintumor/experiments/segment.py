@@ -37,7 +37,7 @@ class TrainedModel:
             DataError: no weights, or a model of another task.
         """
         from braintumor.config import load_config
-        from braintumor.training.network import network_from_weights
+        from braintumor.models.network import network_from_weights
 
         run_dir = Path(run_dir)
         weights = run_dir / "checkpoints" / "best.safetensors"

@@ -289,7 +289,7 @@ def build_from_meta(meta: dict[str, Any], state: dict[str, torch.Tensor], where:
     """Build the registered network described by ``meta`` and load ``state`` strictly."""
     from braintumor.config import ModelConfig, from_dict
     from braintumor.errors import ConfigError
-    from braintumor.training.network import build_network
+    from braintumor.models.network import build_network
 
     try:
         cfg = from_dict(ModelConfig, {**meta["model"], "init_from": ""}, "model")

@@ -24,8 +24,8 @@ from braintumor.data.readers import read_image
 from braintumor.errors import DataError
 from braintumor.evaluation.postprocess import postprocess
 from braintumor.inference.tta import predict_tta
+from braintumor.models.network import network_from_weights
 from braintumor.training.evaluate import autocast, logit_of
-from braintumor.training.network import network_from_weights
 
 
 @dataclass
