@@ -71,7 +71,7 @@ class TrainedModel:
     @torch.inference_mode()
     def forward(self, batch: np.ndarray) -> torch.Tensor:
         """N×C×S×S float32 -> float32 network outputs (logits)."""
-        from braintumor.training.evaluate import autocast
+        from braintumor.runtime.forward import autocast
 
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with autocast(self.precision):

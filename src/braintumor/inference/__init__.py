@@ -11,7 +11,6 @@ Modules (one job each):
     sources        inputs: files, folders, NIfTI, DICOM series -> Scan; sanity checks
     volumes        NIfTI / DICOM readers with pixel spacing
     prepare        each model's preprocessing, read from the bundle
-    tta            flip TTA, per-flip probabilities, uncertainty figures
     pipeline       one batch of slices through the networks
     gradcam        Grad-CAM target layers and heat maps
     results        typed results and the per-volume summary

@@ -23,9 +23,9 @@ from braintumor.data.preprocess import normalize_images, resize_square, to_chann
 from braintumor.data.readers import read_image
 from braintumor.errors import DataError
 from braintumor.evaluation.postprocess import postprocess
-from braintumor.inference.tta import predict_tta
 from braintumor.models.network import network_from_weights
-from braintumor.training.evaluate import autocast, logit_of
+from braintumor.runtime.forward import autocast, logit_of
+from braintumor.runtime.tta import predict_tta
 
 
 @dataclass
