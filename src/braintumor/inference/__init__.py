@@ -14,6 +14,7 @@ Modules (one job each):
     pipeline       one batch of slices through the networks
     gradcam        Grad-CAM target layers and heat maps
     results        typed results and the per-volume summary
+    overlay        full-resolution RGB outlines of a mask on a slice (no matplotlib)
     outputs        overlays, masks, NIfTI masks, JSON and CSV
     out_folder     the output folder: never over an input, earlier results, the outputs marker
     analyzer       ``Analyzer``: the public entry point, batching + prefetching

@@ -131,8 +131,8 @@ def write_mask_outputs(name: str, array: np.ndarray, mask: np.ndarray, out_dir: 
     """``<name>_mask.png`` ({0,255}) and ``<name>_overlay.png`` (prediction outlined in red)."""
     from PIL import Image
 
+    from braintumor.inference.overlay import overlay_rgb
     from braintumor.io_utils import atomic_write
-    from braintumor.reports.overlay import overlay_rgb
 
     out_dir.mkdir(parents=True, exist_ok=True)
     mask_path, overlay_path = out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.png"
