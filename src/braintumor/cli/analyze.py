@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from braintumor.cli import app, emit_json, err, out, progress_bar, run_guarded
+from braintumor.cli.common import app, emit_json, err, out, progress_bar, run_guarded
 
 bundle_app = typer.Typer(help="Create and inspect model bundles.", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
