@@ -103,14 +103,15 @@ def _imported(node: ast.AST, module: str, is_package: bool) -> Iterable[tuple[st
 
 
 def resolve(target: str, names: tuple[str, ...], modules: dict[str, Path]) -> list[str]:
-    """The package modules an import reaches: ``from pkg import sub`` reaches ``pkg.sub`` if it exists."""
+    """The package modules an import reaches: ``from pkg import sub`` reaches ``pkg.sub`` if it is a
+    module, and ``pkg`` itself for any name that is not (or for ``import pkg.mod``, ``pkg.mod``)."""
     hits = [f"{target}.{name}" for name in names if f"{target}.{name}" in modules]
-    if hits:
+    if names and len(hits) == len(names):
         return hits
     parts = target.split(".")
     while parts and ".".join(parts) not in modules:
         parts.pop()
-    return [".".join(parts)] if parts else []
+    return [*hits, ".".join(parts)] if parts else hits
 
 
 def build_graph(src: Path = SRC) -> Graph:
@@ -265,8 +266,8 @@ def report(graph: Graph, found: Findings, verbose: bool) -> None:
     for src_layer, dst_layer, why in found.upward:
         known = KNOWN_UPWARD.get((src_layer, dst_layer))
         print(f"  {src_layer} -> {dst_layer}  ({why}){f'  [known: {known}]' if known else ''}")
-        for where in graph.layer_edges[(src_layer, dst_layer)]:
-            print(f"      {where}")
+        for line in graph.layer_edges[(src_layer, dst_layer)]:
+            print(f"      {line}")
     shipped = ", ".join(NO_TRAINING)
     print(f"== {shipped} reaching training, directly or through other layers: {len(found.reaches_training)}")
     for chain in found.reaches_training.values():
