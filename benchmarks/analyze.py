@@ -63,8 +63,8 @@ RUNS = {
 
 def train_bundle(root: Path) -> Path:
     """Train the three runs for 2 steps each on 128 px phantoms and bundle them (with ONNX)."""
+    from braintumor.bundle.create import create_bundle
     from braintumor.config import load_config
-    from braintumor.inference.bundle_create import create_bundle
     from braintumor.inference.export import export_onnx
     from braintumor.training.runner import train_fold
 

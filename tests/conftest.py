@@ -58,8 +58,8 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three 1-epoch runs on 32 px phantoms (``seg``, ROI ``cls``, whole-slice ``gate``) and a
     ``bundle`` made from them; trained once per session, shared by the inference and serve tests."""
+    from braintumor.bundle.create import create_bundle
     from braintumor.config import load_config
-    from braintumor.inference.bundle_create import create_bundle
     from braintumor.training.runner import train_fold
 
     root = tmp_path_factory.mktemp("tiny-runs")

@@ -12,8 +12,8 @@ import torch
 from braintumor.config import LOSS_NAMES, load_config
 from braintumor.errors import ConfigError
 from braintumor.models import list_models, model_info
+from braintumor.models.network import build_network
 from braintumor.training.losses import LOSSES
-from braintumor.training.network import build_network
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

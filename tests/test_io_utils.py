@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from braintumor.cli import emit_json
+from braintumor.cli.common import emit_json
 from braintumor.io_utils import atomic_write_json, json_text, safe_stem, unique_name
 
 

@@ -122,9 +122,9 @@ def _pick(metrics: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 def _bundle_and_analyze(out_dir: Path, data_dir: Path, console: Console) -> dict[str, Any]:
     """Bundle the three runs and analyse the held-out patients' first slices with Grad-CAM."""
+    from braintumor.bundle.create import create_bundle
     from braintumor.data.splits import Splits
     from braintumor.inference.analyzer import Analyzer
-    from braintumor.inference.bundle_create import create_bundle
 
     bundle = create_bundle(out_dir / "segment", out_dir / "roi-classify", out_dir / "bundle",
                            gate=out_dir / "gate-classify", name="demo", overwrite=True,

@@ -11,7 +11,7 @@ import torch
 from braintumor.data.phantom import make_phantom
 from braintumor.data.roi import crop_roi, orient_coords
 from braintumor.data.transforms import train_transforms
-from braintumor.inference.tta import predict_tta, tta_probabilities
+from braintumor.runtime.tta import predict_tta, tta_probabilities
 from braintumor.training.modules import ClassificationModule
 
 

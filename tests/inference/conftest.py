@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from inference_helpers import Trained
 
+from braintumor.bundle.create import create_bundle
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import TorchBackend
 from braintumor.inference.bundle import Bundle, load_bundle
-from braintumor.inference.bundle_create import create_bundle
 from braintumor.inference.export import export_onnx
 from braintumor.inference.pipeline import AnalysisSettings
 

@@ -26,7 +26,7 @@ from braintumor.inference.backends import (
 )
 from braintumor.inference.bundle import Bundle
 from braintumor.inference.results import AnalysisResult
-from braintumor.inference.tta import class_variance, mask_variance, tta_probabilities
+from braintumor.runtime.tta import class_variance, mask_variance, tta_probabilities
 
 
 def _dice(a: np.ndarray | None, b: np.ndarray | None) -> float:

@@ -12,9 +12,9 @@ import pytest
 import torch
 from inference_helpers import Trained
 
+from braintumor.bundle.create import create_bundle
 from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.bundle import default_bundle_path, load_bundle
-from braintumor.inference.bundle_create import bundle_info, create_bundle
+from braintumor.inference.bundle import bundle_info, default_bundle_path, load_bundle
 from braintumor.inference.bundle_store import BundleError, sha256_file
 
 

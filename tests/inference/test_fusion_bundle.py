@@ -15,11 +15,11 @@ from PIL import Image
 from safetensors.numpy import load, save
 from typer.testing import CliRunner
 
+from braintumor.bundle.create import create_bundle
 from braintumor.cli import app
 from braintumor.data import region_features as rf
 from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.bundle import Bundle, load_bundle
-from braintumor.inference.bundle_create import bundle_info, create_bundle
+from braintumor.inference.bundle import Bundle, bundle_info, load_bundle
 from braintumor.inference.bundle_store import BundleError, add_to_manifest, sha256_file
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import AnalysisResult

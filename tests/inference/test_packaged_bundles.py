@@ -12,8 +12,12 @@ from typer.testing import CliRunner
 
 from braintumor.cli import app
 from braintumor.data.readers import read_mask
-from braintumor.inference.bundle import PACKAGED_BUNDLES, default_bundle_path, resolve_bundle_path
-from braintumor.inference.bundle_create import bundle_info
+from braintumor.inference.bundle import (
+    PACKAGED_BUNDLES,
+    bundle_info,
+    default_bundle_path,
+    resolve_bundle_path,
+)
 from braintumor.inference.bundle_store import BundleError
 
 HEADLINE = {"seg": "dice_per_patient_mean", "cls": "accuracy", "gate": "accuracy"}

@@ -12,6 +12,7 @@ import pytest
 from inference_helpers import Trained
 from typer.testing import CliRunner
 
+from braintumor.bundle.create import create_bundle
 from braintumor.cli import app
 from braintumor.config import load_config
 from braintumor.data.preprocess import normalize_images, to_channels_first
@@ -20,10 +21,9 @@ from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import TorchBackend
 from braintumor.inference.bundle import Bundle, load_bundle
 from braintumor.inference.bundle_checks import check_preprocessing
-from braintumor.inference.bundle_create import create_bundle
 from braintumor.inference.bundle_store import BundleError
 from braintumor.inference.pipeline import AnalysisSettings
-from braintumor.training.checkpoint import load_weights
+from braintumor.models.weights import load_weights
 from braintumor.training.runner import train_fold
 
 TINY = [

@@ -14,12 +14,12 @@ import pytest
 from inference_helpers import Trained, write_nifti
 from typer.testing import CliRunner
 
+from braintumor.bundle.create import create_bundle
 from braintumor.cli import app
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import make_backend
-from braintumor.inference.bundle import Bundle, load_bundle
+from braintumor.inference.bundle import Bundle, bundle_info, load_bundle
 from braintumor.inference.bundle_checks import check_compatible
-from braintumor.inference.bundle_create import bundle_info, create_bundle
 from braintumor.inference.bundle_store import BundleError, write_manifest
 from braintumor.inference.outputs import caption
 from braintumor.inference.pipeline import AnalysisSettings

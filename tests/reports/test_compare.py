@@ -11,7 +11,7 @@ import yaml
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-import braintumor.cli_experiments  # noqa: F401  (registers compare / sweep-roi)
+import braintumor.cli.experiments  # noqa: F401  (registers compare / sweep-roi)
 from braintumor.cli import app
 from braintumor.errors import DataError
 from braintumor.models import count_parameters, create_model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from braintumor.cli_train import trainer_options
+from braintumor.cli.train import trainer_options
 from braintumor.config import load_config
 from braintumor.training.runner import finish_fold, fit_fold
 

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-import braintumor.cli_experiments  # noqa: F401  (registers compare / sweep-roi)
+import braintumor.cli.experiments  # noqa: F401  (registers compare / sweep-roi)
 from braintumor.cli import app
 from braintumor.config import load_config
 from braintumor.data.cache import ArrayStore

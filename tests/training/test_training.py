@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from braintumor.cli import app
 from braintumor.config import ExperimentConfig, load_config
-from braintumor.training.checkpoint import load_weights
+from braintumor.models.weights import load_weights
 from braintumor.training.cv import cross_validate
 from braintumor.training.runner import train_fold
 
@@ -191,8 +191,8 @@ def test_classification_and_cv(tmp_path: Path) -> None:
 
 def test_init_from_project_checkpoint_skips_new_head(tmp_path: Path) -> None:
     from braintumor.config import ModelConfig
-    from braintumor.training.checkpoint import load_weights
-    from braintumor.training.network import build_network
+    from braintumor.models.network import build_network
+    from braintumor.models.weights import load_weights
 
     cls = ["train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.epochs=1"]
     train_fold(load_config(None, [*TINY, *cls]), tmp_path / "src", trainer_overrides=QUIET)
@@ -210,8 +210,8 @@ def test_init_from_checkpoint_with_other_input_channels(tmp_path: Path) -> None:
     """A 3-channel LGG U-Net initialises a 1-channel figshare one: first conv summed, rest copied."""
     from braintumor.config import ModelConfig
     from braintumor.models import create_model
-    from braintumor.training.checkpoint import save_weights
-    from braintumor.training.network import build_network, init_weights
+    from braintumor.models.network import build_network, init_weights
+    from braintumor.models.weights import save_weights
 
     source = create_model("unet", in_channels=3, out_channels=1, init_features=4)
     weights = save_weights(source, tmp_path / "lgg.safetensors", {"model": {"name": "unet"}})

@@ -258,7 +258,7 @@ def check_region_classifier(step: StepSpec, cls: PlannedStep) -> None:
 
 def check_training_config(step: PlannedStep) -> None:
     """The config loads with the step's overrides and names a model of the right task."""
-    from braintumor.training.network import check_model
+    from braintumor.models.network import check_model
 
     try:
         cfg = step.config()

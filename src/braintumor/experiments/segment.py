@@ -37,7 +37,7 @@ class TrainedModel:
             DataError: no weights, or a model of another task.
         """
         from braintumor.config import load_config
-        from braintumor.training.network import network_from_weights
+        from braintumor.models.network import network_from_weights
 
         run_dir = Path(run_dir)
         weights = run_dir / "checkpoints" / "best.safetensors"
@@ -71,7 +71,7 @@ class TrainedModel:
     @torch.inference_mode()
     def forward(self, batch: np.ndarray) -> torch.Tensor:
         """N×C×S×S float32 -> float32 network outputs (logits)."""
-        from braintumor.training.evaluate import autocast
+        from braintumor.runtime.forward import autocast
 
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with autocast(self.precision):

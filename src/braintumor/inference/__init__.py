@@ -3,24 +3,25 @@
 Modules (one job each):
     bundle_store   verified reading of a bundle folder/zip against its sha256 manifest
     bundle_checks  metadata validation; which models can work together
-    bundle         load a bundle (safetensors only), default packaged bundle lookup
-    bundle_create  create a bundle from training runs; describe one
+    bundle         load a bundle (safetensors only), describe one, default packaged bundle lookup
     forest         region-feature random forest as safetensors + JSON; numpy predictor
     export         ONNX export into a bundle
     backends       torch (bf16 + channels_last where native) and ONNX Runtime
     sources        inputs: files, folders, NIfTI, DICOM series -> Scan; sanity checks
     volumes        NIfTI / DICOM readers with pixel spacing
     prepare        each model's preprocessing, read from the bundle
-    tta            flip TTA, per-flip probabilities, uncertainty figures
     pipeline       one batch of slices through the networks
     gradcam        Grad-CAM target layers and heat maps
     results        typed results and the per-volume summary
+    overlay        full-resolution RGB outlines of a mask on a slice (no matplotlib)
     outputs        overlays, masks, NIfTI masks, JSON and CSV
     out_folder     the output folder: never over an input, earlier results, the outputs marker
     analyzer       ``Analyzer``: the public entry point, batching + prefetching
     predict/batch  single-model prediction used by ``braintumor predict``
 
-Heavy modules load lazily: ``from braintumor.inference import Analyzer`` imports only what it needs.
+Bundles are created from training runs by :mod:`braintumor.bundle`; this package never imports
+``braintumor.training``. Heavy modules load lazily: ``from braintumor.inference import Analyzer``
+imports only what it needs.
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ _LAZY = {
     "default_bundle_path": "braintumor.inference.bundle",
     "resolve_bundle_path": "braintumor.inference.bundle",
     "BundleError": "braintumor.inference.bundle_store",
-    "create_bundle": "braintumor.inference.bundle_create",
-    "bundle_info": "braintumor.inference.bundle_create",
+    "bundle_info": "braintumor.inference.bundle",
     "export_onnx": "braintumor.inference.export",
     "Predictor": "braintumor.inference.predict",
 }

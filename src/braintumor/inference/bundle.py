@@ -45,7 +45,7 @@ from torch import nn
 
 from braintumor.data.roi import coord_channels
 from braintumor.inference.bundle_checks import check_compatible, check_meta, no_tumour_class
-from braintumor.inference.bundle_store import BundleError, BundleReader
+from braintumor.inference.bundle_store import MANIFEST, BundleError, BundleReader
 from braintumor.inference.forest import RegionForest, read_fusion
 from braintumor.inference.input_check import PROFILE_FILE, InputProfile
 
@@ -289,7 +289,7 @@ def build_from_meta(meta: dict[str, Any], state: dict[str, torch.Tensor], where:
     """Build the registered network described by ``meta`` and load ``state`` strictly."""
     from braintumor.config import ModelConfig, from_dict
     from braintumor.errors import ConfigError
-    from braintumor.training.network import build_network
+    from braintumor.models.network import build_network
 
     try:
         cfg = from_dict(ModelConfig, {**meta["model"], "init_from": ""}, "model")
@@ -303,3 +303,24 @@ def build_from_meta(meta: dict[str, Any], state: dict[str, torch.Tensor], where:
         first = str(exc).splitlines()[0:3]
         raise BundleError(f"{where}: weights do not fit the {cfg.name!r} model ({' '.join(first)})") from None
     return net.float().eval()
+
+
+def bundle_info(path: str | Path) -> dict[str, Any]:
+    """Load (and so fully verify) a bundle; return ``bundle.json`` plus file sizes and ONNX status."""
+    bundle = load_bundle(path)
+    reader = BundleReader(path)
+    files = {}
+    for fname in reader.files:
+        size = len(reader.read(fname))
+        files[fname] = {"bytes": size, "sha256": reader.files[fname]}
+    return {
+        **bundle.info,
+        "path": str(path),
+        "verified": True,
+        "has_classifier": bundle.has_classifier,
+        "fusion": bundle.fusion,
+        "onnx": sorted(f for f in reader.files if f.endswith(".onnx")),
+        "no_tumour_class": bundle.no_tumour_class,
+        "files": files,
+        "manifest": MANIFEST,
+    }

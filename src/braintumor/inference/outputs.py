@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from braintumor.inference.overlay import overlay_rgb, to_gray_uint8
 from braintumor.inference.results import AnalysisResult, SliceResult
 from braintumor.inference.sources import Scan
 from braintumor.inference.volumes import view_to_nifti
 from braintumor.io_utils import atomic_write, atomic_write_json
-from braintumor.reports.overlay import overlay_rgb, to_gray_uint8
 
 MIN_OVERLAY_SIDE = 256
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

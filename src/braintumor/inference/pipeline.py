@@ -43,7 +43,7 @@ from braintumor.inference.predict import mask_to_original
 from braintumor.inference.prepare import PreparedScan
 from braintumor.inference.results import TUMOUR_LABEL, SliceResult
 from braintumor.inference.sources import DEFAULT_MAX_SLICES
-from braintumor.inference.tta import FLIPS, class_variance, mask_variance, tta_probabilities
+from braintumor.runtime.tta import FLIPS, class_variance, mask_variance, tta_probabilities
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from braintumor.data.preprocess import normalize_images, resize_square, to_chann
 from braintumor.data.readers import read_image
 from braintumor.errors import DataError
 from braintumor.evaluation.postprocess import postprocess
-from braintumor.inference.tta import predict_tta
-from braintumor.training.evaluate import autocast, logit_of
-from braintumor.training.network import network_from_weights
+from braintumor.models.network import network_from_weights
+from braintumor.runtime.forward import autocast, logit_of
+from braintumor.runtime.tta import predict_tta
 
 
 @dataclass
@@ -131,8 +131,8 @@ def write_mask_outputs(name: str, array: np.ndarray, mask: np.ndarray, out_dir: 
     """``<name>_mask.png`` ({0,255}) and ``<name>_overlay.png`` (prediction outlined in red)."""
     from PIL import Image
 
+    from braintumor.inference.overlay import overlay_rgb
     from braintumor.io_utils import atomic_write
-    from braintumor.reports.overlay import overlay_rgb
 
     out_dir.mkdir(parents=True, exist_ok=True)
     mask_path, overlay_path = out_dir / f"{name}_mask.png", out_dir / f"{name}_overlay.png"

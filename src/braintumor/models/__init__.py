@@ -5,6 +5,8 @@
 - ``backbones.py``: ``resnet18/34/50``, ``densenet121`` (MONAI) and ``vgg16/19[-bn]``
 - ``pretrained.py``: torchvision-layout ImageNet weights from a local file
 - ``heads.py``: freeze everything but the classification head
+- ``network.py``: build a network from its ``ModelConfig``, or rebuild a trained one from its weights
+- ``weights.py``: weights as ``.safetensors`` + JSON metadata (never unpickled)
 
 This package never imports ``braintumor.data``.
 """

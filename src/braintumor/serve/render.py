@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from braintumor.inference.outputs import MIN_OVERLAY_SIDE, overlay_image
+from braintumor.inference.overlay import outline, to_gray_uint8
 from braintumor.inference.results import SliceResult
-from braintumor.reports.overlay import outline, to_gray_uint8
 
 OUTLINE_RGB = (255, 40, 40)
 FILL_RGBA = (255, 40, 40, 110)

@@ -12,7 +12,7 @@ import pandas as pd
 from braintumor.config import ExperimentConfig, dump_config
 from braintumor.data.splits import Splits
 from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
-from braintumor.training.network import check_model
+from braintumor.models.network import check_model
 from braintumor.training.runner import train_fold
 
 SUMMARY_KEYS = {

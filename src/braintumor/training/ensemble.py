@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from braintumor.data.splits import SplitLeakageError, Splits
-from braintumor.training.checkpoint import CheckpointError
-from braintumor.training.network import network_from_weights
+from braintumor.models.network import network_from_weights
+from braintumor.models.weights import CheckpointError
 
 
 class ProbabilityMean(nn.Module):

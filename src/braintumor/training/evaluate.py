@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,17 +24,11 @@ from braintumor.evaluation import (
     postprocess,
     postprocess_by_patient,
 )
-from braintumor.inference.tta import predict_tta
 from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
+from braintumor.runtime.forward import autocast, logit_of
+from braintumor.runtime.tta import predict_tta
 from braintumor.training.data import FoldData, eval_loader
 from braintumor.training.ensemble import load_ensemble
-
-
-def autocast(precision: str = "bf16-mixed") -> Any:
-    """bf16 autocast on CPU when asked for, else nothing."""
-    if precision.startswith("bf16"):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @torch.inference_mode()
@@ -101,11 +94,6 @@ def postprocessed(
 def is_volumetric(index: SampleIndex) -> bool:
     """Whether every sample is a slice of a volume (single 2D images have slice -1)."""
     return bool((index.frame["slice"] >= 0).all())
-
-
-def logit_of(threshold: float) -> float:
-    """A probability threshold as the logit threshold it equals."""
-    return float(np.log(threshold / (1.0 - threshold)))
 
 
 @dataclass

@@ -11,9 +11,9 @@ from torch import nn
 from braintumor.config import ModelConfig, TrainConfig, from_dict
 from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator
 from braintumor.models import freeze_backbone, model_info, unfreeze
+from braintumor.models.network import build_network
 from braintumor.training.augment import random_affine, replace_missing_modalities
 from braintumor.training.losses import create_loss
-from braintumor.training.network import build_network
 from braintumor.training.optim import create_optimizer, create_scheduler
 
 

@@ -21,6 +21,8 @@ from braintumor import __version__
 from braintumor.config import ExperimentConfig, dump_config, to_dict
 from braintumor.errors import ConfigError
 from braintumor.io_utils import atomic_write_json, prepare_out_dir
+from braintumor.models.network import check_model
+from braintumor.models.weights import save_weights
 from braintumor.training.callbacks import (
     HistoryWriter,
     MidEpochCheckpoint,
@@ -28,10 +30,9 @@ from braintumor.training.callbacks import (
     ResumableEarlyStopping,
     TimeBudget,
 )
-from braintumor.training.checkpoint import check_resumable, save_weights
+from braintumor.training.checkpoint import check_resumable
 from braintumor.training.data import FoldData, eval_loader, prepare_fold, preprocessing_of, train_loader
 from braintumor.training.modules import module_for
-from braintumor.training.network import check_model
 
 
 def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Callback]:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from braintumor.cli import app, emit_json, err, out, progress_bar, run_guarded
+from braintumor.cli.common import app, emit_json, err, out, progress_bar, run_guarded
 
 bundle_app = typer.Typer(help="Create and inspect model bundles.", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
@@ -162,7 +162,8 @@ def bundle_create(
 
     Example (fused): braintumor bundle create --seg runs/seg --cls runs/roi --fuse-forest --out bundles/fused
     """
-    from braintumor.inference.bundle_create import bundle_info, create_bundle
+    from braintumor.bundle.create import create_bundle
+    from braintumor.inference.bundle import bundle_info
 
     def go() -> None:
         path = create_bundle(seg, cls, out_path, gate=gate, name=name, version=version, fp16=fp16,
@@ -187,8 +188,7 @@ def bundle_info_cmd(
 
     Example: braintumor bundle info flair-lgg --json
     """
-    from braintumor.inference.bundle import resolve_bundle_path
-    from braintumor.inference.bundle_create import bundle_info
+    from braintumor.inference.bundle import bundle_info, resolve_bundle_path
 
     def go() -> None:
         info = bundle_info(resolve_bundle_path(path))

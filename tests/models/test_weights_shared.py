@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from braintumor.training.checkpoint import load_weights, save_weights
+from braintumor.models.weights import load_weights, save_weights
 
 
 class Aliased(nn.Module):

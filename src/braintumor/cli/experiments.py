@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from braintumor.cli import app, emit_json, err, out, run_guarded
-from braintumor.cli_options import ConfigOpt, DataOpt, FoldsOpt, JsonFlag, OnlyOpt, SetOpt
+from braintumor.cli.common import app, emit_json, err, out, run_guarded
+from braintumor.cli.options import ConfigOpt, DataOpt, FoldsOpt, JsonFlag, OnlyOpt, SetOpt
 
 RunsArg = Annotated[
     list[Path], typer.Argument(help="Run folders (single-fold or CV); a folder of runs expands to them.")

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from braintumor.cli import app, emit_json, err, out, progress_bar, run_guarded
-from braintumor.cli_options import ConfigOpt, DataOpt, FoldsOpt, InitOpt, JsonFlag, OnlyOpt, OutOpt, SetOpt
+from braintumor.cli.common import app, emit_json, err, out, progress_bar, run_guarded
+from braintumor.cli.options import ConfigOpt, DataOpt, FoldsOpt, InitOpt, JsonFlag, OnlyOpt, OutOpt, SetOpt
 
 train_app = typer.Typer(help="Train a segmentation or classification model.", no_args_is_help=True)
 app.add_typer(train_app, name="train")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from braintumor.cli import app, err, run_guarded
+from braintumor.cli.common import app, err, run_guarded
 
 KEY_ENV = "BRAINTUMOR_API_KEY"
 

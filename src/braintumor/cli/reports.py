@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from braintumor.cli import app, emit_json, err, out, progress_bar, run_guarded
-from braintumor.cli_options import JsonFlag
+from braintumor.cli.common import app, emit_json, err, out, progress_bar, run_guarded
+from braintumor.cli.options import JsonFlag
 
 ReportArgs = Annotated[
     list[Path],

@@ -1,70 +1,18 @@
-"""Command line: ``braintumor <verb>``. Parses arguments and calls library functions."""
+"""CLI verbs on datasets: ``data inspect``, ``data phantoms``, ``data split``, ``data dedup``."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from braintumor.cli_options import JsonFlag
-from braintumor.errors import BrainTumorError
-from braintumor.io_utils import json_text
+from braintumor.cli.common import app, emit_json, out, progress_bar, run_guarded
+from braintumor.cli.options import JsonFlag
 
-app = typer.Typer(
-    help="Classify and segment brain tumours in MRI.\n\nExample: braintumor data inspect DATA_DIR",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 data_app = typer.Typer(help="Inspect, generate and split datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-err = Console(stderr=True)
-out = Console()
-
-
-def emit_json(obj: Any) -> None:
-    """The one JSON object a ``--json`` command prints (strict JSON: ``null`` for NaN)."""
-    sys.stdout.write(json_text(obj) + "\n")
-
-
-@contextmanager
-def progress_bar(description: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr; yields an update(done, total) callback.
-
-    Off when stderr is no terminal (a log, a pipe): there it would only leave blank lines."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
-def fail(exc: Exception) -> None:
-    """Print a one-line error and exit 1 (no traceback for expected errors)."""
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # greppable
-    raise typer.Exit(1)
-
-
-def run_guarded(fn: Callable[[], None]) -> None:
-    try:
-        fn()
-    except BrainTumorError as exc:
-        fail(exc)
 
 
 @data_app.command("inspect")
@@ -202,76 +150,3 @@ def data_dedup(
                       f"{r['n_test_copies']} of {report.n_test} test images")  # fmt: skip
 
     run_guarded(go)
-
-
-@app.command("demo")
-def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
-    data: Annotated[
-        Path | None, typer.Option("--data", help="A real dataset with masks instead of phantoms.")
-    ] = None,
-    json_out: JsonFlag = False,
-) -> None:
-    """The whole mission on phantoms: train -> evaluate -> bundle -> analyse -> report.
-
-    Example: braintumor demo --out runs/demo
-    """
-    from braintumor.demo import run_demo
-    from braintumor.io_utils import prepare_out_dir
-
-    def go() -> None:
-        prepare_out_dir(out_dir)
-        run_demo(out_dir, json_out=json_out, console=out, data=data)
-
-    run_guarded(go)
-
-
-@app.command("models")
-def models(
-    pattern: Annotated[str, typer.Argument(help="Shell-style name pattern, e.g. 'resnet*'.")] = "*",
-    task: Annotated[str | None, typer.Option(help="Only segment or classify models.")] = None,
-    json_out: JsonFlag = False,
-) -> None:
-    """List the registered networks (the values model.name takes) with their tasks.
-
-    Example: braintumor models --task classify
-    """
-
-    def go() -> None:
-        from braintumor.config import TASKS, one_of
-        from braintumor.errors import ConfigError
-        from braintumor.models import list_models, model_info
-
-        if task is not None and task not in TASKS:
-            raise ConfigError(f"--task {task!r}; expected {one_of(TASKS)}")
-        names = {name: model_info(name).task for name in list_models(pattern, task)}
-        if json_out:
-            emit_json({"models": names})
-            return
-        for name, kind in names.items():
-            out.print(f"{name}\t{kind}", highlight=False)
-
-    run_guarded(go)
-
-
-@app.command("version")
-def version() -> None:
-    """Print the package version."""
-    from braintumor import __version__
-
-    out.print(__version__)
-
-
-def main() -> None:  # pragma: no cover
-    app()
-
-
-# Each module below registers its verbs on `app` when imported.
-from braintumor import (  # noqa: E402,F401
-    cli_analyze,
-    cli_experiments,
-    cli_reports,
-    cli_serve,
-    cli_study,
-    cli_train,
-)

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from braintumor.cli import app, emit_json, err, out, run_guarded
-from braintumor.cli_options import JsonFlag, OutOpt
+from braintumor.cli.common import app, emit_json, err, out, run_guarded
+from braintumor.cli.options import JsonFlag, OutOpt
 
 experiment_app = typer.Typer(
     help="Run a whole study (training, CV, evaluation, report) from one study config.", no_args_is_help=True

@@ -1,4 +1,5 @@
-"""Build the network of a run from its config, optionally initialised from weights."""
+"""Build a network from its ``ModelConfig`` (optionally initialised from weights), or rebuild a trained
+one from its weights file: the one place training, bundles and inference create networks."""
 
 from __future__ import annotations
 
@@ -10,15 +11,9 @@ from torch import nn
 
 from braintumor.config import ModelConfig
 from braintumor.errors import ConfigError
-from braintumor.models import (
-    adapt_first_conv,
-    count_parameters,
-    create_model,
-    list_models,
-    load_pretrained,
-    model_info,
-)
-from braintumor.training.checkpoint import CheckpointError, load_matching, load_weights
+from braintumor.models.pretrained import adapt_first_conv, load_pretrained
+from braintumor.models.registry import count_parameters, create_model, list_models, model_info
+from braintumor.models.weights import CheckpointError, load_matching, load_weights
 
 
 def check_model(cfg: ModelConfig, task: str) -> None:

@@ -1,4 +1,4 @@
-"""Create a model bundle from training runs, and describe an existing one.
+"""Create a model bundle from training runs.
 
 ``create_bundle`` copies each run's ``best.safetensors`` + ``best.json`` (optionally as float16),
 writes ``bundle.json`` and ``manifest.json``, and refuses models that cannot work together
@@ -32,7 +32,7 @@ from braintumor.inference.bundle import (
     build_from_meta,
 )
 from braintumor.inference.bundle_checks import check_compatible, check_meta
-from braintumor.inference.bundle_store import MANIFEST, BundleError, write_manifest
+from braintumor.inference.bundle_store import BundleError, write_manifest
 from braintumor.inference.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
 from braintumor.io_utils import atomic_write, atomic_write_json, json_text
 
@@ -267,27 +267,3 @@ def _publish(folder: Path, target: Path, zip_output: bool) -> None:
         old.rename(target)
         raise
     shutil.rmtree(old) if old.is_dir() else old.unlink()
-
-
-def bundle_info(path: str | Path) -> dict[str, Any]:
-    """Load (and so fully verify) a bundle; return ``bundle.json`` plus file sizes and ONNX status."""
-    from braintumor.inference.bundle import load_bundle
-    from braintumor.inference.bundle_store import BundleReader
-
-    bundle = load_bundle(path)
-    reader = BundleReader(path)
-    files = {}
-    for fname in reader.files:
-        size = len(reader.read(fname))
-        files[fname] = {"bytes": size, "sha256": reader.files[fname]}
-    return {
-        **bundle.info,
-        "path": str(path),
-        "verified": True,
-        "has_classifier": bundle.has_classifier,
-        "fusion": bundle.fusion,
-        "onnx": sorted(f for f in reader.files if f.endswith(".onnx")),
-        "no_tumour_class": bundle.no_tumour_class,
-        "files": files,
-        "manifest": MANIFEST,
-    }
