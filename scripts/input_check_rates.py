@@ -36,8 +36,8 @@ def noise_images(rng: np.random.Generator) -> list[np.ndarray]:
 def photographs() -> list[np.ndarray]:
     import skimage.data as sd
 
-    names = ["astronaut", "camera", "coffee", "chelsea", "rocket", "horse", "moon", "page", "text",
-             "coins", "grass", "gravel", "brick", "retina", "hubble_deep_field", "immunohistochemistry"]  # fmt: skip
+    names = ["astronaut", "camera", "coffee", "chelsea", "rocket", "horse", "moon", "page", "text", "coins",
+             "grass", "gravel", "brick", "retina", "hubble_deep_field", "immunohistochemistry"]  # fmt: skip
     images = [np.asarray(getattr(sd, n)()) for n in names]
     return images + [a.mean(axis=2).astype(np.uint8) for a in images if a.ndim == 3]
 
@@ -49,7 +49,8 @@ def main(shared: Path) -> dict[str, object]:
     frame = figshare.frame
     test = frame["sample_id"].map(folds) == 1
     fit = frame[~test]
-    profile = fit_profile(features([read_image(p) for p in fit["image"]]), list(fit["patient_id"]), "figshare T1-CE")
+    fitted = features([read_image(p) for p in fit["image"]])
+    profile = fit_profile(fitted, list(fit["patient_id"]), "figshare T1-CE")
     lgg = load_dataset(shared / "lgg128").frame.sample(400, random_state=0)
     lgg_rgb = [read_image(p) for p in lgg["image"]]
     kaggle = load_dataset(shared / "kaggle4").frame
