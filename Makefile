@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/braintumor demo --out runs/demo $(if $(DATA),--data $(DATA),)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
