@@ -15,7 +15,7 @@ SEG=(train segment --config configs/figshare-unet-cpu.yaml --data $D/figshare --
 CLS=(train classify --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-w24-fold0
      --set "model.kwargs={width: 24}")
 GATE=(train classify --config configs/kaggle4-cpu.yaml --data $D/kaggle4 --out runs/kaggle4-w24
-      --set "model.kwargs={width: 24}")
+      --set "model.kwargs={width: 24}" --set train.epochs=12)
 LGG=(train segment --config configs/lgg-unet-cpu.yaml --data $D/lgg128 --out runs/lgg-flair-140ep-fold0 --set train.epochs=140
      --set train.max_minutes=0)
 

@@ -35,7 +35,7 @@ def test_packaged_bundle_is_small_verified_and_documented(name: str) -> None:
         assert 0.5 < score <= 1.0, (role, score)  # measured on data the model never saw
     assert all(f["bytes"] < 5e6 for f in info["files"].values())  # no file over the repo limit
     total = sum(f["bytes"] for f in info["files"].values())
-    assert total < 12e6, f"{name}: {total / 1e6:.1f} MB"  # 10.9 MB of networks + a 0.3 MB input profile
+    assert total < 14e6, f"{name}: {total / 1e6:.1f} MB"  # t1ce: 9.6 MB nets, 3 MB forest, 0.3 MB profile
 
 
 def test_unknown_packaged_name_lists_the_choices() -> None:
