@@ -34,7 +34,8 @@ def _unit(index: SampleIndex) -> str:
     return "patient" if index.patient_ids_known else "image"
 
 
-def _group_column(index: SampleIndex) -> str:
+def group_column(index: SampleIndex) -> str:
+    """The column splits group by: ``patient_id``, or ``sample_id`` when patient ids are unknown."""
     return "patient_id" if index.patient_ids_known else "sample_id"
 
 
@@ -43,7 +44,7 @@ def group_labels(index: SampleIndex) -> dict[str, str]:
     order = {c: i for i, c in enumerate(index.classes)}
     out: dict[str, str] = {}
     frame = index.frame
-    for gid, labels in frame.groupby(_group_column(index), sort=True)["label"]:
+    for gid, labels in frame.groupby(group_column(index), sort=True)["label"]:
         counts = Counter(labels)
         out[str(gid)] = min(counts, key=lambda c: (-counts[c], order.get(c, len(order)), c))
     return out
@@ -78,7 +79,7 @@ def patient_kfold(
 
     if not index.patient_ids_known:
         _warn_image_level(index)
-    col = _group_column(index)
+    col = group_column(index)
     labels = dict(group_labels(index))
     if strata is not None:
         labels.update({g: str(s) for g, s in strata.items() if g in labels})
@@ -109,7 +110,7 @@ def official_kfold(index: SampleIndex) -> list[tuple[list[str], list[str]]]:
     raw = index.extra.get("official_folds")
     if not isinstance(raw, Mapping) or not raw:
         raise ValueError("the index has no official folds (index.extra['official_folds'])")
-    col = _group_column(index)
+    col = group_column(index)
     missing = [s for s in index.frame["sample_id"] if s not in raw]
     if missing:
         raise ValueError(

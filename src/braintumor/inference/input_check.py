@@ -198,13 +198,6 @@ def input_warning(profile: InputProfile, slices: np.ndarray, kind: str, most: in
     )
 
 
-def profile_from_images(
-    images: Sequence[Callable[[], np.ndarray]], groups: Sequence[str], source: str, quantile: float = 0.99
-) -> InputProfile:
-    """Decode each image (callables, so that files are read one at a time) and fit a profile."""
-    return fit_profile(np.stack([slice_features(load()) for load in images]), groups, source, quantile)
-
-
 def profile_dataset(
     data: str | Path, source: str, quantile: float = 0.99, progress: Progress | None = None
 ) -> InputProfile:

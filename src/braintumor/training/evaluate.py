@@ -225,23 +225,18 @@ def _without_copies_of_training(
 ) -> tuple[set[str], list[dict[str, Any]]]:
     """``scored`` less the groups holding a copy of an image that trained the run or chose its
     checkpoint (e.g. figshare slices inside Kaggle), and the copies found (``data/dedup.py``)."""
-    from braintumor.data.dedup import copy_features, match_copies
+    from braintumor.data.dedup import drop_copies
     from braintumor.data.loaders import load_dataset
+    from braintumor.data.splits import group_column
 
     trained = load_dataset(training_data)
-    seen_groups = set(part["train"]) | set(part["val"])
-    seen = trained.frame[trained.frame[_group_of(trained)].astype(str).isin(seen_groups)]
-    candidates = index.frame[index.frame[column].astype(str).isin(scored)]
-    matches = match_copies(copy_features(list(candidates["image"])), copy_features(list(seen["image"])))
-    ids, seen_ids = list(candidates["sample_id"]), list(seen["sample_id"])
-    copies = [{"sample_id": ids[m.query], "copy_of": seen_ids[m.reference], "score": round(m.score, 4),
-               "kind": m.kind} for m in matches]  # fmt: skip
-    dropped = {str(candidates[column].iloc[m.query]) for m in matches}
-    return scored - dropped, copies
-
-
-def _group_of(index: SampleIndex) -> str:
-    return "patient_id" if index.patient_ids_known else "sample_id"
+    seen = trained.subset(
+        trained.frame[group_column(trained)].astype(str).isin(set(part["train"]) | set(part["val"]))
+    )
+    candidates = index.subset(index.frame[column].astype(str).isin(scored))
+    copies = drop_copies(candidates, seen)[1]["dropped"]
+    group_of = dict(zip(candidates.frame["sample_id"], candidates.frame[column].astype(str), strict=True))
+    return scored - {group_of[c["sample_id"]] for c in copies}, copies
 
 
 def _plain(v: Any) -> Any:
