@@ -86,10 +86,14 @@ def test_gate_threshold_and_min_area(bundle: Bundle) -> None:
 def test_settings_are_validated(bundle: Bundle) -> None:
     from braintumor.errors import ConfigError
 
-    for bad in ({"gate_threshold": 0.0}, {"tta_flips": ("none", "diagonal")}, {"batch_size": 0}):
+    bad_settings = (
+        {"gate_threshold": 0.0}, {"tta_flips": ("none", "diagonal")}, {"batch_size": 0},
+        {"threshold": 1.0}, {"component_fraction": 1.5}, {"postprocess_scope": "volume"},
+    )  # fmt: skip
+    for bad in bad_settings:
         with pytest.raises(ConfigError):
             AnalysisSettings.for_bundle(bundle, **bad)
     with pytest.raises(ConfigError, match="unknown analysis setting"):
-        AnalysisSettings.for_bundle(bundle, threshold=0.3)
+        AnalysisSettings.for_bundle(bundle, cutoff=0.3)
     defaults = AnalysisSettings.for_bundle(bundle, min_area_px=None)
     assert replace(defaults) == AnalysisSettings.for_bundle(bundle)

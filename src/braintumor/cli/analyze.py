@@ -48,12 +48,22 @@ def analyze(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the results of an earlier analysis in --out.")
     ] = False,
+    slices_as_images: Annotated[
+        bool,
+        typer.Option(
+            "--slices-as-images",
+            help="Analyse a patient folder's numbered slices (<id>_1.tif ... <id>_N.tif) as separate "
+            "images, not as one volume.",
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Where the tumour is, how large, what kind, how sure and why, for each input.
 
-    Writes <name>_overlay.png, <name>_mask.png, <name>.json (and <name>_mask.nii.gz for NIfTI,
-    <name>_gradcam.png with --gradcam) per input, plus analysis.csv and slices.csv. Refuses an
+    Writes <name>_overlay.png, <name>_mask.png, <name>.json (and <name>_mask.nii.gz for volumes,
+    <name>_gradcam.png with --gradcam) per input, plus analysis.csv and slices.csv. A folder of one
+    patient's numbered slices (LGG layout) is one volume: normalised and post-processed as one
+    patient, as the bundle's segmenter was scored. Refuses an
     --out that holds an earlier analysis (unless --overwrite) and never writes over an input;
     folders given as input skip the files of earlier analyses. Exits 1 only when no input could
     be analysed.
@@ -66,7 +76,7 @@ def analyze(
     from braintumor.io_utils import prepare_out_dir
 
     def go() -> None:
-        found = collect_inputs(list(inputs))
+        found = collect_inputs(list(inputs), slices_as_volumes=not slices_as_images)
         check_out_dir(prepare_out_dir(out_dir, "--out"), found.items, overwrite)  # before loading models
         settings: dict[str, Any] = {"min_area_px": min_area, "gate_threshold": gate_threshold,
                                     "batch_size": batch_size, "max_pixels": max_pixels}  # fmt: skip

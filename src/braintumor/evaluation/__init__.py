@@ -11,6 +11,7 @@ from braintumor.evaluation.postprocess import (
     keep_largest_component,
     postprocess,
     postprocess_by_patient,
+    postprocess_masks,
 )
 from braintumor.evaluation.segmentation import (
     SegmentationAccumulator,
@@ -34,6 +35,7 @@ __all__ = [
     "label_map",
     "postprocess",
     "postprocess_by_patient",
+    "postprocess_masks",
     "scores_from_counts",
     "segmentation_scores",
 ]

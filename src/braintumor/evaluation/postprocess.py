@@ -124,3 +124,23 @@ def postprocess_by_patient(
             for i in order:
                 out[i] = fill_holes(out[i])
     return out
+
+
+def postprocess_masks(
+    masks: Sequence[np.ndarray],
+    patient_ids: Sequence[str],
+    slice_keys: Sequence[float],
+    largest: bool,
+    fill: bool,
+    min_fraction: float = 1.0,
+    scope: str = "slice",
+) -> list[np.ndarray]:
+    """The one post-processing rule of evaluation and analysis: per 2D slice (``scope="slice"``),
+    or per patient volume (``"patient"``: :func:`postprocess_by_patient`). Input order is kept."""
+    if not (largest or fill):
+        return [np.asarray(m) for m in masks]
+    if scope == "patient":
+        return postprocess_by_patient(masks, patient_ids, slice_keys, largest, fill, min_fraction)
+    if scope != "slice":
+        raise ValueError(f"post-processing scope {scope!r}; expected 'slice' or 'patient'")
+    return [postprocess(np.asarray(m), largest, fill, min_fraction) for m in masks]

@@ -230,6 +230,9 @@ class Analyzer:
             if isinstance(item, AnalysisResult):
                 done(order, item)
                 continue
+            if item.scan.kind == "volume" and self._per_volume:
+                done(order, self._run_volume(item, out_dir, names, gradcam, cancelled))
+                continue
             partial[order] = [None] * len(item.blank)
             pending.extend((item, i) for i in range(len(item.blank)))
             while len(pending) >= self.settings.batch_size:
@@ -237,6 +240,28 @@ class Analyzer:
         while pending:
             flush(self.settings.batch_size)
         return [finished[k] for k in sorted(finished)]
+
+    @property
+    def _per_volume(self) -> bool:
+        """Whether volumes are post-processed as a whole (the run was scored per patient)."""
+        s = self.settings
+        return s.postprocess_scope == "patient" and (s.largest_component or s.fill_holes)
+
+    def _run_volume(
+        self,
+        prepared: PreparedScan,
+        out_dir: Path | None,
+        names: set[str],
+        gradcam: bool,
+        cancelled: Cancelled | None,
+    ) -> AnalysisResult:
+        try:
+            slices = self.engine.run_volume(prepared, gradcam, lambda: stop_if(cancelled))
+        except AnalysisCancelled:
+            raise
+        except Exception as exc:  # a network failure fails this input only
+            return AnalysisResult.failed(prepared.scan.source, _message(prepared.scan.source, exc))
+        return self._finish(prepared, slices, out_dir, names)
 
     def _finish(
         self, prepared: PreparedScan, slices: list[SliceResult], out_dir: Path | None, names: set[str]

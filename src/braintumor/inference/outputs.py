@@ -2,8 +2,11 @@
 
 Per input ``<name>``: ``<name>.json``; for an image ``<name>_overlay.png`` (mask outline in red
 and the label), ``<name>_mask.png`` ({0,255}) and with Grad-CAM ``<name>_gradcam.png``; for a
-volume the same per tumour slice as ``<name>_s<k>_*.png`` plus, for NIfTI input,
-``<name>_mask.nii.gz`` with the input's shape and affine. Batch: ``analysis.csv`` (one row per
+volume the same per tumour slice as ``<name>_s<k>_*.png`` plus ``<name>_mask.nii.gz``: for NIfTI
+input with the input's shape, voxel order and affine; for a DICOM series or a folder of numbered
+slices, X×Y×Z = column × row × slice in input order, with an affine that reads back in the view of
+:mod:`~braintumor.inference.volumes` (columns to the left, rows to posterior, slices upward; the
+pixel and slice spacing where known, else 1 mm). Batch: ``analysis.csv`` (one row per
 input, failures included with their error) and ``slices.csv`` (one row per analysed slice), with a
 ``prob_<class>`` column per class (none for segmentation-only bundles), ``gate_prob_<class>``
 with a gate and ``cnn_prob_<class>`` (the classifier alone) with a fused bundle. Text cells of
@@ -102,16 +105,28 @@ def write_slice_files(image: np.ndarray, result: SliceResult, out_dir: Path, pre
         )
 
 
+def view_affine(scan: Scan) -> np.ndarray:
+    """4×4 RAS affine of a non-NIfTI volume laid out column × row × slice: the view's columns run
+    to the patient's left, rows to posterior, slices upward (unknown spacings are 1 mm)."""
+    row, col = scan.spacing or (1.0, 1.0)
+    return np.diag([-float(col), -float(row), float(scan.slice_spacing or 1.0), 1.0])
+
+
 def write_nifti_mask(scan: Scan, masks: np.ndarray, path: Path) -> str:
-    """Save N×H×W masks as a uint8 NIfTI with the input's shape, affine and header."""
+    """Save N×H×W masks as a uint8 NIfTI: in the input's shape, affine and header for NIfTI input,
+    else in the voxel order and affine of :func:`view_affine`."""
     import nibabel as nib
 
-    if scan.nifti is None:
-        raise ValueError(f"{scan.source} is not a NIfTI input")
-    affine, header, shape = scan.nifti
-    volume = view_to_nifti(masks.astype(np.uint8), affine).reshape(shape)
-    header = header.copy()
-    header.set_data_dtype(np.uint8)
+    if scan.nifti is not None:
+        affine, header, shape = scan.nifti
+        volume = view_to_nifti(masks.astype(np.uint8), affine).reshape(shape)
+        header = header.copy()
+        header.set_data_dtype(np.uint8)
+    else:
+        affine = view_affine(scan)
+        volume = view_to_nifti(masks.astype(np.uint8), affine)
+        header = nib.Nifti1Header()
+        header.set_data_dtype(np.uint8)
     img = nib.Nifti1Image(volume, affine, header)
     img.header.set_slope_inter(1, 0)
     data = gzip.compress(img.to_bytes())
@@ -135,11 +150,10 @@ def write_input_files(scan: Scan, result: AnalysisResult, out_dir: Path) -> None
         for s in result.slices:
             if s.tumour:
                 write_slice_files(scan.slices[s.index], s, out_dir, f"{name}_s{s.index:03d}")
-        if scan.nifti is not None:
-            masks = np.stack(
-                [s.mask if s.mask is not None else np.zeros(scan.shape, np.uint8) for s in result.slices]
-            )
-            result.outputs["mask_nifti"] = write_nifti_mask(scan, masks, out_dir / f"{name}_mask.nii.gz")
+        masks = np.stack(
+            [s.mask if s.mask is not None else np.zeros(scan.shape, np.uint8) for s in result.slices]
+        )
+        result.outputs["mask_nifti"] = write_nifti_mask(scan, masks, out_dir / f"{name}_mask.nii.gz")
     json_path = out_dir / f"{name}.json"
     result.outputs["json"] = str(json_path)
     atomic_write_json(json_path, result.to_dict())

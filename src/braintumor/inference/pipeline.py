@@ -3,8 +3,11 @@
 Slices from any number of inputs are processed together: each network sees one batched call
 holding every flipped TTA copy. Per slice:
 
-1. tumour probability = mean over flips of sigmoid(segmenter); mask = mean > 0.5, mapped back to
-   the slice's own size (undoing pad + resize), then largest component + fill holes (if enabled);
+1. tumour probability = mean over flips of sigmoid(segmenter); mask = mean > ``threshold``, mapped
+   back to the slice's own size (undoing pad + resize), then post-processed as the run was scored
+   (:func:`~braintumor.evaluation.postprocess.postprocess_masks`): per slice, or, with
+   ``postprocess_scope="patient"``, over the whole volume (largest 3D component), in which case
+   :meth:`SliceEngine.run_volume` segments every slice of the volume before step 2;
 2. tumour present = mask area >= ``min_area_px`` and, with a gate, P(no tumour) < ``gate_threshold``;
 3. the ROI (mask box widened by the bundle's expansion) is cropped from the natively normalised
    slice with :func:`braintumor.data.roi.crop_roi`, as the training cache cropped, and classified;
@@ -25,6 +28,7 @@ warning per engine.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -34,7 +38,7 @@ import torch
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
 from braintumor.data.roi import coord_channels, crop_roi, foreground_box
 from braintumor.errors import ConfigError, DataError
-from braintumor.evaluation.postprocess import postprocess
+from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.inference.backends import Backend
 from braintumor.inference.bundle import Bundle
 from braintumor.inference.bundle_checks import no_tumour_class
@@ -52,8 +56,11 @@ class AnalysisSettings:
 
     min_area_px: int = 10
     gate_threshold: float = 0.5
+    threshold: float = 0.5
     largest_component: bool = True
     fill_holes: bool = True
+    component_fraction: float = 1.0
+    postprocess_scope: str = "slice"
     tta_flips: tuple[str, ...] = ("none", "h")
     batch_size: int = 16
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -65,6 +72,12 @@ class AnalysisSettings:
             raise ConfigError(f"min_area_px={self.min_area_px}; expected >= 0 pixels")
         if not 0 < self.gate_threshold <= 1:
             raise ConfigError(f"gate_threshold={self.gate_threshold}; expected a probability in (0, 1]")
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold={self.threshold}; expected a tumour probability in (0, 1)")
+        if not 0 <= self.component_fraction <= 1:
+            raise ConfigError(f"component_fraction={self.component_fraction}; expected a fraction in [0, 1]")
+        if self.postprocess_scope not in ("slice", "patient"):
+            raise ConfigError(f"postprocess_scope={self.postprocess_scope!r}; expected 'slice' or 'patient'")
         if not self.tta_flips or any(f not in FLIPS for f in self.tta_flips):
             raise ConfigError(f"tta_flips={self.tta_flips}; expected names from {tuple(FLIPS)}")
         if self.batch_size < 1 or self.max_pixels < 1 or self.max_slices < 1:
@@ -94,6 +107,16 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     rows, cols = box
     return rows.start, rows.stop, cols.start, cols.stop
+
+
+@dataclass
+class Segmented:
+    """The segmenter's output for one non-blank slice: H×W uint8 mask (at the slice's own size),
+    flip variance over it, and the gate's class probabilities (None without a gate)."""
+
+    mask: np.ndarray
+    variance: float | None
+    gate: np.ndarray | None
 
 
 class SliceEngine:
@@ -138,42 +161,100 @@ class SliceEngine:
         return tta_probabilities(run, x, task, self.settings.tta_flips, coords)
 
     def run(self, items: list[tuple[PreparedScan, int]], gradcam: bool = False) -> list[SliceResult]:
-        """Analyse the slices; blank slices come back as ``skipped`` without touching a network."""
-        results = [SliceResult(i) for _, i in items]
+        """Analyse the slices, each post-processed on its own (2D); blank slices come back as
+        ``skipped`` without touching a network."""
+        segmented = self.segment(items)
+        s = self.settings
+        for seg in segmented:
+            if seg is not None:
+                seg.mask = postprocess_masks(
+                    [seg.mask], [""], [0.0], s.largest_component, s.fill_holes, s.component_fraction
+                )[0].astype(np.uint8)
+        return self.decide(items, segmented, gradcam)
+
+    def run_volume(
+        self, prepared: PreparedScan, gradcam: bool = False, between: Callable[[], None] | None = None
+    ) -> list[SliceResult]:
+        """Analyse every slice of one volume, its masks post-processed over the whole volume as the
+        settings say (``postprocess_scope``): segment all slices (in batches), post-process the
+        stacked masks, then gate and classify. ``between`` is called before each batch (a
+        cancellation check)."""
+        items = [(prepared, i) for i in range(len(prepared.blank))]
+        step = self.settings.batch_size
+        segmented: list[Segmented | None] = []
+        for start in range(0, len(items), step):
+            if between is not None:
+                between()
+            segmented += self.segment(items[start : start + step])
+        live = [j for j, seg in enumerate(segmented) if seg is not None]
+        if live:
+            s = self.settings
+            masks = postprocess_masks(
+                [segmented[j].mask for j in live],  # type: ignore[union-attr]
+                ["volume"] * len(live),
+                [float(j) for j in live],
+                s.largest_component,
+                s.fill_holes,
+                s.component_fraction,
+                s.postprocess_scope,
+            )
+            for j, mask in zip(live, masks, strict=True):
+                segmented[j].mask = mask.astype(np.uint8)  # type: ignore[union-attr]
+        results: list[SliceResult] = []
+        for start in range(0, len(items), step):
+            if between is not None:
+                between()
+            part = slice(start, start + step)
+            results += self.decide(items[part], segmented[part], gradcam)
+        return results
+
+    def segment(self, items: list[tuple[PreparedScan, int]]) -> list[Segmented | None]:
+        """The segmenter's (and gate's) output for each slice, None for blank slices; masks are
+        thresholded at the slice's own size, not yet post-processed."""
+        out: list[Segmented | None] = [None] * len(items)
         live = [k for k, (p, i) in enumerate(items) if not p.blank[i]]
-        for k in set(range(len(items))) - set(live):
-            results[k].skipped = "blank slice"
-            results[k].label = self.bundle.no_tumour_class
-            results[k].area_mm2 = 0.0 if items[k][0].scan.spacing else None
         if not live:
-            return results
+            return out
         seg_x = np.stack([items[k][0].seg[items[k][1]] for k in live])
         seg_probs = self._probs("seg", seg_x, "segment")
         mean = seg_probs.mean(axis=0)
-        seg_var = mask_variance(seg_probs, mean > 0.5)
+        seg_var = mask_variance(seg_probs, mean > self.settings.threshold)
         gate_probs = self._gate(items, live)
-        positives: list[tuple[int, np.ndarray]] = []
         for j, k in enumerate(live):
-            prepared = items[k][0]
-            mask = self._mask(mean[j], prepared.scan.shape)
-            res = results[k]
-            p_no = 0.0
-            if gate_probs is not None and self.bundle.gate is not None and self.gate_no is not None:
-                res.gate_probabilities = dict(
-                    zip(self.bundle.gate.classes, gate_probs[j].tolist(), strict=True)
-                )
-                p_no = float(gate_probs[j][self.gate_no])
+            mask = mask_to_original(
+                torch.from_numpy(_logit(mean[j])), items[k][0].scan.shape, self.settings.threshold
+            )
+            gate = gate_probs[j] if gate_probs is not None else None
+            out[k] = Segmented(mask, seg_var[j], gate)
+        return out
+
+    def decide(
+        self, items: list[tuple[PreparedScan, int]], segmented: list[Segmented | None], gradcam: bool = False
+    ) -> list[SliceResult]:
+        """Tumour or not (mask area, gate), then the tumour slices' classes (see the module notes)."""
+        results = [SliceResult(i) for _, i in items]
+        positives: list[tuple[int, np.ndarray]] = []
+        for k, seg in enumerate(segmented):
+            prepared, res = items[k][0], results[k]
+            spacing = prepared.scan.spacing
+            if seg is None:
+                res.skipped, res.label = "blank slice", self.bundle.no_tumour_class
+                res.area_mm2 = 0.0 if spacing else None
+                continue
+            mask, p_no = seg.mask, 0.0
+            if seg.gate is not None and self.bundle.gate is not None and self.gate_no is not None:
+                res.gate_probabilities = dict(zip(self.bundle.gate.classes, seg.gate.tolist(), strict=True))
+                p_no = float(seg.gate[self.gate_no])
             area = int(mask.sum())
             if area >= max(self.settings.min_area_px, 1) and p_no < self.settings.gate_threshold:
                 res.tumour, res.area_px, res.bbox, res.mask = True, area, _bbox(mask), mask
-                res.uncertainty.segmentation = seg_var[j]
+                res.uncertainty.segmentation = seg.variance
                 if not self.bundle.has_classifier:
                     res.label = TUMOUR_LABEL
                 positives.append((k, mask))
             else:
                 res.mask = np.zeros_like(mask)
                 res.label, res.probabilities = self.bundle.no_tumour_class, dict(res.gate_probabilities)
-            spacing = prepared.scan.spacing
             res.area_mm2 = res.area_px * spacing[0] * spacing[1] if spacing else None
         if positives and self.bundle.has_classifier:
             self._classify(items, results, positives, gradcam)
@@ -187,12 +268,6 @@ class SliceEngine:
             return None
         gate_x = np.stack([g[i] for g, i in ((items[k][0].gate, items[k][1]) for k in live) if g is not None])
         return self._probs("gate", gate_x, "classify").mean(axis=0)
-
-    def _mask(self, prob: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """S×S mean tumour probability -> post-processed H×W uint8 {0,1} mask."""
-        mask = mask_to_original(torch.from_numpy(_logit(prob)), shape)
-        s = self.settings
-        return postprocess(mask, largest=s.largest_component, fill=s.fill_holes).astype(np.uint8)
 
     def _classify(
         self,

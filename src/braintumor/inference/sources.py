@@ -1,15 +1,20 @@
 """Analysis inputs: expand files and folders, decode each into a :class:`Scan`, sanity-check it.
 
 An input is one 2D image (png/jpg/tif/figshare ``.mat``/single DICOM file) or one volume (a NIfTI
-file, or the DICOM files of one series). A folder contributes every supported file in it
-(recursively; hidden files, other suffixes, ``*_mask.*`` ground-truth masks, as in the LGG and
-phantom layouts, and the files of earlier analyses (see :mod:`~braintumor.inference.out_folder`)
-are skipped) with DICOM files grouped per series. Each input gets an output-file stem: its file
+file, the DICOM files of one series, or a patient folder of numbered slices). A folder contributes
+every supported file in it (recursively; hidden files, other suffixes, ``*_mask.*`` ground-truth
+masks, as in the LGG and phantom layouts, and the files of earlier analyses (see
+:mod:`~braintumor.inference.out_folder`) are skipped) with DICOM files grouped per series. A folder
+whose images are the numbered slices of one patient, ``<prefix>_1`` to ``<prefix>_N`` with one
+prefix and suffix and no gap (the LGG layout ``TCGA_CS_4941_19990117/TCGA_CS_4941_19990117_7.tif``),
+is one volume in slice-number order, normalised and post-processed as one patient, as in training
+(``slices_as_volumes=False`` keeps them separate images). Each input gets an output-file stem: its file
 name, made safe (:func:`~braintumor.io_utils.safe_stem`) and unique in the batch.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -38,6 +43,7 @@ class InputItem:
     files: tuple[Path, ...]
     dicom: bool = False
     name: str = ""
+    slice_series: bool = False
 
 
 @dataclass
@@ -85,20 +91,22 @@ def stem(path: Path) -> str:
     return name[: -len(".nii.gz")] if name.lower().endswith(".nii.gz") else path.stem
 
 
-def expand_inputs(paths: list[str | Path]) -> list[InputItem]:
+def expand_inputs(paths: list[str | Path], slices_as_volumes: bool = True) -> list[InputItem]:
     """Files stay as given (errors surface when read); folders expand to their supported files."""
-    return collect_inputs(paths).items
+    return collect_inputs(paths, slices_as_volumes).items
 
 
-def collect_inputs(paths: list[str | Path]) -> Inputs:
-    """:func:`expand_inputs`, with unique output stems and the skipped files of earlier analyses."""
+def collect_inputs(paths: list[str | Path], slices_as_volumes: bool = True) -> Inputs:
+    """:func:`expand_inputs`, with unique output stems and the skipped files of earlier analyses;
+    ``slices_as_volumes`` makes each folder of one patient's numbered slices one volume."""
     items: list[InputItem] = []
     skipped: list[Path] = []
     is_output = output_filter()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            items.extend(_folder_items(path, is_output, skipped))
+            found = _folder_items(path, is_output, skipped)
+            items.extend(slice_volumes(found) if slices_as_volumes else found)
         else:
             items.append(InputItem(str(path), (path,), path.is_file() and is_dicom(path)))
     taken: set[str] = set()
@@ -131,17 +139,56 @@ def _folder_items(folder: Path, is_output: Callable[[Path], bool], skipped: list
     return items
 
 
+_NUMBERED = re.compile(r"^(?P<prefix>.+)_(?P<number>[1-9][0-9]*)$")
+_SLICE_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if s not in (MAT_SUFFIX, *NIFTI_SUFFIXES))
+
+
+def slice_series_number(file: Path) -> tuple[str, int] | None:
+    """(prefix, slice number) of a ``<prefix>_<N>.<image suffix>`` file (N without leading zeros)."""
+    if not file.name.lower().endswith(_SLICE_SUFFIXES):
+        return None
+    match = _NUMBERED.match(stem(file))
+    return (match["prefix"], int(match["number"])) if match else None
+
+
+def slice_volumes(items: list[InputItem]) -> list[InputItem]:
+    """Merge the single-image items of each folder that holds exactly one patient's numbered slices
+    (one prefix, one suffix, numbers 1..N with no gap, N >= 2) into one volume item."""
+    by_folder: dict[Path, list[int]] = defaultdict(list)
+    for k, item in enumerate(items):
+        if not item.dicom and len(item.files) == 1:
+            by_folder[item.files[0].parent].append(k)
+    merged: dict[int, InputItem] = {}
+    dropped: set[int] = set()
+    for folder, members in by_folder.items():
+        files = [items[k].files[0] for k in members]
+        numbered = [slice_series_number(f) for f in files]
+        if len(files) < 2 or any(n is None for n in numbered):
+            continue
+        prefixes = {n[0] for n in numbered if n is not None}
+        suffixes = {f.suffix.lower() for f in files}
+        numbers = sorted(n[1] for n in numbered if n is not None)
+        if len(prefixes) != 1 or len(suffixes) != 1 or numbers != list(range(1, len(files) + 1)):
+            continue
+        ordered = tuple(sorted(files, key=lambda f: slice_series_number(f) or ("", 0)))
+        merged[members[0]] = InputItem(str(folder), ordered, slice_series=True)
+        dropped.update(members[1:])
+    return [merged.get(k, item) for k, item in enumerate(items) if k not in dropped]
+
+
 def _supported(file: Path) -> bool:
     """A non-DICOM file a folder contributes: a supported suffix, not a ``*_mask.*`` mask."""
     return file.name.lower().endswith(FOLDER_SUFFIXES) and not stem(file).endswith("_mask")
 
 
 def _raw_name(item: InputItem) -> str:
-    """The file stem; for a DICOM series its folder (plus the first file when the folder holds
-    several series); a folder's own name when it holds nothing."""
+    """The file stem; for a slice series its folder; for a DICOM series its folder (plus the first
+    file when the folder holds several series); a folder's own name when it holds nothing."""
     if not item.files:
         return Path(item.source).name
     first = item.files[0]
+    if item.slice_series:
+        return first.parent.name
     if not (item.dicom and len(item.files) > 1):
         return stem(first)
     if Path(item.source) != first.parent:
@@ -170,15 +217,35 @@ def read_scan(
         raise DataError(first, "file not found")
     if item.dicom:
         stack = read_dicom(list(item.files), max_pixels, max_slices)
+    elif item.slice_series:
+        stack = _read_slice_series(item, max_pixels, max_slices)
     elif is_nifti(first):
         stack = read_nifti(first, max_pixels, max_slices, max_voxels)
     else:
         stack = Stack(read_image(first, max_pixels)[None])
     name = item.name or safe_stem(_raw_name(item))
-    kind = "volume" if (item.dicom and len(item.files) > 1) or stack.nifti is not None else "image"
+    volume = (item.dicom and len(item.files) > 1) or stack.nifti is not None or item.slice_series
+    kind = "volume" if volume else "image"
     scan = Scan(item.source, name, kind, stack.slices, stack.spacing, stack.slice_spacing, stack.nifti)
     check_scan(scan)
     return scan
+
+
+def _read_slice_series(item: InputItem, max_pixels: int, max_slices: int) -> Stack:
+    """The numbered slices of one patient folder stacked in slice order (one size and channel count)."""
+    if len(item.files) > max_slices:
+        raise DataError(item.source, f"holds {len(item.files)} slices; the limit is {max_slices}")
+    slices = [read_image(f, max_pixels) for f in item.files]
+    first = slices[0]
+    for file, s in zip(item.files, slices, strict=True):
+        if s.shape != first.shape:
+            raise DataError(
+                file,
+                f"slice of shape {s.shape} in a volume of {item.files[0].name}'s shape {first.shape}; "
+                "the numbered slices of a patient folder must share one size "
+                "(analyse them as separate images with --slices-as-images)",
+            )
+    return Stack(np.stack(slices))
 
 
 def scan_from_array(

@@ -21,8 +21,7 @@ from braintumor.evaluation import (
     ClassificationAccumulator,
     SegmentationAccumulator,
     label_map,
-    postprocess,
-    postprocess_by_patient,
+    postprocess_masks,
 )
 from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
 from braintumor.runtime.forward import autocast, logit_of
@@ -82,13 +81,10 @@ def postprocessed(
     preds: list[np.ndarray], patients: list[str], keys: list[float], options: EvalConfig
 ) -> list[np.ndarray]:
     """Apply the configured post-processing per slice or per patient volume."""
-    largest, fill = options.largest_component, options.fill_holes
-    if not (largest or fill):
-        return preds
-    fraction = options.component_fraction
-    if options.postprocess_scope == "patient":
-        return postprocess_by_patient(preds, patients, keys, largest, fill, fraction)
-    return [postprocess(p, largest, fill, fraction) for p in preds]
+    return postprocess_masks(
+        preds, patients, keys, options.largest_component, options.fill_holes,
+        options.component_fraction, options.postprocess_scope,
+    )  # fmt: skip
 
 
 def is_volumetric(index: SampleIndex) -> bool:
