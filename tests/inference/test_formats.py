@@ -203,3 +203,57 @@ def test_dicom_monochrome1_inverts_every_slice_alike(trained: Trained, tmp_path:
     assert len({int(s.max()) for s in images}) == 3
     for k in range(3):  # mirrored within the 16-bit stored range, not about each slice's own maximum
         assert np.array_equal(scan.slices[k], 65535 - images[k].astype(np.int64))
+
+
+def _patient_folder(trained: Trained, folder: Path, names: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    for name, path in zip(names, trained.images(len(names)), strict=True):
+        Image.open(path).save(folder / name)
+    return folder
+
+
+def test_patient_folder_of_numbered_slices_is_one_volume(
+    trained: Trained, analyzer: Analyzer, tmp_path: Path
+) -> None:
+    names = [f"TCGA_CS_1_{k}.png" for k in (1, 2, 10, 3, 4, 5, 6, 7, 8, 9)]  # slice-number order, not text
+    folder = _patient_folder(trained, tmp_path / "TCGA_CS_1", names)
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / "TCGA_CS_1_1_mask.png")  # truth: skipped
+    (item,) = expand_inputs([folder])
+    assert item.slice_series and [f.name for f in item.files] == [f"TCGA_CS_1_{k}.png" for k in range(1, 11)]
+    scan = read_scan(item)
+    assert scan.kind == "volume" and scan.slices.shape == (10, 32, 32) and scan.name == "TCGA_CS_1"
+    result = analyzer.analyze_files([folder], tmp_path / "out")[0]
+    assert result.ok and result.kind == "volume" and len(result.slices) == 10
+    mask = nib.load(result.outputs["mask_nifti"])  # column × row × slice, read back in the same view
+    from braintumor.inference.volumes import nifti_to_view
+
+    view = nifti_to_view(np.asarray(mask.dataobj), mask.affine)
+    assert [int(v.sum()) for v in view] == [s.area_px for s in result.slices]
+    separate = expand_inputs([folder], slices_as_volumes=False)
+    assert len(separate) == 10 and not any(i.slice_series for i in separate)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["Te-gl_0010.jpg", "Te-gl_0011.jpg"],  # Kaggle: zero-padded numbers are file ids, not slices
+        ["P_1.png", "P_2.png", "P_4.png"],  # a gap
+        ["P_1.png", "Q_2.png"],  # two prefixes (several patients in one folder)
+        ["P_1.png", "P_2.jpg"],  # two formats
+        ["P_1.png"],  # one slice
+    ],
+)
+def test_other_folders_stay_separate_images(trained: Trained, tmp_path: Path, names: list[str]) -> None:
+    folder = _patient_folder(trained, tmp_path / "f", names)
+    items = expand_inputs([folder])
+    assert len(items) == len(names) and not any(i.slice_series for i in items)
+
+
+def test_patient_folder_slices_of_different_sizes_are_refused(trained: Trained, tmp_path: Path) -> None:
+    from braintumor.errors import DataError
+
+    folder = _patient_folder(trained, tmp_path / "P", ["P_1.png", "P_2.png"])
+    Image.open(folder / "P_2.png").resize((40, 40)).save(folder / "P_2.png")
+    (item,) = expand_inputs([folder])
+    with pytest.raises(DataError, match=r"P_2\.png.*--slices-as-images"):
+        read_scan(item)

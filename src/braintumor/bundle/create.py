@@ -2,11 +2,13 @@
 
 ``create_bundle`` copies each run's ``best.safetensors`` + ``best.json`` (optionally as float16),
 writes ``bundle.json`` and ``manifest.json``, and refuses models that cannot work together
-(see :mod:`braintumor.inference.bundle_checks`). Without a classifier the bundle only segments
-(``classes`` [], ``expansion`` null; see :mod:`braintumor.inference.bundle`). With ``fuse_forest``
-a region-feature random forest is fitted on the classifier run's training patients (train + val of
-its fold, as :mod:`braintumor.training.region_forest`) and stored beside it. The folder is built
-beside ``out`` and renamed into place (or zipped), so a failed creation leaves nothing half-written.
+(see :mod:`braintumor.inference.bundle_checks`); :func:`from_run` builds the same bundle in
+memory, so a run can be scored through exactly the code that analyses with its bundle. Without a
+classifier the bundle only segments (``classes`` [], ``expansion`` null; see
+:mod:`braintumor.inference.bundle`). With ``fuse_forest`` a region-feature random forest is fitted
+on the classifier run's training patients (train + val of its fold, as
+:mod:`braintumor.training.region_forest`) and stored beside it. The folder is built beside ``out``
+and renamed into place (or zipped), so a failed creation leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,8 @@ from braintumor.inference.bundle import (
     FULL_FORMAT_VERSION,
     FUSION_FORMAT_VERSION,
     SEGMENT_ONLY_FORMAT_VERSION,
+    Bundle,
+    BundleModel,
     build_from_meta,
 )
 from braintumor.inference.bundle_checks import check_compatible, check_meta
@@ -148,6 +153,102 @@ def _write_forest(forest: RegionForest, folder: Path) -> None:
     (folder / FOREST_META).write_text(json_text(meta, indent=2) + "\n")
 
 
+def run_analysis(seg_weights: Path) -> dict[str, Any]:
+    """The bundle's ``analysis`` defaults: how the segmentation run was scored (its ``eval``
+    settings: threshold, post-processing and its scope, flip TTA), so that analysing with the
+    bundle reproduces the run's evaluation."""
+    from braintumor.config import EvalConfig, load_config
+
+    config = seg_weights.resolve().parent.parent / "config.yaml"
+    ev = load_config(config).eval if config.is_file() else EvalConfig()
+    return {
+        **DEFAULT_ANALYSIS,
+        "threshold": ev.threshold,
+        "largest_component": ev.largest_component,
+        "fill_holes": ev.fill_holes,
+        "component_fraction": ev.component_fraction,
+        "postprocess_scope": ev.postprocess_scope,
+        "tta_flips": ["none", "h"] if ev.tta else ["none"],
+    }
+
+
+@dataclass
+class Assembled:
+    """What a bundle is made of, before it is written: its ``bundle.json``, each role's weights
+    file and metadata, and the fitted forest of a fused bundle."""
+
+    info: dict[str, Any]
+    weights: dict[str, Path]
+    metas: dict[str, dict[str, Any]]
+    forest: RegionForest | None
+
+
+def assemble(
+    seg: str | Path,
+    cls: str | Path | None = None,
+    gate: str | Path | None = None,
+    name: str = "",
+    version: str = "1",
+    fp16: bool = False,
+    command: str | None = None,
+    data: str = "",
+    fuse_forest: bool = False,
+    fuse_weight: float = 0.5,
+    forest_trees: int = 300,
+) -> Assembled:
+    """Check the runs and compose the bundle's record (see :func:`create_bundle` for the arguments)."""
+    given = {"seg": seg, "cls": cls, "gate": gate}
+    runs = {role: path for role, path in given.items() if path is not None}
+    sources = {role: resolve_run(path) for role, path in runs.items()}
+    metas = {role: _read_json(w.with_suffix(".json")) for role, (w, _) in sources.items()}
+    for role, meta in metas.items():
+        check_meta(meta, str(sources[role][0].with_suffix(".json")))
+    cls_meta = metas.get("cls")
+    check_compatible(metas["seg"], cls_meta, metas.get("gate"), {r: str(p) for r, p in runs.items()})
+    forest, fusion = None, None
+    if fuse_forest:
+        if cls_meta is None:
+            raise BundleError(
+                "--fuse-forest fuses a forest with the ROI classifier, and this bundle has none; "
+                "pass --cls RUN or leave out --fuse-forest"
+            )
+        forest, fusion = fit_fusion(sources["cls"][0], list(cls_meta["classes"]), fuse_weight, forest_trees)
+    version_written = FULL_FORMAT_VERSION if cls_meta else SEGMENT_ONLY_FORMAT_VERSION
+    info = {
+        "format": BUNDLE_FORMAT,
+        "format_version": FUSION_FORMAT_VERSION if fusion else version_written,
+        "name": name,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        "expansion": float(cls_meta["preprocessing"]["roi_expansion"]) if cls_meta else None,
+        "classes": cls_meta["classes"] if cls_meta else [],
+        "dtype": "float16" if fp16 else "float32",
+        "models": {r: _model_entry(metas[r], sources[r][1], Path(runs[r])) for r in metas},
+        "training_command": command,
+        "data": data,
+        "analysis": run_analysis(sources["seg"][0]),
+        **({"fusion": fusion} if fusion else {}),
+    }
+    return Assembled(info, {r: w for r, (w, _) in sources.items()}, metas, forest)
+
+
+def from_run(
+    seg: str | Path, cls: str | Path | None = None, gate: str | Path | None = None, **options: Any
+) -> Bundle:
+    """The bundle :func:`create_bundle` would write from these runs (float32), built in memory:
+    scoring a run through it is scoring what ships."""
+    from safetensors.torch import load_file
+
+    parts = assemble(seg, cls, gate, name=options.pop("name", "") or Path(seg).name, **options)
+    bundle = Bundle(Path(seg), parts.info, forest=parts.forest)
+    for role, weights in parts.weights.items():
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+        net = build_from_meta(parts.metas[role], state, str(weights))
+        bundle.models[role] = BundleModel(role, parts.metas[role], net, str(weights))
+    return bundle
+
+
 def create_bundle(
     seg: str | Path,
     cls: str | Path | None,
@@ -179,6 +280,8 @@ def create_bundle(
             it with the classifier at analysis (needs ``cls``); ``fuse_weight`` is the
             classifier's share of the averaged probabilities, ``forest_trees`` the forest's size.
 
+    The ``analysis`` defaults are the segmentation run's evaluation settings (:func:`run_analysis`).
+
     Returns:
         The written folder or zip.
 
@@ -192,47 +295,27 @@ def create_bundle(
     target = out.with_name(f"{stem_name}.zip") if zip_output else out
     if target.exists() and not overwrite:
         raise BundleError(f"{target}: already exists; choose another --out or pass --overwrite")
-    given = {"seg": seg, "cls": cls, "gate": gate}
-    runs = {role: path for role, path in given.items() if path is not None}
-    sources = {role: resolve_run(path) for role, path in runs.items()}
-    metas = {role: _read_json(w.with_suffix(".json")) for role, (w, _) in sources.items()}
-    for role, meta in metas.items():
-        check_meta(meta, str(sources[role][0].with_suffix(".json")))
-    cls_meta = metas.get("cls")
-    check_compatible(metas["seg"], cls_meta, metas.get("gate"), {r: str(p) for r, p in runs.items()})
-    forest, fusion = None, None
-    if fuse_forest:
-        if cls_meta is None:
-            raise BundleError(
-                "--fuse-forest fuses a forest with the ROI classifier, and this bundle has none; "
-                "pass --cls RUN or leave out --fuse-forest"
-            )
-        forest, fusion = fit_fusion(sources["cls"][0], list(cls_meta["classes"]), fuse_weight, forest_trees)
-    version_written = FULL_FORMAT_VERSION if cls_meta else SEGMENT_ONLY_FORMAT_VERSION
-    info = {
-        "format": BUNDLE_FORMAT,
-        "format_version": FUSION_FORMAT_VERSION if fusion else version_written,
-        "name": name or stem_name,
-        "version": version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "package_version": __version__,
-        "expansion": float(cls_meta["preprocessing"]["roi_expansion"]) if cls_meta else None,
-        "classes": cls_meta["classes"] if cls_meta else [],
-        "dtype": "float16" if fp16 else "float32",
-        "models": {r: _model_entry(metas[r], sources[r][1], Path(runs[r])) for r in metas},
-        "training_command": command,
-        "data": data,
-        "analysis": DEFAULT_ANALYSIS,
-        **({"fusion": fusion} if fusion else {}),
-    }
+    parts = assemble(
+        seg,
+        cls,
+        gate,
+        name or stem_name,
+        version,
+        fp16,
+        command,
+        data,
+        fuse_forest,
+        fuse_weight,
+        forest_trees,
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        for role, (weights, _) in sources.items():
-            _copy_weights(weights, metas[role], tmp / role, fp16)
-        if forest is not None:
-            _write_forest(forest, tmp)
-        atomic_write_json(tmp / "bundle.json", info)
+        for role, weights in parts.weights.items():
+            _copy_weights(weights, parts.metas[role], tmp / role, fp16)
+        if parts.forest is not None:
+            _write_forest(parts.forest, tmp)
+        atomic_write_json(tmp / "bundle.json", parts.info)
         write_manifest(tmp)
         _publish(tmp, target, zip_output)
     finally:

@@ -157,6 +157,14 @@ def evaluate(
             "the held-out patients.",
         ),
     ] = None,
+    as_shipped: Annotated[
+        bool,
+        typer.Option(
+            "--as-shipped",
+            help="Score a segmentation run through the bundle made from it, exactly as `braintumor "
+            "analyze` runs it on the patients' files (results in <out>/shipped/).",
+        ),
+    ] = False,
     overrides: SetOpt = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -167,6 +175,18 @@ def evaluate(
     from braintumor.training.evaluate import evaluate_run
 
     def go() -> None:
+        if as_shipped:
+            from braintumor.errors import ConfigError
+            from braintumor.experiments.shipped import evaluate_as_shipped
+
+            if tune or ensemble or overrides or tta is not None or postprocess is not None or scope:
+                raise ConfigError(
+                    "--as-shipped scores the bundle as the run's eval settings define it; retrain or "
+                    "evaluate without --as-shipped to try other settings"
+                )
+            metrics = evaluate_as_shipped(run_dir, data, out_dir)
+            emit_json(metrics) if json_out else out.print(_headline(metrics))
+            return
         extra = list(overrides or [])
         if tta is not None:  # --no-tta must turn off a run's own TTA, not fall back to it
             extra.append(f"eval.tta={str(tta).lower()}")

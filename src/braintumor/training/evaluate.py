@@ -239,6 +239,46 @@ def _plain(v: Any) -> Any:
     return float(v) if isinstance(v, np.floating | float) else int(v) if isinstance(v, np.integer) else v
 
 
+@dataclass
+class HeldOut:
+    """What an evaluation scores: the fold's test patients on the run's own data, or on other data
+    every patient (or image) the run never trained on nor chose its checkpoint with, less the
+    copies of its training images (``copies``: the dropped ones)."""
+
+    splits: Splits
+    fold: int
+    part: dict[str, list[str]]
+    column: str
+    scored: set[str]
+    copies: list[dict[str, Any]]
+    own_data: bool
+
+
+def held_out_groups(run_dir: Path, cfg: ExperimentConfig, trained_on: Any, index: SampleIndex) -> HeldOut:
+    """The groups :func:`evaluate_run` scores (see :class:`HeldOut`); ``trained_on`` is the run's
+    own data config.
+
+    Raises:
+        SplitLeakageError: every group of ``index`` trained the run or chose its checkpoint.
+    """
+    splits = Splits.load(run_dir / "splits.json")
+    column = "patient_id" if splits.unit == "patient" else "sample_id"
+    groups = set(index.frame[column].astype(str))
+    own_data = groups == set(splits.groups())
+    k = splits.check_fold(cfg.data.fold)
+    part = splits.folds[k]
+    scored = set(part["test"]) if own_data else groups - set(part["train"]) - set(part["val"])
+    copies: list[dict[str, Any]] = []
+    if not own_data and trained_on.path and Path(trained_on.path).exists():
+        scored, copies = _without_copies_of_training(index, column, scored, trained_on.path, part)
+    if not scored:
+        raise SplitLeakageError(
+            f"{cfg.data.path}: every {splits.unit} in it trained {run_dir} or chose its checkpoint; "
+            "nothing is left to evaluate on"
+        )
+    return HeldOut(splits, k, part, column, scored, copies, own_data)
+
+
 def evaluate_run(
     run_dir: str | Path,
     data_path: str | Path | None = None,
@@ -270,27 +310,20 @@ def evaluate_run(
     if data_path is not None:
         cfg = replace(cfg, data=replace(cfg.data, path=str(data_path), exclude_copies_of=""))
     index, store = load_store(cfg.data, run_dir)
-    splits = Splits.load(run_dir / "splits.json")
-    column = "patient_id" if splits.unit == "patient" else "sample_id"
-    groups = set(index.frame[column].astype(str))
-    own_data = groups == set(splits.groups())
+    held_out = held_out_groups(run_dir, cfg, trained_on, index)
+    splits, k, part, scored, copies, own_data = (
+        held_out.splits,
+        held_out.fold,
+        held_out.part,
+        held_out.scored,
+        held_out.copies,
+        held_out.own_data,
+    )
+    groups = set(index.frame[held_out.column].astype(str))
     with_mask = cfg.train.task == "segment"
     from braintumor.data.transforms import eval_transforms
     from braintumor.training.data import positions
 
-    k = splits.check_fold(cfg.data.fold)
-    part = splits.folds[k]
-    # scored: the fold's test patients, or on other data every patient the run never trained on
-    # nor chose its checkpoint with
-    scored = set(part["test"]) if own_data else groups - set(part["train"]) - set(part["val"])
-    copies: list[dict[str, Any]] = []
-    if not own_data and trained_on.path and Path(trained_on.path).exists():
-        scored, copies = _without_copies_of_training(index, column, scored, trained_on.path, part)
-    if not scored:
-        raise SplitLeakageError(
-            f"{cfg.data.path}: every {splits.unit} in it trained {run_dir} or chose its checkpoint; "
-            "nothing is left to evaluate on"
-        )
     select = positions_for_patients if splits.unit == "patient" else positions_for_samples
     found = select(store, sorted(scored))
     test = CachedDataset(
