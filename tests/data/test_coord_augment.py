@@ -11,7 +11,7 @@ import torch
 from braintumor.data.phantom import make_phantom
 from braintumor.data.roi import crop_roi, orient_coords
 from braintumor.data.transforms import train_transforms
-from braintumor.runtime.tta import predict_tta, tta_probabilities
+from braintumor.runtime.tta import tta_logits, tta_probabilities
 from braintumor.training.modules import ClassificationModule
 
 
@@ -113,10 +113,11 @@ def test_flip_tta_shows_the_model_increasing_coordinates(slice_and_mask) -> None
     tta_probabilities(run, crops, "classify", ("none", "h", "v", "hv"), coord_channels=2)
     assert seen[0].shape == (12, 3, 24, 24) and _increasing(seen[0])
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
+    def forward(x: np.ndarray) -> np.ndarray:
         assert _increasing(x)
-        return torch.zeros(len(x), 3)
+        return np.zeros((len(x), 3), np.float32)
 
-    predict_tta(forward, torch.from_numpy(crops), "classify", ("none", "h", "hv"), coord_channels=2)
+    logits = tta_logits(forward, crops, "classify", ("none", "h", "hv"), coord_channels=2)
+    assert logits.shape == (3, 3) and np.allclose(np.exp(logits), 1 / 3)
     # a flipped view without re-orientation would have failed the check
     assert not _increasing(np.flip(crops, -1))

@@ -22,37 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from braintumor.data.index import SampleIndex
-from braintumor.data.preprocess import normalize_images, resize_square, to_channels_first
+from braintumor.data.preprocess import Preprocessing, normalised, resize_square, to_channels_first
 from braintumor.data.readers import read_image, read_mask
 from braintumor.errors import DataError
 
 CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """Everything that turns a decoded file into a model input; saved with every model.
-
-    ``channels`` counts image channels; ``roi_coords`` appends 2 position channels to each ROI
-    crop (see :func:`braintumor.data.roi.crop_roi`), so the stored images have ``channels`` + 2.
-    """
-
-    image_size: int = 128
-    channels: int = 0
-    normalization: str = "percentile-volume"
-    percentiles: tuple[float, float] = (10.0, 99.0)
-    roi_expansion: float | None = None
-    roi_coords: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "image_size": self.image_size,
-            "channels": self.channels,
-            "normalization": self.normalization,
-            "percentiles": list(self.percentiles),
-            "roi_expansion": self.roi_expansion,
-            "roi_coords": self.roi_coords,
-        }
 
 
 @dataclass
@@ -140,7 +114,7 @@ def _decode_patient(
         images.append(to_channels_first(raw, channels))
         mask_path = frame.at[r, "mask"]
         masks.append(read_mask(mask_path, raw.shape[:2]) if mask_path else None)
-    images = normalize_images(images, prep.normalization, prep.percentiles)
+    images = normalised(images, [prep], volume=True)[0]  # one patient's slices
     out = []
     for r, image, mask in zip(rows, images, masks, strict=True):
         if prep.roi_expansion is not None:

@@ -1,15 +1,96 @@
-"""Intensity normalisation, channel handling and square resizing of 2D slices.
+"""Intensity normalisation, channel handling and square resizing of 2D slices, and the
+:class:`Preprocessing` record that says which apply to a model's input.
 
+:func:`normalised` is the one place a :class:`Preprocessing`'s intensity rule is applied: the
+training cache calls it per patient, analysis per volume or per image (``percentile-volume`` on a
+single image falls back to that image's percentiles, :meth:`Preprocessing.method_for`).
 Arrays here are channel-first: images float32 C×H×W, masks uint8 H×W.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything that turns a decoded file into a model input; saved with every model.
+
+    ``channels`` counts image channels (0: the file's own); ``roi_coords`` appends 2 position
+    channels to each ROI crop (see :func:`braintumor.data.roi.crop_roi`), so the stored images
+    have ``channels`` + 2.
+    """
+
+    image_size: int = 128
+    channels: int = 0
+    normalization: str = "percentile-volume"
+    percentiles: tuple[float, float] = (10.0, 99.0)
+    roi_expansion: float | None = None
+    roi_coords: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "normalization": self.normalization,
+            "percentiles": list(self.percentiles),
+            "roi_expansion": self.roi_expansion,
+            "roi_coords": self.roi_coords,
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Preprocessing:
+        """The record of :meth:`to_dict` (``roi_coords`` absent in records written before it: False).
+
+        Raises:
+            ValueError: a missing or malformed field.
+        """
+        try:
+            low, high = record["percentiles"]
+            expansion = record.get("roi_expansion")
+            return cls(
+                image_size=int(record["image_size"]),
+                channels=int(record["channels"]),
+                normalization=str(record["normalization"]),
+                percentiles=(float(low), float(high)),
+                roi_expansion=None if expansion is None else float(expansion),
+                roi_coords=bool(record.get("roi_coords", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed preprocessing record {dict(record)!r} ({exc!r})") from None
+
+    def method_for(self, volume: bool) -> str:
+        """The normalisation applied to a volume's slices (``volume``) or to one separate image."""
+        if self.normalization == "percentile-volume" and not volume:
+            return "percentile-image"
+        return self.normalization
+
+
+def normalised(
+    images: list[np.ndarray], preps: Sequence[Preprocessing], volume: bool
+) -> list[list[np.ndarray]]:
+    """The C×H×W slices of one volume (``volume``) or separate images, normalised as each of
+    ``preps`` says; preps with the same method share one percentile computation per slice or volume.
+
+    Returns one list of float32 C×H×W slices per prep, in order.
+    """
+    out: list[list[np.ndarray] | None] = [None] * len(preps)
+    by_method: dict[str, list[int]] = {}
+    for k, prep in enumerate(preps):
+        by_method.setdefault(prep.method_for(volume), []).append(k)
+    for method, members in by_method.items():
+        pairs = sorted({preps[k].percentiles for k in members})
+        for pair, result in zip(pairs, normalize_with_percentiles(images, method, pairs), strict=True):
+            for k in members:
+                if preps[k].percentiles == pair:
+                    out[k] = result
+    return [o if o is not None else [] for o in out]
 
 
 def to_channels_first(array: np.ndarray, channels: int = 0) -> np.ndarray:

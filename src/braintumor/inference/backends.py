@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import threading
-from contextlib import nullcontext
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,6 +15,7 @@ from torch import nn
 
 from braintumor.inference.bundle import Bundle
 from braintumor.inference.bundle_store import BundleError
+from braintumor.runtime.forward import torch_logits
 
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -72,13 +72,7 @@ class TorchBackend:
 
     def run(self, role: str, x: np.ndarray) -> np.ndarray:
         """B×C×S×S float32 -> float32 logits of network ``role``."""
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        if self.channels_last:
-            t = t.contiguous(memory_format=torch.channels_last)
-        ctx: Any = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
-        with torch.inference_mode(), ctx:
-            out = self.nets[role](t)
-        return out.float().contiguous().numpy()
+        return torch_logits(self.nets[role], x, self.precision, self.channels_last)
 
 
 class OnnxBackend:

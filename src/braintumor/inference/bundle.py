@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from braintumor.data.preprocess import Preprocessing
 from braintumor.data.roi import coord_channels
 from braintumor.inference.bundle_checks import check_compatible, check_meta, no_tumour_class
 from braintumor.inference.bundle_store import MANIFEST, BundleError, BundleReader
@@ -81,6 +82,11 @@ class BundleModel:
         roi_coords: absent in metadata written before the option, meaning False)."""
         prep: dict[str, Any] = self.meta["preprocessing"]
         return prep
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """:attr:`prep` as the typed record."""
+        return Preprocessing.from_dict(self.prep)
 
     @property
     def in_channels(self) -> int:

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from braintumor.config import EvalConfig, load_config
-from braintumor.data.preprocess import normalize_images, resize_square, to_channels_first
+from braintumor.data.preprocess import Preprocessing, normalised, resize_square, to_channels_first
 from braintumor.data.readers import read_image
 from braintumor.errors import DataError
-from braintumor.evaluation.postprocess import postprocess
+from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.models.network import network_from_weights
-from braintumor.runtime.forward import autocast, logit_of
-from braintumor.runtime.tta import predict_tta
+from braintumor.runtime.forward import logit_of, torch_logits
+from braintumor.runtime.tta import tta_logits
 
 
 @dataclass
@@ -42,13 +40,11 @@ class Prediction:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
-def prepare_image(array: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
-    """Decoded H×W(×C) array -> C×S×S float32 model input, as the cache prepares training data."""
-    method = prep["normalization"]
-    method = "percentile-image" if method == "percentile-volume" else method
-    chw = to_channels_first(array, int(prep["channels"]))
-    chw = normalize_images([chw], method, tuple(prep["percentiles"]))[0]
-    image, _ = resize_square(chw, int(prep["image_size"]))
+def prepare_image(array: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """Decoded H×W(×C) array -> C×S×S float32 model input, as the cache prepares training data
+    (one separate image: ``percentile-volume`` falls back to the image's own percentiles)."""
+    chw = to_channels_first(array, prep.channels)
+    image, _ = resize_square(normalised([chw], [prep], volume=False)[0][0], prep.image_size)
     return image
 
 
@@ -80,26 +76,25 @@ class Predictor:
     ) -> None:
         self.evaluation = evaluation if evaluation is not None else run_evaluation(weights)
         self.net, self.meta = network_from_weights(weights)
-        self.prep = self.meta["preprocessing"]
+        self.prep = Preprocessing.from_dict(self.meta["preprocessing"])
         self.task = self.meta["task"]
         self.precision = precision
-        if self.task == "classify" and self.prep.get("roi_expansion") is not None:
+        if self.task == "classify" and self.prep.roi_expansion is not None:
             raise DataError(
                 weights, "this classifier expects tumour crops; use it through `braintumor analyze`"
             )
 
-    @torch.inference_mode()
     def __call__(self, array: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Model input (C×S×S) and float32 output (mask logits S×S, or class probabilities K)."""
-        x = torch.from_numpy(prepare_image(array, self.prep))
-        net: nn.Module = self.net
+        """Model input (C×S×S) and float32 output (mask logits S×S, or class probabilities K),
+        through the runtime's forward pass and flip TTA (as the run's evaluation says)."""
+        x = prepare_image(array, self.prep)
+        flips = ("none", "h") if self.evaluation.tta else ("none",)
 
-        def forward(batch: torch.Tensor) -> torch.Tensor:
-            with autocast(self.precision):
-                return net(batch.contiguous(memory_format=torch.channels_last)).float()
+        def run(batch: np.ndarray) -> np.ndarray:
+            return torch_logits(self.net, batch, self.precision, channels_last=True)
 
-        out = (predict_tta(forward, x[None], self.task) if self.evaluation.tta else forward(x[None]))[0]
-        return x, (out[0] if self.task == "segment" else out.softmax(0))
+        out = torch.from_numpy(tta_logits(run, x[None], self.task, flips)[0])
+        return torch.from_numpy(x), (out[0] if self.task == "segment" else out.softmax(0))
 
     def predict_file(
         self, path: str | Path, out_dir: Path | None = None, name: str | None = None
@@ -115,8 +110,9 @@ class Predictor:
         if self.task == "segment":
             ev = self.evaluation
             mask = mask_to_original(out, array.shape[:2], ev.threshold)
-            if ev.largest_component or ev.fill_holes:
-                mask = postprocess(mask, ev.largest_component, ev.fill_holes, ev.component_fraction)
+            mask = postprocess_masks(
+                [mask], [""], [0.0], ev.largest_component, ev.fill_holes, ev.component_fraction
+            )[0]
             result.tumour, result.area_px = bool(mask.any()), int(mask.sum())
             if out_dir is not None:
                 result.outputs = write_mask_outputs(name or Path(path).stem, array, mask, out_dir)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from braintumor.data.preprocess import normalize_with_percentiles, pad_to_square, to_channels_first
+from braintumor.data.preprocess import normalised as normalised_slices
+from braintumor.data.preprocess import pad_to_square, to_channels_first
 from braintumor.errors import DataError
 from braintumor.inference.bundle import Bundle, BundleModel
 from braintumor.inference.sources import Scan, blank_slices
@@ -75,18 +76,6 @@ def _channels_first(scan: Scan, model: BundleModel) -> list[np.ndarray]:
         raise DataError(scan.source, f"{exc} for the {model.role} model") from None
 
 
-def _method(scan: Scan, model: BundleModel) -> str:
-    method = str(model.prep["normalization"])
-    if method == "percentile-volume" and scan.kind == "image":
-        return "percentile-image"  # no volume: same percentiles, per image
-    return method
-
-
-def _pair(model: BundleModel) -> tuple[float, float]:
-    low, high = model.prep["percentiles"]
-    return float(low), float(high)
-
-
 def normalised(scan: Scan, model: BundleModel) -> np.ndarray:
     """N×C×H×W float32 slices after the model's channel handling and intensity normalisation."""
     return normalised_all(scan, [model])[model.role]
@@ -94,18 +83,19 @@ def normalised(scan: Scan, model: BundleModel) -> np.ndarray:
 
 def normalised_all(scan: Scan, models: list[BundleModel]) -> dict[str, np.ndarray]:
     """:func:`normalised` for every model (role -> array): models with the same channel handling
-    and method share one conversion and one percentile computation per slice or volume."""
-    groups: dict[tuple[int, int, str], list[BundleModel]] = {}
+    share one conversion, and one percentile computation per slice or volume
+    (:func:`~braintumor.data.preprocess.normalised`)."""
+    groups: dict[tuple[int, int], list[BundleModel]] = {}
     for model in models:
-        key = (int(model.prep["channels"]), model.image_channels, _method(scan, model))
-        groups.setdefault(key, []).append(model)
+        groups.setdefault((int(model.prep["channels"]), model.image_channels), []).append(model)
     out: dict[str, np.ndarray] = {}
-    for (_, _, method), members in groups.items():
-        pairs = sorted({_pair(m) for m in members})
-        images = normalize_with_percentiles(_channels_first(scan, members[0]), method, pairs)
-        arrays = [np.stack(ims).astype(np.float32, copy=False) for ims in images]
-        stacked = dict(zip(pairs, arrays, strict=True))
-        out.update({m.role: stacked[_pair(m)] for m in members})
+    for members in groups.values():
+        images = _channels_first(scan, members[0])
+        preps = [m.preprocessing for m in members]
+        for model, slices in zip(
+            members, normalised_slices(images, preps, scan.kind == "volume"), strict=True
+        ):
+            out[model.role] = np.stack(slices).astype(np.float32, copy=False)
     return out
 
 

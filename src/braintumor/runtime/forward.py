@@ -1,4 +1,4 @@
-"""Precision and thresholds of a network's forward pass, one definition for evaluation and inference."""
+"""A network's forward pass, its precision and thresholds: one definition for evaluation and inference."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 
 def autocast(precision: str = "bf16-mixed") -> Any:
@@ -14,6 +15,20 @@ def autocast(precision: str = "bf16-mixed") -> Any:
     if precision.startswith("bf16"):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
+
+
+def torch_logits(
+    net: nn.Module, x: np.ndarray, precision: str = "fp32", channels_last: bool = False
+) -> np.ndarray:
+    """The forward pass every path runs: B×C×S×S float32 -> float32 logits of ``net`` (eval mode),
+    under bf16 autocast when ``precision`` starts with ``bf16``, in NHWC memory with
+    ``channels_last``."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    if channels_last:
+        t = t.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), autocast(precision):
+        out = net(t)
+    return out.float().contiguous().numpy()
 
 
 def logit_of(threshold: float) -> float:

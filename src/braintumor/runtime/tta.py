@@ -1,46 +1,16 @@
-"""Test-time augmentation over flips: averaged logits (torch) and per-flip probabilities (numpy)
-with the flip-variance uncertainty figures of the analysis."""
+"""Test-time augmentation over flips, one implementation for evaluation and analysis: per-flip
+probabilities from one batched call, their mean as logits, and the flip-variance uncertainty
+figures of the analysis."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from braintumor.data.roi import orient_coords
 
 FLIPS: dict[str, tuple[int, ...]] = {"none": (), "h": (-1,), "v": (-2,), "hv": (-2, -1)}
-
-
-def predict_tta(
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    task: str,
-    flips: tuple[str, ...] = ("none", "h"),
-    coord_channels: int = 0,
-) -> torch.Tensor:
-    """Average the model's probabilities over flipped copies of ``x`` (B×C×H×W).
-
-    The last ``coord_channels`` channels (``roi_coords``) are mirrored with the crop
-    (:func:`~braintumor.data.roi.orient_coords`), as in training.
-
-    Segmentation outputs (B×1×H×W logits) are flipped back before averaging sigmoid probabilities;
-    classification outputs (B×K logits) average softmax probabilities. The mean is returned as
-    logits (``logit(p)`` or ``log(p)``), so thresholds at 0 and argmax work as without TTA.
-    """
-    total: torch.Tensor | None = None
-    for name in flips:
-        dims = FLIPS[name]
-        out = forward(orient_coords(torch.flip(x, dims), coord_channels) if dims else x).float()
-        if task == "segment":
-            prob = torch.sigmoid(torch.flip(out, dims) if dims else out)
-        else:
-            prob = out.softmax(dim=1)
-        total = prob if total is None else total + prob
-    assert total is not None  # flips is never empty
-    mean = (total / len(flips)).clamp(1e-6, 1 - 1e-6)
-    return torch.logit(mean) if task == "segment" else mean.log()
 
 
 def tta_probabilities(
@@ -77,6 +47,22 @@ def tta_probabilities(
     shifted = out - out.max(axis=-1, keepdims=True)
     e = np.exp(shifted.astype(np.float64))
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def tta_logits(
+    run: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    task: str,
+    flips: tuple[str, ...] = ("none", "h"),
+    coord_channels: int = 0,
+) -> np.ndarray:
+    """The mean over flips of :func:`tta_probabilities`, as logits (``logit(p)`` B×1×H×W for
+    ``segment``, ``log(p)`` B×K for ``classify``): thresholds at ``logit(t)`` and argmax work as on
+    the network's own logits."""
+    mean = np.clip(tta_probabilities(run, x, task, flips, coord_channels).mean(axis=0), 1e-6, 1 - 1e-6)
+    if task == "segment":
+        return np.log(mean / (1.0 - mean)).astype(np.float32)[:, None]
+    return np.log(mean).astype(np.float32)
 
 
 def mask_variance(probs: np.ndarray, masks: np.ndarray) -> list[float | None]:

@@ -24,13 +24,12 @@ from braintumor.evaluation import (
     postprocess_masks,
 )
 from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
-from braintumor.runtime.forward import autocast, logit_of
-from braintumor.runtime.tta import predict_tta
+from braintumor.runtime.forward import logit_of, torch_logits
+from braintumor.runtime.tta import tta_logits
 from braintumor.training.data import FoldData, eval_loader
 from braintumor.training.ensemble import load_ensemble
 
 
-@torch.inference_mode()
 def predict(
     net: nn.Module,
     ds: CachedDataset,
@@ -40,18 +39,18 @@ def predict(
     task: str = "segment",
     coord_channels: int = 0,
 ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
-    """Yield (batch, float32 logits) over a dataset in order; with ``tta`` averaged over flips
-    (``coord_channels``: the ``roi_coords`` channels ending each input, mirrored with it)."""
+    """Yield (batch, float32 logits) over a dataset in order, through the runtime's forward pass
+    and flip TTA (:func:`~braintumor.runtime.tta.tta_logits`; flips ``none`` + ``h`` with ``tta``);
+    ``coord_channels``: the ``roi_coords`` channels ending each input, mirrored with it."""
     net.eval()
+    flips = ("none", "h") if tta else ("none",)
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        with autocast(precision):
-            return net(x.contiguous(memory_format=torch.channels_last)).float()
+    def run(x: np.ndarray) -> np.ndarray:
+        return torch_logits(net, x, precision, channels_last=True)
 
     for batch in eval_loader(ds, batch_size):
-        image = batch["image"]
-        logits = predict_tta(forward, image, task, coord_channels=coord_channels) if tta else forward(image)
-        yield batch, logits
+        image = batch["image"].float().numpy()
+        yield batch, torch.from_numpy(tta_logits(run, image, task, flips, coord_channels))
 
 
 def _save_csv(frame: pd.DataFrame, path: Path) -> None:
