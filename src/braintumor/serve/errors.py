@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 # Messages of the readers that mean "too big" rather than "broken" (see data/readers.py,
-# inference/volumes.py, inference/sources.py).
+# data/volumes.py, inference/sources.py).
 _TOO_LARGE = re.compile(r"exceeds the limit|the limit is|decompression bomb", re.IGNORECASE)
 
 
