@@ -14,7 +14,7 @@ class ApiError(Exception):
 
     Args:
         status: HTTP status (400 bad request, 401 key, 413 too large, 415 unknown format,
-            422 unusable content, 503 busy, 504 timeout).
+            422 unusable content, 501 optional package absent, 503 busy, 504 timeout).
         message: what was received, what was expected and how to fix it; never a server path.
     """
 
