@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: on a CPU machine pip takes the local CPU wheel; on CUDA machines the usual build.
 	$(BIN)/python -m pip install -q "torch==2.13.0"
+	# .[dev] includes every extra (braintumor[all]: serve, onnx, openvino, dicom); `braintumor demo` needs none.
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

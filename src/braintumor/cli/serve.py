@@ -10,8 +10,10 @@ from typing import Annotated
 import typer
 
 from braintumor.cli.common import app, err, run_guarded
+from braintumor.extras import require
 
 KEY_ENV = "BRAINTUMOR_API_KEY"
+SERVE_MODULES = ("fastapi", "uvicorn", "python_multipart")  # braintumor[serve]
 
 
 def _is_loopback(host: str) -> bool:
@@ -84,12 +86,15 @@ def serve(
 
     Example: braintumor serve --bundle bundles/t1ce --port 8000
     """
-    import uvicorn
-
-    from braintumor.serve import ServeSettings, create_app
-    from braintumor.serve.settings import check_port, parse_hosts
 
     def go() -> None:
+        for module in SERVE_MODULES:  # braintumor.serve imports them at module level
+            require(module, "serve", "braintumor serve")
+        import uvicorn
+
+        from braintumor.serve import ServeSettings, create_app
+        from braintumor.serve.settings import check_port, parse_hosts
+
         check_port(port)
         settings = ServeSettings(bundle=bundle, backend=backend, api_key=_key(api_key),
                                  max_upload_mb=max_upload_mb, workers=workers, timeout_s=timeout,

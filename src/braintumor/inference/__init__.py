@@ -7,8 +7,7 @@ Modules (one job each):
     forest         region-feature random forest as safetensors + JSON; numpy predictor
     export         ONNX export into a bundle
     backends       torch (bf16 + channels_last where native) and ONNX Runtime
-    sources        inputs: files, folders, NIfTI, DICOM series -> Scan; sanity checks
-    volumes        NIfTI / DICOM readers with pixel spacing
+    sources        inputs: files, folders, NIfTI, DICOM series -> Scan (readers in data/volumes.py)
     prepare        each model's preprocessing, read from the bundle
     pipeline       one batch of slices through the networks
     gradcam        Grad-CAM target layers and heat maps

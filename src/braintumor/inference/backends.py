@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from braintumor.extras import available, require
 from braintumor.inference.bundle import Bundle
 from braintumor.inference.bundle_store import BundleError
 from braintumor.runtime.forward import torch_logits
@@ -86,8 +87,7 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, models: dict[str, bytes], threads: int = 0) -> None:
-        import onnxruntime as ort
-
+        ort = require("onnxruntime", "onnx", "the ONNX backend (--backend onnx)")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # No busy-waiting between calls: the pipeline's own work (decoding, cropping) needs the cores.
@@ -122,8 +122,7 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, models: dict[str, bytes], precision: str = "auto", threads: int = 0) -> None:
-        import openvino as ov
-
+        ov = require("openvino", "openvino", "the OpenVINO backend (--backend openvino)")
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
         self.precision = ("bf16" if bf16_supported() else "fp32") if precision == "auto" else precision
@@ -153,17 +152,20 @@ class OpenVinoBackend:
 
 def openvino_available() -> bool:
     """Whether the ``openvino`` package imports here."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return available("openvino")
+
+
+def _openvino_usable(bundle: Bundle) -> bool:
+    """OpenVINO imports, and the bundle's ONNX files are loaded or ``onnx`` can export them."""
+    return openvino_available() and (bundle.has_onnx or available("onnx"))
 
 
 def _onnx_models(bundle: Bundle) -> dict[str, bytes]:
     """Each role's ONNX bytes: the bundle's file when loaded, else exported in memory."""
     from braintumor.inference.export import onnx_bytes
 
+    if not bundle.has_onnx:
+        require("onnx", "openvino", "the OpenVINO backend (it exports the networks to ONNX in memory)")
     return {
         role: m.onnx if m.onnx is not None else onnx_bytes(m.net, m.in_channels, int(m.prep["image_size"]))
         for role, m in bundle.models.items()
@@ -173,12 +175,14 @@ def _onnx_models(bundle: Bundle) -> dict[str, bytes]:
 def make_backend(bundle: Bundle, name: str = "auto", precision: str = "auto", threads: int = 0) -> Backend:
     """The backend ``name`` for a loaded bundle: ``auto``, ``torch``, ``onnx`` or ``openvino``.
 
-    ``auto`` is OpenVINO when it is installed (fastest here: docs/RESULTS.md), else torch. The ONNX
+    ``auto`` is OpenVINO when it is installed (fastest here: docs/RESULTS.md), else torch, silently
+    (``pip install 'braintumor[openvino]'`` adds it); an explicit ``onnx`` or ``openvino`` without its
+    package raises :class:`~braintumor.errors.MissingExtraError`. The ONNX
     backend needs the bundle loaded with ``load_onnx=True`` (``braintumor export`` first); OpenVINO
     uses those files when loaded and otherwise exports the networks to ONNX in memory.
     """
     if name == "auto":
-        name = "openvino" if openvino_available() else "torch"
+        name = "openvino" if _openvino_usable(bundle) else "torch"
     if name == "openvino":
         return OpenVinoBackend(_onnx_models(bundle), precision, threads)
     if name == "torch":

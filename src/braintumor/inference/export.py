@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from braintumor.extras import require
 from braintumor.inference.bundle import load_bundle
 from braintumor.inference.bundle_store import BundleError, add_to_manifest
 from braintumor.io_utils import atomic_write
@@ -22,7 +23,12 @@ OPSET = 17
 
 
 def onnx_bytes(net: nn.Module, in_channels: int, size: int) -> bytes:
-    """Serialise a float32 eval-mode network taking B×C×S×S input to ONNX with a dynamic batch."""
+    """Serialise a float32 eval-mode network taking B×C×S×S input to ONNX with a dynamic batch.
+
+    Raises:
+        MissingExtraError: the ``onnx`` package (``braintumor[onnx]``), which the exporter needs, is absent.
+    """
+    require("onnx", "onnx", "exporting networks to ONNX")
     net = net.float().eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     dummy = torch.zeros(2, in_channels, size, size)
     buffer = io.BytesIO()
@@ -47,7 +53,9 @@ def export_onnx(path: str | Path) -> list[Path]:
 
     Raises:
         BundleError: the bundle does not verify, or is a zip (export into the folder, then zip).
+        MissingExtraError: the ``onnx`` package is absent (``pip install 'braintumor[onnx]'``).
     """
+    require("onnx", "onnx", "braintumor export --format onnx")  # before the bundle is loaded
     path = Path(path)
     if path.is_file():
         raise BundleError(f"{path}: cannot export into a zip bundle; export the bundle folder, then zip it")

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from braintumor.data.volumes import view_to_nifti
 from braintumor.inference.overlay import overlay_rgb, to_gray_uint8
 from braintumor.inference.results import AnalysisResult, SliceResult
 from braintumor.inference.sources import Scan
-from braintumor.inference.volumes import view_to_nifti
 from braintumor.io_utils import atomic_write, atomic_write_json
 
 MIN_OVERLAY_SIDE = 256

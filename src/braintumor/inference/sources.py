@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from braintumor.data.readers import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, MAT_SUFFIX, read_image
+from braintumor.data.volumes import NIFTI_SUFFIXES, Stack, is_dicom, is_nifti, read_dicom, read_nifti
+from braintumor.data.volumes import series_uid as _series_uid
 from braintumor.errors import DataError
 from braintumor.inference.out_folder import output_filter
-from braintumor.inference.volumes import NIFTI_SUFFIXES, Stack, is_dicom, is_nifti, read_dicom, read_nifti
-from braintumor.inference.volumes import series_uid as _series_uid
 from braintumor.io_utils import safe_stem, unique_name
 
 DEFAULT_MAX_SLICES = 2048

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 # Messages of the readers that mean "too big" rather than "broken" (see data/readers.py,
-# inference/volumes.py, inference/sources.py).
+# data/volumes.py, inference/sources.py).
 _TOO_LARGE = re.compile(r"exceeds the limit|the limit is|decompression bomb", re.IGNORECASE)
 
 
@@ -14,7 +14,7 @@ class ApiError(Exception):
 
     Args:
         status: HTTP status (400 bad request, 401 key, 413 too large, 415 unknown format,
-            422 unusable content, 503 busy, 504 timeout).
+            422 unusable content, 501 optional package absent, 503 busy, 504 timeout).
         message: what was received, what was expected and how to fix it; never a server path.
     """
 

@@ -16,6 +16,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from braintumor.errors import MissingExtraError
 from braintumor.serve.errors import ApiError
 
 log = logging.getLogger("braintumor.serve")
@@ -43,6 +44,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error(exc.status, exc.message)
+
+    @app.exception_handler(MissingExtraError)
+    async def missing_extra(request: Request, exc: MissingExtraError) -> JSONResponse:
+        return error(501, str(exc))  # this server lacks an optional package (pydicom for DICOM)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

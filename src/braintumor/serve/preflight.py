@@ -14,6 +14,7 @@ import warnings
 import zlib
 from collections.abc import Callable
 
+from braintumor.extras import require
 from braintumor.serve.errors import ApiError
 from braintumor.serve.sniff import UploadFormat
 
@@ -66,8 +67,7 @@ def _tiff_size(data: bytes, label: str) -> _Size:
 
 
 def _dicom_size(data: bytes) -> _Size:
-    import pydicom
-
+    pydicom = require("pydicom", "dicom", "reading DICOM uploads")
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     except Exception:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from braintumor.errors import DataError
+from braintumor.errors import DataError, MissingExtraError
 from braintumor.inference.analyzer import AnalysisCancelled, Analyzer, stop_if
 from braintumor.inference.backends import make_backend
 from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
@@ -154,6 +154,8 @@ class AnalysisService:
         try:
             s = self.settings
             return read_scan(item, s.max_pixels, s.max_slices, s.max_voxels)
+        except MissingExtraError as exc:  # 501: this server cannot read the format (pydicom absent)
+            raise ApiError(501, _scrub(str(exc), path, label)) from None
         except DataError as exc:
             message = f"{label}: {_scrub(exc.problem, path, label)}"
             raise ApiError(status_for(message), message) from None

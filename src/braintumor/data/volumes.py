@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.errors import DataError
+from braintumor.extras import require
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -136,8 +137,7 @@ def read_nifti(path: Path, max_pixels: int, max_slices: int, max_voxels: int | N
 
 
 def _dcmread(path: Path, header_only: bool = False) -> Any:
-    import pydicom
-
+    pydicom = require("pydicom", "dicom", f"reading the DICOM file {path}")
     try:
         return pydicom.dcmread(path, stop_before_pixels=header_only)
     except Exception as exc:
@@ -145,7 +145,11 @@ def _dcmread(path: Path, header_only: bool = False) -> Any:
 
 
 def series_uid(path: Path) -> str:
-    """SeriesInstanceUID of a DICOM file ('' when unreadable or absent)."""
+    """SeriesInstanceUID of a DICOM file ('' when unreadable or absent).
+
+    Raises:
+        MissingExtraError: ``pydicom`` is not installed (``pip install 'braintumor[dicom]'``).
+    """
     try:
         return str(getattr(_dcmread(path, header_only=True), "SeriesInstanceUID", ""))
     except DataError:
@@ -205,6 +209,7 @@ def read_dicom(files: list[Path], max_pixels: int, max_slices: int) -> Stack:
 
     Raises:
         DataError: unreadable file, too many pixels or slices, slices of different sizes.
+        MissingExtraError: ``pydicom`` is not installed (``pip install 'braintumor[dicom]'``).
     """
     if len(files) > max_slices:
         raise DataError(files[0].parent, f"series has {len(files)} slices; the limit is {max_slices}")
