@@ -225,7 +225,7 @@ def test_patient_folder_of_numbered_slices_is_one_volume(
     result = analyzer.analyze_files([folder], tmp_path / "out")[0]
     assert result.ok and result.kind == "volume" and len(result.slices) == 10
     mask = nib.load(result.outputs["mask_nifti"])  # column × row × slice, read back in the same view
-    from braintumor.inference.volumes import nifti_to_view
+    from braintumor.data.volumes import nifti_to_view
 
     view = nifti_to_view(np.asarray(mask.dataobj), mask.affine)
     assert [int(v.sum()) for v in view] == [s.area_px for s in result.slices]

@@ -18,10 +18,10 @@ from braintumor.config import load_config
 from braintumor.data.phantom import load_phantoms
 from braintumor.data.readers import read_mask
 from braintumor.data.splits import Splits
+from braintumor.data.volumes import nifti_to_view
 from braintumor.evaluation import SegmentationAccumulator
 from braintumor.experiments.shipped import evaluate_as_shipped, predict_as_shipped
 from braintumor.inference.bundle import load_bundle
-from braintumor.inference.volumes import nifti_to_view
 from braintumor.training.evaluate import evaluate_run
 from braintumor.training.runner import train_fold
 

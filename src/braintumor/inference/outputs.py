@@ -5,7 +5,7 @@ and the label), ``<name>_mask.png`` ({0,255}) and with Grad-CAM ``<name>_gradcam
 volume the same per tumour slice as ``<name>_s<k>_*.png`` plus ``<name>_mask.nii.gz``: for NIfTI
 input with the input's shape, voxel order and affine; for a DICOM series or a folder of numbered
 slices, X×Y×Z = column × row × slice in input order, with an affine that reads back in the view of
-:mod:`~braintumor.inference.volumes` (columns to the left, rows to posterior, slices upward; the
+:mod:`~braintumor.data.volumes` (columns to the left, rows to posterior, slices upward; the
 pixel and slice spacing where known, else 1 mm). Batch: ``analysis.csv`` (one row per
 input, failures included with their error) and ``slices.csv`` (one row per analysed slice), with a
 ``prob_<class>`` column per class (none for segmentation-only bundles), ``gate_prob_<class>``
