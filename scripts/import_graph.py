@@ -44,10 +44,16 @@ ORDER: list[tuple[str, ...]] = [
     ("evaluation",),
     ("runtime",),
     ("models", "data"),
-    ("config", "registry", "errors", "io_utils"),
+    ("config", "registry", "errors", "io_utils", "run_dir"),
     ("__init__",),
 ]
-GROUND = {"config", "registry", "errors", "io_utils"}  # may import each other (cycles are still reported)
+GROUND = {
+    "config",
+    "registry",
+    "errors",
+    "io_utils",
+    "run_dir",
+}  # may import each other (cycles are still reported)
 # Rules DESIGN.md states in words, whatever the order says.
 FORBIDDEN = {
     ("inference", "training"): "inference never imports training",
