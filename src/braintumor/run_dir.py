@@ -21,7 +21,7 @@ Single-fold run (``train``; a fold of a CV run)::
     excluded_copies.csv    external evaluation: images left out as copies of the training data
     eval/                  ``evaluate --data OTHER``: the same result files for external data
     curves.png  overlays.png  dice_per_patient.png  confusion.png  confusion_fused.png  roc.png
-    misclassified.png      figures
+    misclassified.png      figures (``gradcam_<image>.png``: Grad-CAM maps the demo adds)
     report.html  report.md ``braintumor report``
 
 Cross-validation run (``cv``; also ``fuse`` and ``pipeline`` output)::
@@ -68,6 +68,7 @@ class RunDir:
     LAST: ClassVar[str] = "last"  # checkpoint stem: last.ckpt
     BEST_WEIGHTS: ClassVar[str] = "best.safetensors"
     BEST_META: ClassVar[str] = "best.json"
+    BEST_CHECKPOINT: ClassVar[str] = "best.ckpt"
     LAST_CHECKPOINT: ClassVar[str] = "last.ckpt"
     METRICS: ClassVar[str] = "metrics.json"
     PER_SLICE: ClassVar[str] = "per_slice.csv"
@@ -84,6 +85,7 @@ class RunDir:
     CONFUSION_FUSED: ClassVar[str] = "confusion_fused.png"
     ROC: ClassVar[str] = "roc.png"
     MISCLASSIFIED: ClassVar[str] = "misclassified.png"
+    GRADCAM: ClassVar[str] = "gradcam"  # gradcam_<image>.png (the demo adds them)
     REPORT_HTML: ClassVar[str] = "report.html"
     REPORT_MD: ClassVar[str] = "report.md"
     CV_METRICS: ClassVar[str] = "cv_metrics.json"
@@ -99,6 +101,9 @@ class RunDir:
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
 
     @classmethod
     def of_weights(cls, weights: str | Path) -> RunDir:
@@ -143,6 +148,10 @@ class RunDir:
     @property
     def best_meta(self) -> Path:
         return self.checkpoints / self.BEST_META
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / self.BEST_CHECKPOINT
 
     @property
     def last_checkpoint(self) -> Path:
@@ -208,6 +217,13 @@ class RunDir:
     @property
     def misclassified(self) -> Path:
         return self.path / self.MISCLASSIFIED
+
+    def gradcam(self, image_name: str) -> Path:
+        return self.path / f"{self.GRADCAM}_{image_name}"
+
+    def gradcams(self) -> list[Path]:
+        """The Grad-CAM figures present (``gradcam*.png``), sorted by name."""
+        return sorted(self.path.glob(f"{self.GRADCAM}*.png"))
 
     @property
     def report_html(self) -> Path:

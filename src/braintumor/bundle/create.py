@@ -35,6 +35,7 @@ from braintumor.inference.bundle_checks import check_compatible, check_meta
 from braintumor.inference.bundle_store import BundleError, write_manifest
 from braintumor.inference.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
 from braintumor.io_utils import atomic_write, atomic_write_json, json_text
+from braintumor.run_dir import RunDir
 
 FP16_MAX = 65504.0
 
@@ -44,10 +45,10 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
     p = Path(path)
     if p.suffix == ".safetensors":
         weights = p
-        metrics = p.parent.parent / "metrics.json"
+        metrics = RunDir.of_weights(p).metrics
     else:
-        weights = p / "checkpoints" / "best.safetensors"
-        metrics = p / "metrics.json"
+        weights = RunDir(p).best_weights
+        metrics = RunDir(p).metrics
     if not weights.is_file():
         raise BundleError(f"{weights}: weights not found; pass a run folder written by `braintumor train`")
     if not weights.with_suffix(".json").is_file():
