@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from braintumor.run_dir import RunDir
 from braintumor.training.cv import aggregate
 
 BINS = [0, 1500, 3000, float("inf")]  # total tumour pixels per patient
 
 
 def main(run_dirs: list[str]) -> None:
-    results = [json.loads((Path(d) / "metrics.json").read_text()) for d in run_dirs]
+    results = [json.loads(RunDir(Path(d)).metrics.read_text()) for d in run_dirs]
     summary = aggregate(results, "segment")
     print("fold means:", [round(r["dice_per_patient_mean"], 3) for r in results])
     print(
@@ -27,7 +28,7 @@ def main(run_dirs: list[str]) -> None:
         f"{summary['std']['dice_per_patient_mean']:.3f}"
     )
     print("pooled:", {k: round(v, 3) for k, v in summary["pooled_per_patient_dice"].items()})
-    table = pd.concat([pd.read_csv(Path(d) / "per_patient.csv") for d in run_dirs])
+    table = pd.concat([pd.read_csv(RunDir(Path(d)).per_patient) for d in run_dirs])
     groups = table.groupby(pd.cut(table["true_volume"], BINS, right=False), observed=True)["dice"]
     print(groups.agg(["count", "mean", "median"]).round(3).to_string())
     print(f"Spearman rho (volume, Dice): {table['true_volume'].corr(table['dice'], method='spearman'):.3f}")

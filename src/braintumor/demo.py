@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from braintumor.io_utils import atomic_write_json, json_text
+from braintumor.run_dir import RunDir
 
 SEGMENT = [
     "model.name=unet", "model.kwargs={init_features: 16}", "train.task=segment", "train.epochs=40",
@@ -68,10 +69,10 @@ def run_demo(
     metrics = {}
     for name, overrides in runs.items():
         console.print(f"[bold]training {name}[/] (fold 0 of 4; test patients never seen in training)")
-        shared_splits = out_dir / "segment" / "splits.json"
-        if name != "segment" and shared_splits.is_file() and not (out_dir / name / "splits.json").exists():
+        shared_splits = RunDir(out_dir / "segment").splits
+        if name != "segment" and shared_splits.is_file() and not RunDir(out_dir / name).splits.exists():
             (out_dir / name).mkdir(parents=True, exist_ok=True)
-            shutil.copy(shared_splits, out_dir / name / "splits.json")
+            shutil.copy(shared_splits, RunDir(out_dir / name).splits)
         metrics[name] = train_fold(
             load_config(None, [*common, *overrides]), out_dir / name, trainer_overrides=quiet
         )
@@ -129,7 +130,7 @@ def _bundle_and_analyze(out_dir: Path, data_dir: Path, console: Console) -> dict
     bundle = create_bundle(out_dir / "segment", out_dir / "roi-classify", out_dir / "bundle",
                            gate=out_dir / "gate-classify", name="demo", overwrite=True,
                            command="braintumor demo", data=f"phantoms at {data_dir}")  # fmt: skip
-    splits = Splits.load(out_dir / "segment" / "splits.json")
+    splits = Splits.load(RunDir(out_dir / "segment").splits)
     test = set(splits.folds[0]["test"])
     middle = [p for p in sorted((data_dir / "images").glob("*")) if p.stem.rsplit("_", 1)[0] in test]
     images = [p for p in middle if p.stem.rsplit("_", 1)[1] in ("3", "4")][:8]  # mid-volume slices
@@ -139,7 +140,7 @@ def _bundle_and_analyze(out_dir: Path, data_dir: Path, console: Console) -> dict
     analyzer = Analyzer.from_bundle(bundle)
     results = analyzer.analyze_files(images, out_dir / "analysis", gradcam=True, overwrite=True)
     for path in sorted((out_dir / "analysis").rglob("*gradcam*.png"))[:4]:
-        shutil.copy(path, out_dir / "roi-classify" / f"gradcam_{path.name}")
+        shutil.copy(path, RunDir(out_dir / "roi-classify").gradcam(path.name))
     keys = ("input", "ok", "tumour", "class", "area_px")
     rows = [{k: r.to_dict().get(k) for k in keys} for r in results]
     return {"bundle": str(bundle), "out": str(out_dir / "analysis"), "n": len(rows), "results": rows}

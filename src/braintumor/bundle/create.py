@@ -40,6 +40,7 @@ from braintumor.inference.bundle_checks import check_compatible, check_meta
 from braintumor.inference.bundle_store import BundleError, write_manifest
 from braintumor.inference.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
 from braintumor.io_utils import atomic_write, atomic_write_json, json_text
+from braintumor.run_dir import RunDir
 
 FP16_MAX = 65504.0
 
@@ -49,10 +50,10 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
     p = Path(path)
     if p.suffix == ".safetensors":
         weights = p
-        metrics = p.parent.parent / "metrics.json"
+        metrics = RunDir.of_weights(p).metrics
     else:
-        weights = p / "checkpoints" / "best.safetensors"
-        metrics = p / "metrics.json"
+        weights = RunDir(p).best_weights
+        metrics = RunDir(p).metrics
     if not weights.is_file():
         raise BundleError(f"{weights}: weights not found; pass a run folder written by `braintumor train`")
     if not weights.with_suffix(".json").is_file():
@@ -159,7 +160,7 @@ def run_analysis(seg_weights: Path) -> dict[str, Any]:
     bundle reproduces the run's evaluation."""
     from braintumor.config import EvalConfig, load_config
 
-    config = seg_weights.resolve().parent.parent / "config.yaml"
+    config = RunDir.of_weights(seg_weights.resolve()).config
     ev = load_config(config).eval if config.is_file() else EvalConfig()
     return {
         **DEFAULT_ANALYSIS,

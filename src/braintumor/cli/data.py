@@ -10,6 +10,7 @@ from rich.table import Table
 
 from braintumor.cli.common import app, emit_json, out, progress_bar, run_guarded
 from braintumor.cli.options import JsonFlag
+from braintumor.run_dir import RunDir
 
 data_app = typer.Typer(help="Inspect, generate and split datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -83,7 +84,7 @@ def data_phantoms(
 @data_app.command("split")
 def data_split(
     path: Annotated[Path, typer.Argument(help="Dataset folder.")],
-    out: Annotated[Path, typer.Option("--out", help="splits.json to write.")] = Path("splits.json"),
+    out: Annotated[Path, typer.Option("--out", help="splits.json to write.")] = Path(RunDir.SPLITS),
     folds: Annotated[int, typer.Option(help="k of the patient-level k-fold.")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     val_fraction: Annotated[float, typer.Option(help="Share of training patients for validation.")] = 0.15,

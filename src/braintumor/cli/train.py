@@ -9,6 +9,7 @@ import typer
 
 from braintumor.cli.common import app, emit_json, err, out, progress_bar, run_guarded
 from braintumor.cli.options import ConfigOpt, DataOpt, FoldsOpt, InitOpt, JsonFlag, OnlyOpt, OutOpt, SetOpt
+from braintumor.run_dir import RunDir
 
 train_app = typer.Typer(help="Train a segmentation or classification model.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -218,9 +219,7 @@ def predict(
     from braintumor.inference.batch import predict_files
 
     def go() -> None:
-        weights = (
-            run_dir if run_dir.suffix == ".safetensors" else run_dir / "checkpoints" / "best.safetensors"
-        )
+        weights = run_dir if run_dir.suffix == ".safetensors" else RunDir(run_dir).best_weights
         summary = predict_files(weights, images, out_dir)
         if json_out:
             emit_json(summary)

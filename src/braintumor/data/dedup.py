@@ -28,7 +28,6 @@ from braintumor.errors import DataError
 THUMBNAIL = 64
 HIGHPASS_SIGMA = 2.0
 COPY_THRESHOLD = 0.90
-EXCLUDED_COPIES_FILE = "excluded_copies.json"
 Progress = Callable[[int, int], None]
 
 

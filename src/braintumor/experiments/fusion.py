@@ -27,6 +27,7 @@ from braintumor.errors import DataError
 from braintumor.evaluation import ClassificationAccumulator
 from braintumor.experiments.segment import fold_runs
 from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.run_dir import RunDir
 from braintumor.training.region_forest import fit_region_forest, fold_regions, forest_probabilities
 
 FUSION_KEYS = (
@@ -36,7 +37,7 @@ FUSION_KEYS = (
 
 
 def _cnn_probabilities(run_dir: Path, classes: list[str], sample_ids: list[str]) -> np.ndarray:
-    path = run_dir / "predictions.csv"
+    path = RunDir(run_dir).predictions
     if not path.is_file():
         raise DataError(path, "not found; evaluate the classification run first (braintumor evaluate RUN)")
     frame = pd.read_csv(path, dtype={"sample_id": str}).set_index("sample_id")
@@ -92,9 +93,9 @@ def _write_fold(
         "accuracy_forest": reports["forest"]["accuracy"], "macro_f1_forest": reports["forest"]["macro_f1"],
         "per_class": fused["per_class"], "confusion": fused["confusion"],
     }  # fmt: skip
-    atomic_write(out_dir / "predictions.csv", lambda tmp: table.to_csv(tmp, index=False))
-    save_figure(plot_confusion_matrix(fused["confusion"], classes), out_dir / "confusion.png")
-    atomic_write_json(out_dir / "metrics.json", metrics)
+    atomic_write(RunDir(out_dir).predictions, lambda tmp: table.to_csv(tmp, index=False))
+    save_figure(plot_confusion_matrix(fused["confusion"], classes), RunDir(out_dir).confusion)
+    atomic_write_json(RunDir(out_dir).metrics, metrics)
     return metrics
 
 
@@ -113,14 +114,16 @@ def fuse_run(
         raise ValueError(f"weight={weight}; expected the CNN's share in [0, 1]")
     out, cache = Path(out), dict[str, dict[str, float] | None]()
     runs = fold_runs(cls)
-    results = [fuse_fold(run, out / f"fold{k}", weight, trees, seed, cache) for k, run in runs.items()]
+    results = [
+        fuse_fold(run, RunDir(out).fold(k).path, weight, trees, seed, cache) for k, run in runs.items()
+    ]
     mean, std = {}, {}
     for key in FUSION_KEYS:
         values = np.array([r[key] for r in results], dtype=float)
         mean[key], std[key] = float(values.mean()), float(values.std())
     folds = [{k: v for k, v in r.items() if k not in ("per_class", "confusion")} for r in results]
     summary = {"task": "fusion", "n_folds": len(results), "mean": mean, "std": std, "folds": folds}
-    atomic_write_json(out / "cv_metrics.json", summary)
+    atomic_write_json(RunDir(out).cv_metrics, summary)
     table = pd.DataFrame([{k: r.get(k) for k in ("fold", *FUSION_KEYS, "n")} for r in results])
-    atomic_write(out / "cv_folds.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(RunDir(out).cv_folds, lambda tmp: table.to_csv(tmp, index=False))
     return summary

@@ -14,6 +14,7 @@ from typing import Any
 
 from braintumor.experiments.plan import PlannedStep
 from braintumor.experiments.study import Anchor
+from braintumor.run_dir import RunDir
 
 # (shown name, key in metrics.json / the mean of cv_metrics.json), per task
 HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -97,7 +98,7 @@ def step_metrics(step: PlannedStep) -> tuple[dict[str, dict[str, float | None]],
 
 
 def _splits_text(folder: Path, folds: list[int] | None) -> str:
-    splits = _read(folder / "splits.json")
+    splits = _read(RunDir(folder).splits)
     if not splits:
         return ""
     k = int(splits.get("k") or len(splits.get("folds", [])) or 1)
@@ -114,7 +115,7 @@ def _splits_text(folder: Path, folds: list[int] | None) -> str:
 
 def _ran_folds(step: PlannedStep) -> list[int] | None:
     if step.kind == "train":
-        return [int(_read(step.folder / "metrics.json").get("fold", 0))]
+        return [int(_read(RunDir(step.folder).metrics).get("fold", 0))]
     if step.kind in ("cv", "pipeline", "fuse"):
         return [int(f.get("fold", 0)) for f in _read(step.summary_file).get("folds", [])]
     return list(step.folds) if step.folds is not None else None

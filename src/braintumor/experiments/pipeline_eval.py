@@ -35,6 +35,7 @@ from braintumor.errors import DataError
 from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator, label_map
 from braintumor.experiments.segment import TrainedModel, fold_runs, patients, predict_masks, test_samples
 from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.run_dir import RunDir
 
 PIPELINE_KEYS = (
     "dice_per_patient_mean", "dice_per_slice_mean", "iou", "precision", "recall",
@@ -62,8 +63,8 @@ def _check_same_test(seg_dir: Path, cls_dir: Path) -> None:
 
     tests = []
     for run in (seg_dir, cls_dir):
-        splits = Splits.load(run / "splits.json")
-        fold = load_config(run / "config.yaml").data.fold
+        splits = Splits.load(RunDir(run).splits)
+        fold = load_config(RunDir(run).config).data.fold
         tests.append(sorted(splits.folds[splits.check_fold(fold)]["test"]))
     if tests[0] != tests[1]:
         raise DataError(
@@ -161,7 +162,7 @@ def evaluate_pipeline_fold(
         raise DataError(
             cls_dir, "is a whole-slice classifier; the pipeline needs a ROI classifier (data.roi_expansion)"
         )
-    cfg = load_config(seg_dir / "config.yaml")
+    cfg = load_config(RunDir(seg_dir).config)
     test = test_samples(seg_dir, load_index(cfg.data, seg_dir))
     classes = list(cls.meta["classes"])
     scores = _Scores(
@@ -196,8 +197,8 @@ def _write_fold(out_dir: Path, scores: _Scores, facts: dict[str, Any]) -> dict[s
     out_dir.mkdir(parents=True, exist_ok=True)
     per_slice = seg_acc.per_slice().merge(rows, on=["sample_id", "patient_id"], how="left")
     per_patient = seg_acc.per_patient()
-    atomic_write(out_dir / "per_slice.csv", lambda tmp: per_slice.to_csv(tmp, index=False))
-    atomic_write(out_dir / "per_patient.csv", lambda tmp: per_patient.to_csv(tmp, index=False))
+    atomic_write(RunDir(out_dir).per_slice, lambda tmp: per_slice.to_csv(tmp, index=False))
+    atomic_write(RunDir(out_dir).per_patient, lambda tmp: per_patient.to_csv(tmp, index=False))
     pipe, gt = pipe_acc.report(), gt_acc.report()
     fallback = int((rows["crop"] != "predicted mask").sum())
     summary = {
@@ -219,9 +220,9 @@ def _write_fold(out_dir: Path, scores: _Scores, facts: dict[str, Any]) -> dict[s
                        accuracy_gt_crop_fused=fused_gt["accuracy"], fuse_weight=scores.fusion.weight,
                        confusion_fused=fused["confusion"])  # fmt: skip
         figure = plot_confusion_matrix(fused["confusion"], pipe_acc.class_names)
-        save_figure(figure, out_dir / "confusion_fused.png")
-    save_figure(plot_confusion_matrix(pipe["confusion"], pipe_acc.class_names), out_dir / "confusion.png")
-    atomic_write_json(out_dir / "metrics.json", metrics)
+        save_figure(figure, RunDir(out_dir).confusion_fused)
+    save_figure(plot_confusion_matrix(pipe["confusion"], pipe_acc.class_names), RunDir(out_dir).confusion)
+    atomic_write_json(RunDir(out_dir).metrics, metrics)
     return metrics
 
 
@@ -265,11 +266,11 @@ def evaluate_pipeline(
         )
     out = Path(out)
     results = [
-        evaluate_pipeline_fold(seg_runs[k], cls_runs[k], out / f"fold{k}", postprocess, fuse_weight)
+        evaluate_pipeline_fold(seg_runs[k], cls_runs[k], RunDir(out).fold(k).path, postprocess, fuse_weight)
         for k in common
     ]
     summary = aggregate_pipeline(results)
-    atomic_write_json(out / "cv_metrics.json", summary)
+    atomic_write_json(RunDir(out).cv_metrics, summary)
     table = pd.DataFrame([{k: r.get(k) for k in ("fold", *PIPELINE_KEYS, "n_classified")} for r in results])
-    atomic_write(out / "cv_folds.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(RunDir(out).cv_folds, lambda tmp: table.to_csv(tmp, index=False))
     return summary

@@ -16,10 +16,11 @@ from typing import Any
 from braintumor.config import ExperimentConfig, load_config
 from braintumor.errors import ConfigError, DataError
 from braintumor.experiments.study import SHARED, TRAINING_KINDS, StepSpec, Study, is_step_reference
+from braintumor.run_dir import RunDir
 
 SUMMARY_FILES = {
-    "train": "metrics.json", "cv": "cv_metrics.json", "sweep-roi": "sweep.json",
-    "pipeline": "cv_metrics.json", "fuse": "cv_metrics.json", "radiogenomics": "radiogenomics.json",
+    "train": RunDir.METRICS, "cv": RunDir.CV_METRICS, "sweep-roi": RunDir.SWEEP,
+    "pipeline": RunDir.CV_METRICS, "fuse": RunDir.CV_METRICS, "radiogenomics": "radiogenomics.json",
     "compare": "compare.json",
 }  # fmt: skip
 
@@ -146,9 +147,9 @@ def _weights_of(study: Study, name: str, folder: Path, planned: dict[str, Planne
     """Best weights a later step initialises from: the train step's, or the first fold's of a CV."""
     step = planned[name]
     if study.step(name).kind == "train":
-        return folder / "checkpoints" / "best.safetensors"
+        return RunDir(folder).best_weights
     first = step.folds[0] if step.folds else 0
-    return folder / f"fold{first}" / "checkpoints" / "best.safetensors"
+    return RunDir(folder).fold(first).best_weights
 
 
 def _path_option(value: str, what: str, step: StepSpec) -> Path:

@@ -31,6 +31,7 @@ from braintumor.experiments.plan import PlannedStep, plan_study
 from braintumor.experiments.steps import drop_resume_checkpoints, run_step, step_record, write_step_report
 from braintumor.experiments.study import TRAINING_KINDS, Study
 from braintumor.io_utils import atomic_write_json, atomic_write_text
+from braintumor.run_dir import RunDir
 
 Log = Callable[[str], None]
 STEP_FILE = "step.json"
@@ -66,7 +67,7 @@ def _entry(step: PlannedStep, out: Path, status: str, seconds: float | None) -> 
     if status in ("ran", "reused"):
         metrics, extras = step_metrics(step)
         entry.update(protocol=protocol(step), metrics=metrics, extras=extras)
-        html = step.folder / "report.html"
+        html = RunDir(step.folder).report_html
         entry["report"] = str(html.relative_to(out)) if html.is_file() else None
     return entry
 
@@ -100,7 +101,7 @@ class StudyRun:
         n = len(self.steps)
         if _check_fingerprint(step):
             self.log(f"[{i}/{n}] {step.name} ({step.kind}): finished earlier, reused")
-            if not (step.folder / "report.html").is_file():
+            if not RunDir(step.folder).report_html.is_file():
                 write_step_report(step)
             self.record["steps"].append(_entry(step, self.out, "reused", None))
             return

@@ -18,6 +18,7 @@ from torch import nn
 
 from braintumor.data.index import SampleIndex
 from braintumor.errors import DataError
+from braintumor.run_dir import RunDir
 
 
 @dataclass
@@ -40,13 +41,13 @@ class TrainedModel:
         from braintumor.models.network import network_from_weights
 
         run_dir = Path(run_dir)
-        weights = run_dir / "checkpoints" / "best.safetensors"
+        weights = RunDir(run_dir).best_weights
         if not weights.is_file():
             raise DataError(weights, "weights not found; is this a finished train/cv fold folder?")
         net, meta = network_from_weights(weights)
         if meta.get("task") != task:
             raise DataError(weights, f"holds a {meta.get('task')} model; a {task} model is needed here")
-        config = run_dir / "config.yaml"
+        config = RunDir(run_dir).config
         precision = load_config(config).train.precision if config.is_file() else "32-true"
         return cls(net.eval(), meta, precision, run_dir)
 
@@ -107,10 +108,10 @@ def fold_runs(folder: str | Path) -> dict[int, Path]:
     import json
 
     folder = Path(folder)
-    if (folder / "metrics.json").is_file():
-        return {int(json.loads((folder / "metrics.json").read_text()).get("fold", 0)): folder}
-    runs = {int(p.name[4:]): p for p in folder.glob("fold*") if p.name[4:].isdigit()}
-    runs = {k: p for k, p in sorted(runs.items()) if (p / "metrics.json").is_file()}
+    if RunDir(folder).metrics.is_file():
+        return {int(json.loads(RunDir(folder).metrics.read_text()).get("fold", 0)): folder}
+    runs = {k: fold.path for k, fold in RunDir(folder).folds().items()}
+    runs = {k: p for k, p in sorted(runs.items()) if RunDir(p).metrics.is_file()}
     if not runs:
         raise DataError(folder, "holds no finished run (metrics.json or fold<k>/metrics.json)")
     return runs
@@ -121,8 +122,8 @@ def test_samples(run_dir: Path, index: SampleIndex) -> SampleIndex:
     from braintumor.config import load_config
     from braintumor.data.splits import Splits
 
-    splits = Splits.load(run_dir / "splits.json")
-    fold = load_config(run_dir / "config.yaml").data.fold
+    splits = Splits.load(RunDir(run_dir).splits)
+    fold = load_config(RunDir(run_dir).config).data.fold
     return splits.subset(index, fold, "test")
 
 

@@ -30,8 +30,7 @@ from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import AnalysisResult
 from braintumor.inference.sources import InputItem, Inputs
 from braintumor.io_utils import atomic_write, atomic_write_json, finite, prepare_out_dir
-
-SHIPPED_DIR = "shipped"
+from braintumor.run_dir import RunDir
 
 
 @dataclass
@@ -114,7 +113,7 @@ def evaluate_as_shipped(
     from braintumor.training.evaluate import held_out_groups
 
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(RunDir(run_dir).config)
     if cfg.train.task != "segment":
         raise ConfigError(
             f"{run_dir}: a {cfg.train.task} run; --as-shipped scores segmentation runs (a classifier "
@@ -128,15 +127,16 @@ def evaluate_as_shipped(
     bundle = from_run(run_dir)
     predictions = predict_as_shipped(bundle, index, held_out.scored, held_out.column, backend)
     acc = score(index, predictions)
-    target = prepare_out_dir((Path(out_dir) if out_dir else run_dir) / SHIPPED_DIR)
+    target = RunDir(Path(out_dir) if out_dir else run_dir).shipped
+    prepare_out_dir(target.path)
     per_slice, per_patient = acc.per_slice(), acc.per_patient()
-    _write_csv(per_slice, target / "per_slice.csv")
-    _write_csv(per_patient, target / "per_patient.csv")
+    _write_csv(per_slice, target.per_slice)
+    _write_csv(per_patient, target.per_patient)
     metrics: dict[str, Any] = finite({
         "task": "segment", "fold": held_out.fold, "engine": "shipped", "external": not held_out.own_data,
         "analysis": bundle.analysis, **acc.summary(), "per_patient": per_patient.to_dict("records"),
     })  # fmt: skip
-    atomic_write_json(target / "metrics.json", metrics)
+    atomic_write_json(target.metrics, metrics)
     return metrics
 
 

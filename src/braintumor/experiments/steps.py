@@ -27,6 +27,7 @@ from braintumor.errors import ConfigError
 from braintumor.experiments.plan import PlannedStep
 from braintumor.experiments.study import FUSE_DEFAULTS
 from braintumor.io_utils import atomic_write_json
+from braintumor.run_dir import RunDir
 
 
 def _share_splits(step: PlannedStep) -> None:
@@ -34,13 +35,13 @@ def _share_splits(step: PlannedStep) -> None:
     source = step.refs.get("splits_from")
     if source is None:
         return
-    splits = source / "splits.json"
+    splits = RunDir(source).splits
     if not splits.is_file():
         raise ConfigError(
             f"step {step.name!r}: {splits} not found; the splits_from step has not written splits"
         )
     step.folder.mkdir(parents=True, exist_ok=True)
-    own = step.folder / "splits.json"
+    own = RunDir(step.folder).splits
     if not own.is_file():
         own.write_text(splits.read_text())
 

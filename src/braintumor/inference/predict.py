@@ -22,6 +22,7 @@ from braintumor.data.readers import read_image
 from braintumor.errors import DataError
 from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.models.network import network_from_weights
+from braintumor.run_dir import RunDir
 from braintumor.runtime.forward import logit_of, torch_logits
 from braintumor.runtime.tta import tta_logits
 
@@ -51,7 +52,7 @@ def prepare_image(array: np.ndarray, prep: Preprocessing) -> np.ndarray:
 def run_evaluation(weights: str | Path) -> EvalConfig:
     """The ``eval`` settings of the run whose ``checkpoints/best.safetensors`` is ``weights``
     (defaults when the weights lie outside a run folder)."""
-    config = Path(weights).resolve().parent.parent / "config.yaml"
+    config = RunDir.of_weights(Path(weights).resolve()).config
     return load_config(config).eval if config.is_file() else EvalConfig()
 
 

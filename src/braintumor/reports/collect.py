@@ -18,19 +18,20 @@ import pandas as pd
 from braintumor.errors import DataError
 from braintumor.reports.compare import _read_config, _read_json
 from braintumor.reports.document import FigureItem, Report, Section, Table, fmt
+from braintumor.run_dir import RunDir
 
 FIGURES = {
-    "curves.png": "Training curves",
-    "confusion.png": "Confusion matrix",
-    "roc.png": "ROC curves (one-vs-rest)",
-    "overlays.png": "Best, median and worst tumour slices (truth green, prediction red)",
-    "dice_per_patient.png": "Per-patient Dice distribution",
-    "misclassified.png": "Most confident misclassified test images",
-    "sweep.png": "Accuracy against the ROI expansion factor",
+    RunDir.CURVES: "Training curves",
+    RunDir.CONFUSION: "Confusion matrix",
+    RunDir.ROC: "ROC curves (one-vs-rest)",
+    RunDir.OVERLAYS: "Best, median and worst tumour slices (truth green, prediction red)",
+    RunDir.DICE_PER_PATIENT: "Per-patient Dice distribution",
+    RunDir.MISCLASSIFIED: "Most confident misclassified test images",
+    RunDir.SWEEP_FIGURE: "Accuracy against the ROI expansion factor",
     "associations.png": "Strongest shape–variable associations",
 }
-KINDS = (("study", "study.json"), ("radiogenomics", "radiogenomics.json"), ("sweep", "sweep.json"),
-         ("cv", "cv_metrics.json"), ("single", "metrics.json"))  # fmt: skip
+KINDS = (("study", "study.json"), ("radiogenomics", "radiogenomics.json"), ("sweep", RunDir.SWEEP),
+         ("cv", RunDir.CV_METRICS), ("single", RunDir.METRICS))  # fmt: skip
 STRUCTURED_KEYS = {"per_patient", "per_class", "confusion", "folds", "mean", "std"}
 PER_PATIENT_COLUMNS = ("patient_id", "n_slices", "dice", "iou", "precision", "recall", "hd95",
                        "true_volume", "pred_volume")  # fmt: skip
@@ -83,9 +84,9 @@ def figures(folder: Path) -> list[FigureItem]:
     ``curves.png`` is drawn from ``history.csv`` when only the history exists."""
     found = [FigureItem(f"{caption} ({name})", folder / name) for name, caption in FIGURES.items()
              if (folder / name).is_file()]  # fmt: skip
-    found += [FigureItem(f"Grad-CAM ({p.name})", p) for p in sorted(folder.glob("gradcam*.png"))]
-    if not (folder / "curves.png").is_file() and (folder / "history.csv").is_file():
-        drawn = _curves_png(folder / "history.csv")
+    found += [FigureItem(f"Grad-CAM ({p.name})", p) for p in RunDir(folder).gradcams()]
+    if not RunDir(folder).curves.is_file() and RunDir(folder).history.is_file():
+        drawn = _curves_png(RunDir(folder).history)
         if drawn is not None:
             found.insert(0, FigureItem("Training curves (drawn from history.csv)", png=drawn))
     return found
@@ -105,7 +106,7 @@ def _curves_png(history: Path) -> bytes | None:
 
 def config_section(folder: Path) -> list[Section]:
     """``config.yaml`` as a folded code section (none without the file)."""
-    path = folder / "config.yaml"
+    path = RunDir(folder).config
     if not path.is_file():
         return []
     return [Section("Configuration (config.yaml)", code=path.read_text(), collapsed=True)]
@@ -113,7 +114,7 @@ def config_section(folder: Path) -> list[Section]:
 
 def history_section(folder: Path) -> list[Section]:
     """Epoch count and the last epoch's logged values from ``history.csv``."""
-    path = folder / "history.csv"
+    path = RunDir(folder).history
     if not path.is_file():
         return []
     try:
@@ -131,8 +132,8 @@ def history_section(folder: Path) -> list[Section]:
 
 
 def _per_patient(folder: Path, metrics: dict[str, Any]) -> pd.DataFrame | None:
-    if (folder / "per_patient.csv").is_file():
-        return pd.read_csv(folder / "per_patient.csv")
+    if RunDir(folder).per_patient.is_file():
+        return pd.read_csv(RunDir(folder).per_patient)
     records = metrics.get("per_patient")
     return pd.DataFrame(records) if isinstance(records, list) and records else None
 
@@ -188,7 +189,7 @@ def _task(folder: Path, metrics: dict[str, Any]) -> str:
 
 def single_report(folder: Path) -> Report:
     """A single-fold run folder (``metrics.json``)."""
-    metrics = _read_json(folder / "metrics.json")
+    metrics = _read_json(RunDir(folder).metrics)
     facts = [("kind", "single-fold run"), ("task", _task(folder, metrics)), *_config_facts(folder)]
     if metrics.get("fold") is not None:
         facts.append(("test fold", fmt(metrics["fold"])))
@@ -201,24 +202,24 @@ def cv_sections(folder: Path, summary: dict[str, Any], with_folds: bool = True) 
     mean, std = summary.get("mean") or {}, summary.get("std") or {}
     rows = [[k, fmt(v), fmt(std.get(k))] for k, v in mean.items()]
     sections = [Section("Metrics (over folds)", tables=[Table(["metric", "mean", "std"], rows)])]
-    if (folder / "cv_folds.csv").is_file():
-        sections.append(Section("Per fold", tables=[frame_table(pd.read_csv(folder / "cv_folds.csv"))]))
+    if RunDir(folder).cv_folds.is_file():
+        sections.append(Section("Per fold", tables=[frame_table(pd.read_csv(RunDir(folder).cv_folds))]))
     elif isinstance(summary.get("folds"), list):
         frame = pd.DataFrame(
             [{k: v for k, v in f.items() if k not in STRUCTURED_KEYS} for f in summary["folds"]]
         )
         sections.append(Section("Per fold", tables=[frame_table(frame)]))
     if with_folds:
-        for fold_dir in sorted(folder.glob("fold*"), key=lambda p: (len(p.name), p.name)):
-            if (fold_dir / "metrics.json").is_file():
-                children = single_sections(fold_dir, _read_json(fold_dir / "metrics.json"))
-                sections.append(Section(f"Fold {fold_dir.name[4:]}", children=children, collapsed=True))
+        for k, fold in RunDir(folder).folds().items():
+            if fold.metrics.is_file():
+                children = single_sections(fold.path, _read_json(fold.metrics))
+                sections.append(Section(f"Fold {k}", children=children, collapsed=True))
     return sections
 
 
 def cv_report(folder: Path) -> Report:
     """A cross-validation run folder (``cv_metrics.json`` + ``fold<k>/``)."""
-    summary = _read_json(folder / "cv_metrics.json")
+    summary = _read_json(RunDir(folder).cv_metrics)
     n_folds = summary.get("n_folds", len(summary.get("folds") or []))
     facts = [("kind", "cross-validation run"), ("task", _task(folder, summary)), ("folds", fmt(n_folds))]
     sections = cv_sections(folder, summary) + config_section(folder)
@@ -229,7 +230,7 @@ def cv_report(folder: Path) -> Report:
 
 def sweep_report(folder: Path) -> Report:
     """An ROI sweep folder (``sweep.json`` + ``roi-<factor>/`` CV runs)."""
-    result = _read_json(folder / "sweep.json")
+    result = _read_json(RunDir(folder).sweep)
     facts = [("kind", "ROI expansion sweep"), ("best factor", fmt(result.get("best_factor"))),
              ("ranked by", f"{result.get('metric', '')} (ties: {result.get('tie_break', '')})"),
              ("best on the test folds (optimistic)", fmt(result.get("best_on_test")))]  # fmt: skip
@@ -239,11 +240,11 @@ def sweep_report(folder: Path) -> Report:
         sections.append(Section("Factors", tables=[frame_table(pd.DataFrame(rows))]))
     found = figures(folder)
     sections += [Section("Figures", figures=found)] if found else []
-    for arm in sorted(folder.glob("roi-*")):
-        if (arm / "cv_metrics.json").is_file():
-            children = cv_sections(arm, _read_json(arm / "cv_metrics.json"), with_folds=False)
-            text = [f"Figures per fold: `braintumor report {arm}`."]
-            sections.append(Section(f"Arm {arm.name}", text, children=children, collapsed=True))
+    for arm in RunDir(folder).roi_arms():
+        if arm.cv_metrics.is_file():
+            children = cv_sections(arm.path, _read_json(arm.cv_metrics), with_folds=False)
+            text = [f"Figures per fold: `braintumor report {arm.path}`."]
+            sections.append(Section(f"Arm {arm.path.name}", text, children=children, collapsed=True))
     sections += config_section(folder)
     return Report(
         f"ROI sweep {folder.name}", "sweep", folder, facts + _config_facts(folder), sections, result

@@ -22,6 +22,7 @@ import yaml
 
 from braintumor.errors import DataError
 from braintumor.io_utils import atomic_write_text
+from braintumor.run_dir import RunDir
 
 METRICS = {
     "classify": ("accuracy", "balanced_accuracy", "macro_f1"),
@@ -35,7 +36,7 @@ LABELS = {
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 # Expansion factors at or above this clip to the whole image (see ``training.sweep``).
 WHOLE_IMAGE_EXPANSION = 1e6
-RUN_FILES = ("metrics.json", "cv_metrics.json")
+RUN_FILES = (RunDir.METRICS, RunDir.CV_METRICS)
 
 
 def count_safetensors_parameters(path: str | Path) -> int:
@@ -76,7 +77,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.yaml"
+    path = RunDir(run_dir).config
     if not path.is_file():
         return {}
     try:
@@ -117,12 +118,13 @@ def find_runs(paths: Sequence[str | Path]) -> list[tuple[str, Path]]:
 
 
 def _weights(run_dir: Path, cv: dict[str, Any] | None) -> Path | None:
+    run = RunDir(run_dir)
     if cv is None:
-        candidates = [run_dir / "checkpoints" / "best.safetensors"]
+        candidates = [run.best_weights]
     else:
         ks = [f.get("fold") for f in cv.get("folds", []) if isinstance(f, dict)]
-        candidates = [run_dir / f"fold{k}" / "checkpoints" / "best.safetensors" for k in ks]
-        candidates += sorted(run_dir.glob("fold*/checkpoints/best.safetensors"))
+        candidates = [run.fold(int(k)).best_weights for k in ks if isinstance(k, int)]
+        candidates += sorted(f.best_weights for f in run.folds().values())
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -147,10 +149,10 @@ def read_run(run_dir: str | Path, name: str | None = None) -> dict[str, Any]:
         ``train_seconds`` (per fold, mean for CV) and ``parameters`` (None without weights).
     """
     run_dir = Path(run_dir)
-    cv = _read_json(run_dir / "cv_metrics.json") if (run_dir / "cv_metrics.json").is_file() else None
-    single = None if cv is not None else _read_json(run_dir / "metrics.json")
+    cv = _read_json(RunDir(run_dir).cv_metrics) if RunDir(run_dir).cv_metrics.is_file() else None
+    single = None if cv is not None else _read_json(RunDir(run_dir).metrics)
     config = _read_config(run_dir)
-    best_json = run_dir / "checkpoints" / "best.json"
+    best_json = RunDir(run_dir).best_meta
     best = _read_json(best_json) if cv is None and best_json.is_file() else {}
     model = config.get("model") or best.get("model") or {}
     task = (cv or single or {}).get("task") or config.get("train", {}).get("task") or best.get("task", "")

@@ -18,10 +18,7 @@ from typing import Any
 from braintumor.io_utils import atomic_write_json, atomic_write_text
 from braintumor.reports.collect import collect_report
 from braintumor.reports.document import FigureItem, Report, Section, Table, to_markdown
-
-HTML_FILE = "report.html"
-MARKDOWN_FILE = "report.md"
-METRICS_FILE = "metrics.json"
+from braintumor.run_dir import RunDir
 
 CSS = """
 :root { --fg: #1f2933; --muted: #616e7c; --line: #d9e2ec; --bg: #ffffff; --band: #f5f7fa;
@@ -162,14 +159,15 @@ def write_report(folder: str | Path, out_dir: str | Path | None = None) -> dict[
     folder = Path(folder)
     report = collect_report(folder)
     target = Path(out_dir) if out_dir is not None else folder
+    run = RunDir(target)
     written: dict[str, Any] = {"folder": str(folder), "kind": report.kind}
-    atomic_write_text(target / HTML_FILE, to_html(report))
-    written["html"] = str(target / HTML_FILE)
-    atomic_write_text(target / MARKDOWN_FILE, to_markdown(report, target))
-    written["markdown"] = str(target / MARKDOWN_FILE)
+    atomic_write_text(run.report_html, to_html(report))
+    written["html"] = str(run.report_html)
+    atomic_write_text(run.report_md, to_markdown(report, target))
+    written["markdown"] = str(run.report_md)
     if target.resolve() != folder.resolve():
-        atomic_write_json(target / METRICS_FILE, report.metrics)
-        written["metrics"] = str(target / METRICS_FILE)
+        atomic_write_json(run.metrics, report.metrics)
+        written["metrics"] = str(run.metrics)
     written["figures"] = len(report.all_figures())
     return written
 

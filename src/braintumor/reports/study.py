@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from braintumor.reports.document import FigureItem, Report, Section, Table, fmt
+from braintumor.run_dir import RunDir
 
 STUDY_FILE = "study.json"
 SUMMARY_HEADERS = ["step", "protocol", "data", "metric mean ± std", "anchor"]
@@ -75,7 +76,7 @@ def _step_table(record: dict[str, Any]) -> Table:
 def _figures(folder: Path, record: dict[str, Any]) -> list[FigureItem]:
     found = []
     for s in record.get("steps", []):
-        png = folder / s["name"] / "sweep.png"
+        png = RunDir(folder / s["name"]).sweep_figure
         if s.get("kind") == "sweep-roi" and png.is_file():
             found.append(FigureItem(f"{s['name']}: accuracy against the ROI expansion factor", png))
     return found

@@ -13,6 +13,7 @@ from braintumor.config import ExperimentConfig, dump_config
 from braintumor.data.splits import Splits
 from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
 from braintumor.models.network import check_model
+from braintumor.run_dir import RunDir
 from braintumor.training.runner import train_fold
 
 SUMMARY_KEYS = {
@@ -30,29 +31,29 @@ def cross_validate(
     ``cv_metrics.json`` with a per-fold table ``cv_folds.csv``.
     """
     check_model(cfg.model, cfg.train.task)  # before the folder is made
-    run_dir = prepare_out_dir(Path(run_dir))
-    dump_config(cfg, run_dir / "config.yaml")
+    run = RunDir(prepare_out_dir(Path(run_dir)))
+    dump_config(cfg, run.config)
     chosen = folds if folds is not None else list(range(cfg.data.folds))
     results = []
     for k in chosen:
         fold_cfg = replace(cfg, data=replace(cfg.data, fold=k))
-        fold_dir = run_dir / f"fold{k}"
-        shared = run_dir / "splits.json"
+        fold_dir = run.fold(k)
+        shared = run.splits
         if shared.is_file():
             Splits.load(shared).check_fold(k)  # before training: a predefined split has one fold
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        if shared.is_file() and not (fold_dir / "splits.json").is_file():
-            (fold_dir / "splits.json").write_text(shared.read_text())
-        metrics = train_fold(fold_cfg, fold_dir, **train_kwargs)
-        if not shared.is_file() and (fold_dir / "splits.json").is_file():
-            shared.write_text((fold_dir / "splits.json").read_text())
+        fold_dir.path.mkdir(parents=True, exist_ok=True)
+        if shared.is_file() and not fold_dir.splits.is_file():
+            fold_dir.splits.write_text(shared.read_text())
+        metrics = train_fold(fold_cfg, fold_dir.path, **train_kwargs)
+        if not shared.is_file() and fold_dir.splits.is_file():
+            shared.write_text(fold_dir.splits.read_text())
         results.append(metrics)
     summary = aggregate(results, cfg.train.task)
-    atomic_write_json(run_dir / "cv_metrics.json", summary)
+    atomic_write_json(run.cv_metrics, summary)
     table = pd.DataFrame(
         [{k: r.get(k) for k in ("fold", *SUMMARY_KEYS[cfg.train.task], "train_seconds")} for r in results]
     )
-    atomic_write(run_dir / "cv_folds.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(run.cv_folds, lambda tmp: table.to_csv(tmp, index=False))
     return summary
 
 

@@ -21,6 +21,7 @@ from braintumor.data.roi import coord_channels
 from braintumor.data.splits import Splits, load_or_make_splits
 from braintumor.data.transforms import eval_transforms, train_transforms
 from braintumor.io_utils import atomic_write_json
+from braintumor.run_dir import RunDir
 
 
 def preprocessing_of(cfg: DataConfig) -> Preprocessing:
@@ -38,7 +39,7 @@ def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
         return without_copies(index, cfg.exclude_copies_of, run_dir) if cfg.exclude_copies_of else index
     from braintumor.data.phantom import generate_phantoms, is_phantom_folder, load_phantoms
 
-    folder = run_dir.parent / "phantoms" if run_dir.name.startswith("fold") else run_dir / "phantoms"
+    folder = RunDir(run_dir).phantoms
     if is_phantom_folder(folder):
         return load_phantoms(folder)
     n_patients = max(cfg.phantom_count // 6, 8)
@@ -49,9 +50,9 @@ def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
 def without_copies(index: SampleIndex, reference: str, run_dir: Path) -> SampleIndex:
     """``index`` less the copies of ``reference``'s images; the record (``excluded_copies.json``)
     is written once and reused by later loads of the same run folder (evaluation, resume)."""
-    from braintumor.data.dedup import EXCLUDED_COPIES_FILE, drop_copies
+    from braintumor.data.dedup import drop_copies
 
-    record_path = run_dir / EXCLUDED_COPIES_FILE
+    record_path = RunDir(run_dir).excluded_copies
     if record_path.is_file():
         record = json.loads(record_path.read_text())
         if record.get("reference_path") == reference and record.get("n_before") == len(index):

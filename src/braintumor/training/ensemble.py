@@ -12,6 +12,7 @@ from torch import nn
 from braintumor.data.splits import SplitLeakageError, Splits
 from braintumor.models.network import network_from_weights
 from braintumor.models.weights import CheckpointError
+from braintumor.run_dir import RunDir
 
 
 class ProbabilityMean(nn.Module):
@@ -62,7 +63,7 @@ def check_members_unseen(runs: Sequence[Path], test: Set[str], tuned_on: Set[str
     from braintumor.config import load_config
 
     for run in runs:
-        splits, fold = Splits.load(run / "splits.json"), load_config(run / "config.yaml").data.fold
+        splits, fold = Splits.load(RunDir(run).splits), load_config(RunDir(run).config).data.fold
         part = splits.folds[fold]
         seen = set(part["train"]) & (test | tuned_on) | set(part["val"]) & test
         if seen:

@@ -24,6 +24,7 @@ from braintumor.evaluation import (
     postprocess_masks,
 )
 from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
+from braintumor.run_dir import RunDir
 from braintumor.runtime.forward import logit_of, torch_logits
 from braintumor.runtime.tta import tta_logits
 from braintumor.training.data import FoldData, eval_loader
@@ -146,8 +147,8 @@ def _evaluate_segmentation(
         part = slice(i, i + step)
         acc.add(np.stack(preds[part]), np.stack(truths[part]), patients[part], samples[part], keys[part])
     per_slice, per_patient = acc.per_slice(), acc.per_patient()
-    _save_csv(per_slice, run_dir / "per_slice.csv")
-    _save_csv(per_patient, run_dir / "per_patient.csv")
+    _save_csv(per_slice, RunDir(run_dir).per_slice)
+    _save_csv(per_patient, RunDir(run_dir).per_patient)
     summary = {k: _plain(v) for k, v in acc.summary().items()}
     summary["per_patient"] = per_patient.to_dict("records")
     from braintumor.training.figures import segmentation_figures
@@ -169,7 +170,7 @@ def _evaluate_classification(
         acc.add(logits, to_model[batch["label"]], batch["sample_id"])
     report = acc.report()
     predictions = acc.per_sample()
-    _save_csv(predictions, run_dir / "predictions.csv")
+    _save_csv(predictions, RunDir(run_dir).predictions)
     from braintumor.training.figures import classification_figures
 
     classification_figures(report, predictions, meta["classes"], run_dir, fold)
@@ -184,7 +185,7 @@ def _evaluate_classification(
         pairs = pd.DataFrame(
             dups.pairs, columns=["test", "train", "score", "kind", "test_label", "train_label"]
         )
-        _save_csv(pairs, run_dir / "near_duplicates.csv")
+        _save_csv(pairs, RunDir(run_dir).near_duplicates)
         has_dup = predictions["sample_id"].isin(set(dups.duplicate_test_ids))
         clean = predictions[~has_dup]
         metrics["near_duplicates"] = {
@@ -260,7 +261,7 @@ def held_out_groups(run_dir: Path, cfg: ExperimentConfig, trained_on: Any, index
     Raises:
         SplitLeakageError: every group of ``index`` trained the run or chose its checkpoint.
     """
-    splits = Splits.load(run_dir / "splits.json")
+    splits = Splits.load(RunDir(run_dir).splits)
     column = "patient_id" if splits.unit == "patient" else "sample_id"
     groups = set(index.frame[column].astype(str))
     own_data = groups == set(splits.groups())
@@ -303,9 +304,9 @@ def evaluate_run(
     from braintumor.training.data import load_store
 
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml", overrides)
+    cfg = load_config(RunDir(run_dir).config, overrides)
     trained_on = cfg.data
-    _check_overrides_keep_model_inputs(cfg, load_config(run_dir / "config.yaml"), run_dir)
+    _check_overrides_keep_model_inputs(cfg, load_config(RunDir(run_dir).config), run_dir)
     if data_path is not None:
         cfg = replace(cfg, data=replace(cfg.data, path=str(data_path), exclude_copies_of=""))
     index, store = load_store(cfg.data, run_dir)
@@ -330,12 +331,14 @@ def evaluate_run(
     )
     fold = FoldData(index, store, splits, k, test, test, test)
     members = [run_dir, *map(Path, ensemble)]
-    weights = [m / "checkpoints" / "best.safetensors" for m in members]
+    weights = [RunDir(m).best_weights for m in members]
     if ensemble:
         from braintumor.training.ensemble import check_members_unseen
 
         check_members_unseen(members[1:], scored, set(part["val"]) if tune else set())
-    target = prepare_out_dir(Path(out_dir) if out_dir else (run_dir if own_data else run_dir / "eval"))
+    target = prepare_out_dir(
+        Path(out_dir) if out_dir else (run_dir if own_data else RunDir(run_dir).external_eval.path)
+    )
     options, tuning = cfg.eval, None
     if tune:
         if not own_data or cfg.train.task != "segment":
@@ -348,7 +351,7 @@ def evaluate_run(
         options, table, tuning = tune_evaluation(
             net, val, slices, cfg.train.precision, cfg.eval, is_volumetric(index)
         )
-        _save_csv(table, target / "tuning.csv")
+        _save_csv(table, RunDir(target).tuning)
     metrics = evaluate_fold(weights, fold, target, cfg.train.precision, options)
     if tuning is not None:
         metrics["tuning"] = tuning
@@ -359,12 +362,12 @@ def evaluate_run(
         metrics["excluded_seen"] = len(groups) - len(scored)
     if copies:
         metrics["excluded_copies"] = len(copies)
-        _save_csv(pd.DataFrame(copies), target / "excluded_copies.csv")
-    previous = target / "metrics.json"
+        _save_csv(pd.DataFrame(copies), RunDir(target).excluded_copies_table)
+    previous = RunDir(target).metrics
     if previous.is_file():  # keep what training recorded (time, epochs)
         import json
 
         kept = {k: v for k, v in json.loads(previous.read_text()).items() if k in ("train_seconds", "epochs")}
         metrics.update(kept)
-    atomic_write_json(target / "metrics.json", metrics)
+    atomic_write_json(RunDir(target).metrics, metrics)
     return metrics

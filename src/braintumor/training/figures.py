@@ -9,15 +9,16 @@ import numpy as np
 import pandas as pd
 
 from braintumor.reports import plots
+from braintumor.run_dir import RunDir
 from braintumor.training.data import FoldData
 
 MAX_MISCLASSIFIED = 16
 
 
 def _curves(run_dir: Path) -> None:
-    history = run_dir / "history.csv"
+    history = RunDir(run_dir).history
     if history.is_file():
-        plots.save_figure(plots.plot_training_curves(pd.read_csv(history)), run_dir / "curves.png")
+        plots.save_figure(plots.plot_training_curves(pd.read_csv(history)), RunDir(run_dir).curves)
 
 
 def segmentation_figures(
@@ -43,11 +44,11 @@ def segmentation_figures(
                 masks.append(preds[sid])
                 titles.append(f"{group} · {sid} · dice {tumour.at[row, 'dice']:.2f}")
         plots.save_figure(
-            plots.plot_overlays(images, truths, masks, titles, ncols=2), run_dir / "overlays.png"
+            plots.plot_overlays(images, truths, masks, titles, ncols=2), RunDir(run_dir).overlays
         )
     if not per_patient.empty:
         fig = plots.plot_dice_distribution(per_patient["dice"].to_numpy())
-        plots.save_figure(fig, run_dir / "dice_per_patient.png")
+        plots.save_figure(fig, RunDir(run_dir).dice_per_patient)
 
 
 def classification_figures(
@@ -60,12 +61,12 @@ def classification_figures(
     """``curves.png``, ``confusion.png``, ``roc.png`` and, given the fold's arrays,
     ``misclassified.png``."""
     _curves(run_dir)
-    plots.save_figure(plots.plot_confusion_matrix(report["confusion"], classes), run_dir / "confusion.png")
+    plots.save_figure(plots.plot_confusion_matrix(report["confusion"], classes), RunDir(run_dir).confusion)
     probs = predictions[[f"prob_{c}" for c in classes]].to_numpy()
     fig = plots.plot_roc_curves(predictions["target"].to_numpy(), probs, classes)
-    plots.save_figure(fig, run_dir / "roc.png")
+    plots.save_figure(fig, RunDir(run_dir).roc)
     if fold is not None:
-        misclassified_figure(predictions, classes, fold, run_dir / "misclassified.png")
+        misclassified_figure(predictions, classes, fold, RunDir(run_dir).misclassified)
 
 
 def pick_misclassified(predictions: pd.DataFrame, n: int = MAX_MISCLASSIFIED) -> pd.DataFrame:

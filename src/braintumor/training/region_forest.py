@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from braintumor.errors import DataError
+from braintumor.run_dir import RunDir
 
 
 def region_table(index_frame: pd.DataFrame, cache: dict[str, dict[str, float] | None]) -> pd.DataFrame:
@@ -66,14 +67,14 @@ def fold_regions(
     from braintumor.data.splits import Splits
     from braintumor.training.data import load_index
 
-    cfg = load_config(run_dir / "config.yaml")
-    meta = json.loads((run_dir / "checkpoints" / "best.json").read_text())
+    cfg = load_config(RunDir(run_dir).config)
+    meta = json.loads(RunDir(run_dir).best_meta.read_text())
     if meta.get("task") != "classify" or cfg.data.roi_expansion is None:
         raise DataError(run_dir, "is not a tumour-region classification run (data.roi_expansion)")
     classes = list(meta["classes"])
     index = load_index(cfg.data, run_dir)
     frame = index.frame[index.frame["mask"].astype(str) != ""]
-    splits = Splits.load(run_dir / "splits.json")
+    splits = Splits.load(RunDir(run_dir).splits)
     fold = splits.folds[splits.check_fold(cfg.data.fold)]
     column = "patient_id" if splits.unit == "patient" else "sample_id"
     ids = frame[column].astype(str)

@@ -23,6 +23,7 @@ from braintumor.errors import ConfigError
 from braintumor.io_utils import atomic_write_json, prepare_out_dir
 from braintumor.models.network import check_model
 from braintumor.models.weights import save_weights
+from braintumor.run_dir import RunDir
 from braintumor.training.callbacks import (
     HistoryWriter,
     MidEpochCheckpoint,
@@ -36,22 +37,21 @@ from braintumor.training.modules import module_for
 
 
 def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Callback]:
-    ckpt_dir = run_dir / "checkpoints"
-    best = RelocatableCheckpoint(
-        ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1, enable_version_counter=False
-    )
+    ckpt_dir = RunDir(run_dir).checkpoints
+    best = RelocatableCheckpoint(ckpt_dir, filename=RunDir.BEST, monitor=monitor, mode="max", save_top_k=1,
+                                 enable_version_counter=False)  # fmt: skip
     # "last.ckpt" after every epoch (Lightning's save_last only follows a new best, so a finished run
     # could be left with a mid-epoch state and train again when rerun) and between epochs
-    epochs = RelocatableCheckpoint(ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
+    epochs = RelocatableCheckpoint(ckpt_dir, filename=RunDir.LAST, save_top_k=1, enable_version_counter=False)
     steps = MidEpochCheckpoint(  # mid-epoch "last.ckpt" so a killed run loses little
-        ckpt_dir, filename="last", every_n_train_steps=cfg.train.checkpoint_every_steps, save_top_k=1,
+        ckpt_dir, filename=RunDir.LAST, every_n_train_steps=cfg.train.checkpoint_every_steps, save_top_k=1,
         enable_version_counter=False,
     )  # fmt: skip
     callbacks: list[L.Callback] = [
         best,
         epochs,
         steps,
-        HistoryWriter(run_dir / "history.csv"),
+        HistoryWriter(RunDir(run_dir).history),
         TimeBudget(cfg.train.max_minutes),
     ]
     if cfg.train.ema_decay > 0:  # validation, checkpoints and export use the averaged weights
@@ -114,7 +114,7 @@ def check_resume_settings(cfg: ExperimentConfig, run_dir: Path) -> None:
     """
     from braintumor.config import load_config
 
-    saved = _flat(to_dict(load_config(run_dir / "config.yaml")))
+    saved = _flat(to_dict(load_config(RunDir(run_dir).config)))
     asked = _flat(to_dict(cfg))
     changed = sorted(k for k in asked if saved.get(k) != asked[k] and k not in RESUMABLE_CHANGES)
     if changed == ["train.epochs"] and cfg.train.scheduler != "cosine":
@@ -136,17 +136,17 @@ def fit_fold(
 ) -> FitResult:
     """Prepare the fold and fit; resumes from ``checkpoints/last.ckpt`` when it exists."""
     check_model(cfg.model, cfg.train.task)  # before any data is decoded
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = RunDir(run_dir).last_checkpoint
     resume = resume and last.is_file()
     if resume:
         check_resumable(last)
     prepare_out_dir(run_dir)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    fold = prepare_fold(cfg.data, cfg.train, run_dir, run_dir / "splits.json", progress)
+    fold = prepare_fold(cfg.data, cfg.train, run_dir, RunDir(run_dir).splits, progress)
     cfg = _resolved(cfg, fold)
-    if resume and (run_dir / "config.yaml").is_file():
+    if resume and RunDir(run_dir).config.is_file():
         check_resume_settings(cfg, run_dir)
-    dump_config(cfg, run_dir / "config.yaml")
+    dump_config(cfg, RunDir(run_dir).config)
     n_outputs = cfg.model.out_channels if cfg.train.task == "segment" else len(fold.index.classes)
     module = module_for(cfg.train.task)(
         to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes,
@@ -172,11 +172,11 @@ def finish_fold(result: FitResult, run_dir: Path) -> dict[str, Any]:
     cfg, fold, trainer = result.cfg, result.fold, result.trainer
     best = _export_best(trainer, result.module, cfg, fold, run_dir)
     metrics = evaluate_fold(best, fold, run_dir, cfg.train.precision, cfg.eval)
-    history = run_dir / "history.csv"
+    history = RunDir(run_dir).history
     seconds = pd.read_csv(history)["seconds"].iloc[-1] if history.is_file() else result.seconds
     metrics["train_seconds"] = round(float(seconds), 1)  # all sessions, resumes included
     metrics["epochs"] = trainer.current_epoch
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(RunDir(run_dir).metrics, metrics)
     return metrics
 
 
@@ -225,4 +225,4 @@ def _export_best(
     }
     net = cast(torch.nn.Module, module.net)
     net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # in place
-    return save_weights(net, run_dir / "checkpoints" / "best", metadata)
+    return save_weights(net, RunDir(run_dir).best_stem, metadata)

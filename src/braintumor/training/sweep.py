@@ -37,6 +37,7 @@ from braintumor.config import ExperimentConfig, dump_config
 from braintumor.errors import ConfigError
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.reports.compare import WHOLE_IMAGE_EXPANSION
+from braintumor.run_dir import RunDir
 from braintumor.training.cv import cross_validate
 
 WHOLE = "whole"
@@ -97,7 +98,7 @@ def _shared_data(cfg: ExperimentConfig, run_dir: Path) -> ExperimentConfig:
 
 def _share_splits(run_dir: Path, arm_dir: Path) -> None:
     """Copy ``run_dir/splits.json`` into the arm before it trains (as cross_validate does per fold)."""
-    shared, own = run_dir / "splits.json", arm_dir / "splits.json"
+    shared, own = RunDir(run_dir).splits, RunDir(arm_dir).splits
     arm_dir.mkdir(parents=True, exist_ok=True)
     if shared.is_file() and not own.is_file():
         own.write_text(shared.read_text())
@@ -107,7 +108,7 @@ def validation_scores(arm_dir: Path, folds: Sequence[int]) -> list[float]:
     """Each fold's best-checkpoint validation accuracy (``fold<k>/checkpoints/best.json``)."""
     scores = []
     for k in folds:
-        meta_path = arm_dir / f"fold{k}" / "checkpoints" / "best.json"
+        meta_path = RunDir(arm_dir).fold(k).best_meta
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         score = meta.get("best_score")
         if meta.get("monitor") == "val_accuracy" and score is not None and not math.isnan(score):
@@ -166,15 +167,16 @@ def sweep_roi(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = _shared_data(cfg, run_dir)
-    dump_config(cfg, run_dir / "config.yaml")
+    dump_config(cfg, RunDir(run_dir).config)
     rows = []
     for factor in factors:
-        arm_dir = run_dir / f"roi-{factor_label(factor)}"
+        arm_dir = RunDir(run_dir).roi_arm(factor_label(factor)).path
         _share_splits(run_dir, arm_dir)
         arm_cfg = replace(cfg, data=replace(cfg.data, roi_expansion=expansion_of(factor)))
         summary = cross_validate(arm_cfg, arm_dir, folds=folds, **train_kwargs)
-        if not (run_dir / "splits.json").is_file() and (arm_dir / "splits.json").is_file():
-            (run_dir / "splits.json").write_text((arm_dir / "splits.json").read_text())
+        shared, own = RunDir(run_dir).splits, RunDir(arm_dir).splits
+        if not shared.is_file() and own.is_file():
+            shared.write_text(own.read_text())
         rows.append(_row(factor, summary, arm_dir))
     result = {
         "rows": rows,
@@ -182,7 +184,7 @@ def sweep_roi(
         "metric": "val_accuracy",
         "tie_break": "the factor listed first",
         "best_on_test": best_factor(rows, "accuracy_mean"),
-        "splits": str(run_dir / "splits.json"),
+        "splits": str(RunDir(run_dir).splits),
         "whole_image_expansion": WHOLE_IMAGE_EXPANSION,
     }
     write_sweep(result, run_dir)
@@ -194,9 +196,9 @@ def write_sweep(result: dict[str, Any], run_dir: Path) -> None:
     from braintumor.reports.plots import plot_metric_vs_parameter, save_figure
 
     rows = result["rows"]
-    atomic_write_json(run_dir / "sweep.json", result)
+    atomic_write_json(RunDir(run_dir).sweep, result)
     frame = pd.DataFrame(rows)
-    atomic_write(run_dir / "sweep.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(RunDir(run_dir).sweep_table, lambda tmp: frame.to_csv(tmp, index=False))
     plotted = [r for r in rows if r["accuracy_mean"] is not None]
     if not plotted:
         return
@@ -208,4 +210,4 @@ def write_sweep(result: dict[str, Any], run_dir: Path) -> None:
         ylabel="accuracy (mean ± std over folds)",
     )
     fig.suptitle(f"ROI sweep · chosen on validation: {result['best_factor']}")
-    save_figure(fig, run_dir / "sweep.png")
+    save_figure(fig, RunDir(run_dir).sweep_figure)
