@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from braintumor.data.cache import Preprocessing, _decode_patient, build_cache
+from braintumor.config import Preprocessing, _decode_patient, build_cache
 from braintumor.data.dataset import CachedDataset
 from braintumor.data.loaders import load_dataset
 

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ PRECISIONS = ("bf16-mixed", "32-true", "16-mixed", "bf16-true", "16-true", "64-t
 # the names `braintumor.training.losses.LOSSES` registers (a test holds the two equal)
 LOSS_NAMES = ("dice", "dice-bce", "dice-bce-batch", "focal", "ce", "ce-smooth")
 POSTPROCESS_SCOPES = ("slice", "patient")
+COORD_CHANNELS = 2  # roi_coords' row and column position channels of a ROI crop
 IMAGE_SIZES = (8, 4096)  # smallest and largest square side, in pixels
 SEED_LIMIT = 2**32  # seeds lie in 0 .. 2**32 - 1 (numpy's range)
 
@@ -220,6 +222,65 @@ class EvalConfig:
             "postprocess_scope": (self.postprocess_scope in POSTPROCESS_SCOPES, one_of(POSTPROCESS_SCOPES)),
             "batch_size": (self.batch_size >= 1, "a batch size >= 1"),
         })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Everything that turns a decoded file into a model input; saved with every model.
+
+    ``channels`` counts image channels (0: the file's own); ``roi_coords`` appends 2 position
+    channels to each ROI crop (see :func:`braintumor.data.roi.crop_roi`), so the stored images
+    have ``channels`` + 2.
+    """
+
+    image_size: int = 128
+    channels: int = 0
+    normalization: str = "percentile-volume"
+    percentiles: tuple[float, float] = (10.0, 99.0)
+    roi_expansion: float | None = None
+    roi_coords: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "normalization": self.normalization,
+            "percentiles": list(self.percentiles),
+            "roi_expansion": self.roi_expansion,
+            "roi_coords": self.roi_coords,
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Preprocessing:
+        """The record of :meth:`to_dict` (``roi_coords`` absent in records written before it: False).
+
+        Raises:
+            ValueError: a missing or malformed field.
+        """
+        try:
+            low, high = record["percentiles"]
+            expansion = record.get("roi_expansion")
+            return cls(
+                image_size=int(record["image_size"]),
+                channels=int(record["channels"]),
+                normalization=str(record["normalization"]),
+                percentiles=(float(low), float(high)),
+                roi_expansion=None if expansion is None else float(expansion),
+                roi_coords=bool(record.get("roi_coords", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed preprocessing record {dict(record)!r} ({exc!r})") from None
+
+    @property
+    def coord_channels(self) -> int:
+        """Position channels after the image channels: 2 with ``roi_coords``, else 0."""
+        return COORD_CHANNELS if self.roi_coords else 0
+
+    def method_for(self, volume: bool) -> str:
+        """The normalisation applied to a volume's slices (``volume``) or to one separate image."""
+        if self.normalization == "percentile-volume" and not volume:
+            return "percentile-image"
+        return self.normalization
 
 
 @dataclass(frozen=True)

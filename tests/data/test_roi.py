@@ -146,8 +146,7 @@ def test_coords_match_the_resize_and_keep_the_image() -> None:
 
 
 def test_roi_coords_config() -> None:
-    from braintumor.config import DataConfig
-    from braintumor.data.cache import Preprocessing
+    from braintumor.config import DataConfig, Preprocessing
     from braintumor.data.roi import coord_channels
     from braintumor.errors import ConfigError
 

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,13 @@ from braintumor.inference.bundle import (
     SEGMENT_ONLY_FORMAT_VERSION,
     Bundle,
     BundleModel,
-    build_from_meta,
+    build_from_card,
 )
-from braintumor.inference.bundle_checks import check_compatible, check_meta
+from braintumor.inference.bundle_checks import check_compatible, read_card
 from braintumor.inference.bundle_store import BundleError, write_manifest
 from braintumor.inference.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
 from braintumor.io_utils import atomic_write, atomic_write_json, json_text
+from braintumor.models.card import ModelCard
 from braintumor.run_dir import RunDir
 
 FP16_MAX = 65504.0
@@ -76,7 +77,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value
 
 
-def _copy_weights(weights: Path, meta: dict[str, Any], dest: Path, fp16: bool) -> None:
+def _copy_weights(weights: Path, card: ModelCard, dest: Path, fp16: bool) -> None:
     """Write ``dest.safetensors`` (float16 when asked) and ``dest.json`` after checking they load.
 
     With ``fp16``, a tensor whose values exceed float16's range (e.g. a BatchNorm running variance)
@@ -88,7 +89,7 @@ def _copy_weights(weights: Path, meta: dict[str, Any], dest: Path, fp16: bool) -
         state = load_file(str(weights))
     except Exception as exc:
         raise BundleError(f"{weights}: not a readable safetensors file ({exc})") from None
-    build_from_meta(meta, state, str(weights))  # refuses weights that do not fit their model
+    build_from_card(card, state, str(weights))  # refuses weights that do not fit their model
     kept = []
     if fp16:
         for key, value in state.items():
@@ -99,19 +100,16 @@ def _copy_weights(weights: Path, meta: dict[str, Any], dest: Path, fp16: bool) -
                     state[key] = value.to(torch.float16)
     save_file({k: v.contiguous() for k, v in state.items()}, str(dest.with_suffix(".safetensors")))
     stored = "float16+float32" if kept else "float16" if fp16 else "float32"
-    meta = {**meta, "stored_dtype": stored, **({"float32_tensors": kept} if kept else {})}
-    dest.with_suffix(".json").write_text(json_text(meta, indent=2) + "\n")
+    stored_card = replace(card, stored_dtype=stored, float32_tensors=tuple(kept))
+    dest.with_suffix(".json").write_text(json_text(stored_card.to_dict(), indent=2) + "\n")
 
 
-def _model_entry(meta: dict[str, Any], metrics: Path | None, source: Path) -> dict[str, Any]:
+def _model_entry(card: ModelCard, metrics: Path | None, source: Path) -> dict[str, Any]:
+    record = card.to_dict()
     return {
-        "task": meta["task"],
-        "model": meta["model"],
-        "in_channels": meta["in_channels"],
-        "classes": meta.get("classes", []),
-        "preprocessing": meta["preprocessing"],
-        "best_score": meta.get("best_score"),
-        "monitor": meta.get("monitor"),
+        **{k: record[k] for k in ("task", "model", "in_channels", "classes", "preprocessing")},
+        "best_score": card.best_score,
+        "monitor": card.monitor,
         "metrics": headline_metrics(_read_json(metrics)) if metrics else {},
         "source": str(source),
     }
@@ -176,11 +174,11 @@ def run_analysis(seg_weights: Path) -> dict[str, Any]:
 @dataclass
 class Assembled:
     """What a bundle is made of, before it is written: its ``bundle.json``, each role's weights
-    file and metadata, and the fitted forest of a fused bundle."""
+    file and model card, and the fitted forest of a fused bundle."""
 
     info: dict[str, Any]
     weights: dict[str, Path]
-    metas: dict[str, dict[str, Any]]
+    cards: dict[str, ModelCard]
     forest: RegionForest | None
 
 
@@ -201,20 +199,21 @@ def assemble(
     given = {"seg": seg, "cls": cls, "gate": gate}
     runs = {role: path for role, path in given.items() if path is not None}
     sources = {role: resolve_run(path) for role, path in runs.items()}
-    metas = {role: _read_json(w.with_suffix(".json")) for role, (w, _) in sources.items()}
-    for role, meta in metas.items():
-        check_meta(meta, str(sources[role][0].with_suffix(".json")))
-    cls_meta = metas.get("cls")
-    check_compatible(metas["seg"], cls_meta, metas.get("gate"), {r: str(p) for r, p in runs.items()})
+    cards = {
+        role: read_card(_read_json(w.with_suffix(".json")), str(w.with_suffix(".json")))
+        for role, (w, _) in sources.items()
+    }
+    cls_card = cards.get("cls")
+    check_compatible(cards["seg"], cls_card, cards.get("gate"), {r: str(p) for r, p in runs.items()})
     forest, fusion = None, None
     if fuse_forest:
-        if cls_meta is None:
+        if cls_card is None:
             raise BundleError(
                 "--fuse-forest fuses a forest with the ROI classifier, and this bundle has none; "
                 "pass --cls RUN or leave out --fuse-forest"
             )
-        forest, fusion = fit_fusion(sources["cls"][0], list(cls_meta["classes"]), fuse_weight, forest_trees)
-    version_written = FULL_FORMAT_VERSION if cls_meta else SEGMENT_ONLY_FORMAT_VERSION
+        forest, fusion = fit_fusion(sources["cls"][0], list(cls_card.classes), fuse_weight, forest_trees)
+    version_written = FULL_FORMAT_VERSION if cls_card else SEGMENT_ONLY_FORMAT_VERSION
     info = {
         "format": BUNDLE_FORMAT,
         "format_version": FUSION_FORMAT_VERSION if fusion else version_written,
@@ -222,16 +221,16 @@ def assemble(
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "package_version": __version__,
-        "expansion": float(cls_meta["preprocessing"]["roi_expansion"]) if cls_meta else None,
-        "classes": cls_meta["classes"] if cls_meta else [],
+        "expansion": cls_card.preprocessing.roi_expansion if cls_card else None,
+        "classes": list(cls_card.classes) if cls_card else [],
         "dtype": "float16" if fp16 else "float32",
-        "models": {r: _model_entry(metas[r], sources[r][1], Path(runs[r])) for r in metas},
+        "models": {r: _model_entry(cards[r], sources[r][1], Path(runs[r])) for r in cards},
         "training_command": command,
         "data": data,
         "analysis": run_analysis(sources["seg"][0]),
         **({"fusion": fusion} if fusion else {}),
     }
-    return Assembled(info, {r: w for r, (w, _) in sources.items()}, metas, forest)
+    return Assembled(info, {r: w for r, (w, _) in sources.items()}, cards, forest)
 
 
 def from_run(
@@ -245,8 +244,8 @@ def from_run(
     bundle = Bundle(Path(seg), parts.info, forest=parts.forest)
     for role, weights in parts.weights.items():
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
-        net = build_from_meta(parts.metas[role], state, str(weights))
-        bundle.models[role] = BundleModel(role, parts.metas[role], net, str(weights))
+        net = build_from_card(parts.cards[role], state, str(weights))
+        bundle.models[role] = BundleModel(role, parts.cards[role], net, str(weights))
     return bundle
 
 
@@ -313,7 +312,7 @@ def create_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for role, weights in parts.weights.items():
-            _copy_weights(weights, parts.metas[role], tmp / role, fp16)
+            _copy_weights(weights, parts.cards[role], tmp / role, fp16)
         if parts.forest is not None:
             _write_forest(parts.forest, tmp)
         atomic_write_json(tmp / "bundle.json", parts.info)

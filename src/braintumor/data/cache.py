@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from braintumor.config import Preprocessing
 from braintumor.data.index import SampleIndex
-from braintumor.data.preprocess import Preprocessing, normalised, resize_square, to_channels_first
+from braintumor.data.preprocess import normalised, resize_square, to_channels_first
 from braintumor.data.readers import read_image, read_mask
 from braintumor.errors import DataError
 

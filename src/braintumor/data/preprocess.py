@@ -1,5 +1,5 @@
-"""Intensity normalisation, channel handling and square resizing of 2D slices, and the
-:class:`Preprocessing` record that says which apply to a model's input.
+"""Intensity normalisation, channel handling and square resizing of 2D slices, as a model's
+:class:`~braintumor.config.Preprocessing` record says.
 
 :func:`normalised` is the one place a :class:`Preprocessing`'s intensity rule is applied: the
 training cache calls it per patient, analysis per volume or per image (``percentile-volume`` on a
@@ -9,67 +9,13 @@ Arrays here are channel-first: images float32 C×H×W, masks uint8 H×W.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """Everything that turns a decoded file into a model input; saved with every model.
-
-    ``channels`` counts image channels (0: the file's own); ``roi_coords`` appends 2 position
-    channels to each ROI crop (see :func:`braintumor.data.roi.crop_roi`), so the stored images
-    have ``channels`` + 2.
-    """
-
-    image_size: int = 128
-    channels: int = 0
-    normalization: str = "percentile-volume"
-    percentiles: tuple[float, float] = (10.0, 99.0)
-    roi_expansion: float | None = None
-    roi_coords: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "image_size": self.image_size,
-            "channels": self.channels,
-            "normalization": self.normalization,
-            "percentiles": list(self.percentiles),
-            "roi_expansion": self.roi_expansion,
-            "roi_coords": self.roi_coords,
-        }
-
-    @classmethod
-    def from_dict(cls, record: Mapping[str, Any]) -> Preprocessing:
-        """The record of :meth:`to_dict` (``roi_coords`` absent in records written before it: False).
-
-        Raises:
-            ValueError: a missing or malformed field.
-        """
-        try:
-            low, high = record["percentiles"]
-            expansion = record.get("roi_expansion")
-            return cls(
-                image_size=int(record["image_size"]),
-                channels=int(record["channels"]),
-                normalization=str(record["normalization"]),
-                percentiles=(float(low), float(high)),
-                roi_expansion=None if expansion is None else float(expansion),
-                roi_coords=bool(record.get("roi_coords", False)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed preprocessing record {dict(record)!r} ({exc!r})") from None
-
-    def method_for(self, volume: bool) -> str:
-        """The normalisation applied to a volume's slices (``volume``) or to one separate image."""
-        if self.normalization == "percentile-volume" and not volume:
-            return "percentile-image"
-        return self.normalization
+from braintumor.config import Preprocessing
 
 
 def normalised(

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from braintumor.config import COORD_CHANNELS
 from braintumor.data.preprocess import resize_square
 
 MIN_SIDE = 8
-COORD_CHANNELS = 2
 
 
 def coord_channels(prep: Mapping[str, Any]) -> int:

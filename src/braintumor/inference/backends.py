@@ -167,7 +167,7 @@ def _onnx_models(bundle: Bundle) -> dict[str, bytes]:
     if not bundle.has_onnx:
         require("onnx", "openvino", "the OpenVINO backend (it exports the networks to ONNX in memory)")
     return {
-        role: m.onnx if m.onnx is not None else onnx_bytes(m.net, m.in_channels, int(m.prep["image_size"]))
+        role: m.onnx if m.onnx is not None else onnx_bytes(m.net, m.in_channels, m.prep.image_size)
         for role, m in bundle.models.items()
     }
 

@@ -43,12 +43,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from braintumor.data.preprocess import Preprocessing
-from braintumor.data.roi import coord_channels
-from braintumor.inference.bundle_checks import check_compatible, check_meta, no_tumour_class
+from braintumor.config import Preprocessing
+from braintumor.inference.bundle_checks import check_compatible, no_tumour_class, read_card
 from braintumor.inference.bundle_store import MANIFEST, BundleError, BundleReader
 from braintumor.inference.forest import RegionForest, read_fusion
 from braintumor.inference.input_check import PROFILE_FILE, InputProfile
+from braintumor.models.card import ModelCard
 
 BUNDLE_FORMAT = "braintumor-bundle"
 FORMAT_VERSION = 3  # the newest this package reads
@@ -68,42 +68,35 @@ _REQUIRED_INFO = ("format", "format_version", "name", "version", "created", "exp
 
 @dataclass
 class BundleModel:
-    """One network of a bundle: metadata, float32 eval-mode torch module, optional ONNX bytes."""
+    """One network of a bundle: its model card, float32 eval-mode torch module, optional ONNX bytes."""
 
     role: str
-    meta: dict[str, Any]
+    card: ModelCard
     net: nn.Module
     where: str
     onnx: bytes | None = None
 
     @property
-    def prep(self) -> dict[str, Any]:
-        """Preprocessing record (image_size, channels, normalization, percentiles, roi_expansion,
-        roi_coords: absent in metadata written before the option, meaning False)."""
-        prep: dict[str, Any] = self.meta["preprocessing"]
-        return prep
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        """:attr:`prep` as the typed record."""
-        return Preprocessing.from_dict(self.prep)
+    def prep(self) -> Preprocessing:
+        """What the network's inputs went through in training."""
+        return self.card.preprocessing
 
     @property
     def in_channels(self) -> int:
-        return int(self.meta["in_channels"])
+        return self.card.in_channels
 
     @property
     def image_channels(self) -> int:
         """Channels taken from the slice: ``in_channels`` less any ``roi_coords`` position channels."""
-        return self.in_channels - coord_channels(self.prep)
+        return self.card.image_channels
 
     @property
     def classes(self) -> list[str]:
-        return list(self.meta.get("classes", []))
+        return list(self.card.classes)
 
     @property
     def model_name(self) -> str:
-        return str(self.meta["model"]["name"])
+        return self.card.model.name
 
 
 @dataclass
@@ -214,16 +207,16 @@ def load_bundle(path: str | Path, load_onnx: bool = False) -> Bundle:
     bundle = Bundle(Path(path), info)
     for role in roles:
         bundle.models[role] = _load_model(reader, role, info, load_onnx)
-    metas = {r: m.meta for r, m in bundle.models.items()}
-    check_compatible(metas["seg"], metas.get("cls"), metas.get("gate"), {r: f"{r}.json" for r in metas})
-    if "cls" in metas:
-        roi_expansion = metas["cls"]["preprocessing"]["roi_expansion"]
-        if float(roi_expansion) != bundle.expansion:
+    cards = {r: m.card for r, m in bundle.models.items()}
+    check_compatible(cards["seg"], cards.get("cls"), cards.get("gate"), {r: f"{r}.json" for r in cards})
+    if "cls" in cards:
+        roi_expansion = cards["cls"].preprocessing.roi_expansion
+        if roi_expansion != bundle.expansion:
             raise BundleError(
                 f"{reader.where('bundle.json')}: expansion {bundle.expansion} differs from the "
                 f"classifier's roi_expansion {roi_expansion}"
             )
-        if bundle.classes != metas["cls"]["classes"]:
+        if bundle.classes != list(cards["cls"].classes):
             raise BundleError(f"{reader.where('bundle.json')}: 'classes' differ from cls.json's classes")
     if info.get("fusion") is not None:
         bundle.forest = read_fusion(reader, info)
@@ -265,9 +258,8 @@ def _load_model(reader: BundleReader, role: str, info: dict[str, Any], load_onnx
     from safetensors.torch import load as load_safetensors
 
     meta_name, weights_name = f"{role}.json", f"{role}.safetensors"
-    meta = reader.read_json(meta_name)
-    check_meta(meta, reader.where(meta_name))
-    if info["models"][role].get("preprocessing") != meta["preprocessing"]:
+    card = read_card(reader.read_json(meta_name), reader.where(meta_name))
+    if _preprocessing_of(info["models"][role]) != card.preprocessing:
         raise BundleError(
             f"{reader.where('bundle.json')}: preprocessing of {role!r} differs from {meta_name}; "
             "the bundle is inconsistent"
@@ -278,7 +270,7 @@ def _load_model(reader: BundleReader, role: str, info: dict[str, Any], load_onnx
     except Exception as exc:
         raise BundleError(f"{reader.where(weights_name)}: not a readable safetensors file ({exc})") from None
     state = {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()}
-    net = build_from_meta(meta, state, reader.where(weights_name))
+    net = build_from_card(card, state, reader.where(weights_name))
     onnx = None
     if load_onnx:
         name = f"{role}.onnx"
@@ -288,19 +280,25 @@ def _load_model(reader: BundleReader, role: str, info: dict[str, Any], load_onnx
                 f"`braintumor export {reader.path} --format onnx` first"
             )
         onnx = reader.read(name)
-    return BundleModel(role, meta, net, reader.where(weights_name), onnx)
+    return BundleModel(role, card, net, reader.where(weights_name), onnx)
 
 
-def build_from_meta(meta: dict[str, Any], state: dict[str, torch.Tensor], where: str) -> nn.Module:
-    """Build the registered network described by ``meta`` and load ``state`` strictly."""
-    from braintumor.config import ModelConfig, from_dict
+def _preprocessing_of(entry: Any) -> Preprocessing | None:
+    """The preprocessing a ``bundle.json`` model entry records (None when it has none or a bad one)."""
+    try:
+        return Preprocessing.from_dict(entry["preprocessing"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def build_from_card(card: ModelCard, state: dict[str, torch.Tensor], where: str) -> nn.Module:
+    """Build the registered network ``card`` describes and load ``state`` strictly."""
     from braintumor.errors import ConfigError
     from braintumor.models.network import build_network
 
+    cfg = card.model
     try:
-        cfg = from_dict(ModelConfig, {**meta["model"], "init_from": ""}, "model")
-        n_out = cfg.out_channels if meta["task"] == "segment" else len(meta["classes"])
-        net = build_network(cfg, int(meta["in_channels"]), n_out)
+        net = build_network(cfg, card.in_channels, card.n_outputs)
     except (ConfigError, TypeError, ValueError) as exc:
         raise BundleError(f"{where}: cannot build the model its metadata describes ({exc})") from None
     try:

@@ -62,7 +62,7 @@ def export_onnx(path: str | Path) -> list[Path]:
     bundle = load_bundle(path)
     written = []
     for role, model in bundle.models.items():
-        data = onnx_bytes(model.net, model.in_channels, int(model.prep["image_size"]))
+        data = onnx_bytes(model.net, model.in_channels, model.prep.image_size)
         target = path / f"{role}.onnx"
 
         def write(tmp: Path, data: bytes = data) -> None:

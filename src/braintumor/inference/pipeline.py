@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
-from braintumor.data.roi import coord_channels, crop_roi, foreground_box
+from braintumor.data.roi import crop_roi, foreground_box
 from braintumor.errors import ConfigError, DataError
 from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.inference.backends import Backend
@@ -125,8 +125,8 @@ class SliceEngine:
     def __init__(self, bundle: Bundle, backend: Backend, settings: AnalysisSettings) -> None:
         self.bundle, self.backend, self.settings = bundle, backend, settings
         cls = bundle.models.get("cls")
-        self.cls_size = int(cls.prep["image_size"]) if cls else 0
-        self.cls_coords = coord_channels(cls.prep) if cls else 0  # position channels of its input
+        self.cls_size = cls.prep.image_size if cls else 0
+        self.cls_coords = cls.prep.coord_channels if cls else 0  # position channels of its input
         classes = cls.classes if cls else []
         no = no_tumour_class(classes)
         self.keep = [i for i, c in enumerate(classes) if c != no]  # tumour classes of the ROI model

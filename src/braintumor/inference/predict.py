@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from braintumor.config import EvalConfig, load_config
-from braintumor.data.preprocess import Preprocessing, normalised, resize_square, to_channels_first
+from braintumor.config import EvalConfig, Preprocessing, load_config
+from braintumor.data.preprocess import normalised, resize_square, to_channels_first
 from braintumor.data.readers import read_image
 from braintumor.errors import DataError
 from braintumor.evaluation.postprocess import postprocess_masks

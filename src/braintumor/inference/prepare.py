@@ -53,7 +53,7 @@ def _slices_for(scan: Scan, model: BundleModel) -> np.ndarray:
     """The scan's slices with a channel count the model accepts (else DataError naming the input)."""
     slices = scan.slices
     native, wanted = scan.channels, model.image_channels
-    if int(model.prep["channels"]) > 0 or native == wanted:
+    if model.prep.channels > 0 or native == wanted:
         return slices  # to_channels_first converts as in training, or nothing to convert
     if (
         native == 3
@@ -71,7 +71,7 @@ def _slices_for(scan: Scan, model: BundleModel) -> np.ndarray:
 
 def _channels_first(scan: Scan, model: BundleModel) -> list[np.ndarray]:
     try:
-        return [to_channels_first(s, int(model.prep["channels"])) for s in _slices_for(scan, model)]
+        return [to_channels_first(s, model.prep.channels) for s in _slices_for(scan, model)]
     except ValueError as exc:
         raise DataError(scan.source, f"{exc} for the {model.role} model") from None
 
@@ -87,11 +87,11 @@ def normalised_all(scan: Scan, models: list[BundleModel]) -> dict[str, np.ndarra
     (:func:`~braintumor.data.preprocess.normalised`)."""
     groups: dict[tuple[int, int], list[BundleModel]] = {}
     for model in models:
-        groups.setdefault((int(model.prep["channels"]), model.image_channels), []).append(model)
+        groups.setdefault((model.prep.channels, model.image_channels), []).append(model)
     out: dict[str, np.ndarray] = {}
     for members in groups.values():
         images = _channels_first(scan, members[0])
-        preps = [m.preprocessing for m in members]
+        preps = [m.prep for m in members]
         for model, slices in zip(
             members, normalised_slices(images, preps, scan.kind == "volume"), strict=True
         ):
@@ -111,7 +111,7 @@ def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
     """Every model input of ``scan`` (normalisation shared between models with the same recipe)."""
     norm = normalised_all(scan, list(bundle.models.values()))
     seg_model, cls_model, gate_model = bundle.models["seg"], bundle.models.get("cls"), bundle.gate
-    seg = resize_stack(norm["seg"], int(seg_model.prep["image_size"]))
-    gate = resize_stack(norm["gate"], int(gate_model.prep["image_size"])) if gate_model else None
+    seg = resize_stack(norm["seg"], seg_model.prep.image_size)
+    gate = resize_stack(norm["gate"], gate_model.prep.image_size) if gate_model else None
     cls_native = norm["cls"] if cls_model else None
     return PreparedScan(scan, order, seg, gate, cls_native, blank_slices(scan))

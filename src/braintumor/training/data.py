@@ -11,12 +11,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from braintumor.config import DataConfig, TrainConfig
+from braintumor.config import DataConfig, Preprocessing, TrainConfig
 from braintumor.data.cache import ArrayStore, build_cache
 from braintumor.data.dataset import CachedDataset, positions_for_patients, positions_for_samples
 from braintumor.data.index import SampleIndex
 from braintumor.data.loaders import load_dataset
-from braintumor.data.preprocess import Preprocessing
 from braintumor.data.roi import coord_channels
 from braintumor.data.splits import Splits, load_or_make_splits
 from braintumor.data.transforms import eval_transforms, train_transforms
