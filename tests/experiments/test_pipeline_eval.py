@@ -25,6 +25,7 @@ from braintumor.inference.backends import make_backend
 from braintumor.inference.bundle_store import BundleError
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.sources import Inputs
+from braintumor.reports.collect import task_sections
 from braintumor.training.runner import train_fold
 
 QUIET = {"enable_progress_bar": False, "limit_train_batches": 2, "limit_val_batches": 1}
@@ -87,6 +88,8 @@ def test_pipeline_scores_the_folds_test_patients(runs: Path, tmp_path: Path) -> 
     # The ground-truth crops are the classifier's own test set: its accuracy is reproduced.
     assert fold["accuracy_gt_crop"] == pytest.approx(_own_tumour_accuracy(runs / "cls"), abs=0.1)
     assert fold["confusion_classes"] == ["glioma", "meningioma", "pituitary", "notumor"]
+    per_class = next(s for s in task_sections(tmp_path / "pipe" / "fold0", fold) if s.title == "Per class")
+    assert per_class.tables[-1].headers == ["true \\ predicted", *fold["confusion_classes"]]  # in the report
     assert (tmp_path / "pipe" / "cv_metrics.json").is_file() and (
         tmp_path / "pipe" / "fold0" / "confusion.png"
     ).is_file()
