@@ -140,6 +140,18 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
             [ROI, {"name": "p", "kind": "pipeline", "seg": "a", "cls": "a", "fuse_weight": "yes"}],
             "fuse_weight must be int or float",
         ),
+        (
+            [ROI, {"name": "p", "kind": "pipeline", "seg": "a", "cls": "a", "gate": 3}],
+            "gate must be str",
+        ),
+        (
+            [
+                {"name": "rg", "kind": "radiogenomics"},
+                ROI,
+                {"name": "p", "kind": "pipeline", "seg": "a", "cls": "a", "gate": "rg"},
+            ],
+            "gate='rg' is a radiogenomics step; expected train/cv",
+        ),
     ],
 )
 def test_bad_steps_are_refused(tmp_path: Path, steps: list[dict], message: str) -> None:
@@ -159,6 +171,9 @@ def test_fuse_step_defaults_data_and_settings(tmp_path: Path) -> None:
     assert study.step("f").options == {"cls": "a", "weight": 0.5, "trees": 1000}
     assert study.step("g").options["weight"] == 1.0 and isinstance(study.step("g").options["weight"], float)
     assert study.step("p").options["fuse_weight"] == 0.0
+    gated = {"name": "q", "kind": "pipeline", "seg": "a", "cls": "a", "gate": "a"}
+    planned_gate = plan_study(load_study(write_study(tmp_path, [ROI, gated])), tmp_path / "run")[1]
+    assert planned_gate.refs["gate"] == (tmp_path / "run" / "a").resolve()
     planned = {s.name: s for s in plan_study(study, tmp_path / "run")}
     fused = planned["f"]
     assert fused.data_name == "other" and fused.data == tmp_path.resolve()

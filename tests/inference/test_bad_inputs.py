@@ -109,12 +109,15 @@ def test_rgb_input_follows_training_channels(trained: Trained, analyzer: Analyze
 
 
 def test_channel_mismatch_with_native_channels(trained: Trained, analyzer: Analyzer) -> None:
+    from dataclasses import replace
+
     from braintumor.inference.bundle import BundleModel
     from braintumor.inference.prepare import normalised
     from braintumor.inference.sources import Scan
 
     seg = analyzer.bundle.models["seg"]
-    native = BundleModel("seg", {**seg.meta, "preprocessing": {**seg.prep, "channels": 0}}, seg.net, "x")
+    card = replace(seg.card, preprocessing=replace(seg.prep, channels=0))
+    native = BundleModel("seg", card, seg.net, "x")
     gray = phantom_array(trained)
     colour = np.stack([gray, gray // 2, gray], axis=2)[None]
     with pytest.raises(Exception, match=r"lgg\.png: has 3 channel\(s\) but the seg model was trained on 1"):

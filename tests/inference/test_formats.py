@@ -127,9 +127,11 @@ def test_percentile_volume_uses_the_whole_volume(trained: Trained, bundle_model:
 def bundle_model(trained: Trained) -> BundleModel:
     from torch import nn
 
-    meta = {"in_channels": 1, "preprocessing": {"image_size": 32, "channels": 0,
-            "normalization": "percentile-volume", "percentiles": [10.0, 99.0]}}  # fmt: skip
-    return BundleModel("seg", meta, nn.Identity(), "test")
+    from braintumor.config import ModelConfig, Preprocessing
+    from braintumor.models.card import ModelCard
+
+    prep = Preprocessing(32, 0, "percentile-volume", (10.0, 99.0))
+    return BundleModel("seg", ModelCard("segment", ModelConfig(), 1, prep), nn.Identity(), "test")
 
 
 def test_dicom_series_sorted_by_position(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:

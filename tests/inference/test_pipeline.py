@@ -56,9 +56,9 @@ def test_tumour_found_measured_and_cropped_like_training(bundle: Bundle) -> None
     assert abs(result.area_px - 140) <= 0.2 * 140 and result.area_mm2 == pytest.approx(result.area_px * 0.25)
     assert result.bbox is not None and np.allclose(result.bbox, (10, 20, 30, 44), atol=2)
     prep = bundle.models["cls"].prep
-    native = normalize_images([to_channels_first(_image(), prep["channels"])], prep["normalization"],
-                              tuple(prep["percentiles"]))[0]  # fmt: skip
-    expected, _ = crop_roi(native, mask, bundle.expansion, prep["image_size"])
+    native = normalize_images([to_channels_first(_image(), prep.channels)], prep.normalization,
+                              prep.percentiles)[0]  # fmt: skip
+    expected, _ = crop_roi(native, mask, bundle.expansion, prep.image_size)
     assert np.array_equal(backend.inputs["cls"][0][0], expected)  # the same crop the training cache made
     assert result.label == "glioma" and "notumor" not in result.probabilities  # ROI model's notumor dropped
     assert sum(result.probabilities.values()) == pytest.approx(1.0)

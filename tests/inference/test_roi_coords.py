@@ -20,10 +20,10 @@ from braintumor.data.roi import crop_roi
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import TorchBackend
 from braintumor.inference.bundle import Bundle, load_bundle
-from braintumor.inference.bundle_checks import check_preprocessing
+from braintumor.inference.bundle_checks import read_card
 from braintumor.inference.bundle_store import BundleError
 from braintumor.inference.pipeline import AnalysisSettings
-from braintumor.models.weights import load_weights
+from braintumor.models.weights import read_card as weights_card
 from braintumor.training.runner import train_fold
 
 TINY = [
@@ -62,10 +62,10 @@ def coords_bundle(trained: Trained, coords_run: Path) -> Path:
 
 
 def test_training_records_roi_coords(coords_run: Path) -> None:
-    _, meta = load_weights(coords_run / "checkpoints" / "best.safetensors")
-    prep = meta["preprocessing"]
-    assert prep["roi_coords"] is True and prep["roi_expansion"] == 1.5
-    assert prep["channels"] == 1 and meta["in_channels"] == 3  # grey image + row + column
+    card = weights_card(coords_run / "checkpoints" / "best.safetensors")
+    prep = card.preprocessing
+    assert prep.roi_coords is True and prep.roi_expansion == 1.5
+    assert prep.channels == 1 and card.in_channels == 3  # grey image + row + column
     cfg = load_config(coords_run / "config.yaml")
     assert cfg.data.roi_coords and cfg.data.channels == 1 and cfg.model.in_channels == 3
 
@@ -73,7 +73,7 @@ def test_training_records_roi_coords(coords_run: Path) -> None:
 def test_bundle_analyses_with_coords(coords_bundle: Path, trained: Trained, tmp_path: Path) -> None:
     bundle = load_bundle(coords_bundle)
     cls = bundle.models["cls"]
-    assert cls.prep["roi_coords"] is True and (cls.in_channels, cls.image_channels) == (3, 1)
+    assert cls.prep.roi_coords and (cls.in_channels, cls.image_channels) == (3, 1)
     runner = CliRunner()
     assert runner.invoke(app, ["export", str(coords_bundle), "--format", "onnx", "--json"]).exit_code == 0
     images = [str(p) for p in trained.images(2)]
@@ -114,9 +114,9 @@ def test_classifier_gets_the_training_crop_with_coords(coords_bundle: Path) -> N
     assert result.ok and result.tumour and mask is not None
     assert result.slices[0].heatmap is not None and result.slices[0].heatmap.shape == (40, 56)
     prep = bundle.models["cls"].prep
-    native = normalize_images([to_channels_first(image, prep["channels"])], prep["normalization"],
-                              tuple(prep["percentiles"]))[0]  # fmt: skip
-    expected, _ = crop_roi(native, mask, bundle.expansion, prep["image_size"], coords=True)
+    native = normalize_images([to_channels_first(image, prep.channels)], prep.normalization,
+                              prep.percentiles)[0]  # fmt: skip
+    expected, _ = crop_roi(native, mask, bundle.expansion, prep.image_size, coords=True)
     got = backend.inputs["cls"][0][0]
     assert got.shape == (3, 32, 32) and np.array_equal(got, expected)
 
@@ -130,7 +130,7 @@ def test_metadata_without_roi_coords_still_loads(trained: Trained, tmp_path: Pat
     create_bundle(trained.seg, old, tmp_path / "bundle", gate=trained.gate, data="phantoms")
     bundle = load_bundle(tmp_path / "bundle")
     cls = bundle.models["cls"]
-    assert "roi_coords" not in cls.prep and cls.in_channels == cls.image_channels == 1
+    assert not cls.prep.roi_coords and cls.in_channels == cls.image_channels == 1
     analyzer = Analyzer(bundle, TorchBackend({r: m.net for r, m in bundle.models.items()}, "fp32"),
                         AnalysisSettings.for_bundle(bundle))  # fmt: skip
     assert analyzer.analyze(trained.images(1)[0]).ok
@@ -138,8 +138,14 @@ def test_metadata_without_roi_coords_still_loads(trained: Trained, tmp_path: Pat
 
 def test_roi_coords_records_are_checked() -> None:
     prep = {"image_size": 32, "channels": 1, "normalization": "none", "percentiles": [1, 99]}
-    check_preprocessing({**prep, "roi_expansion": 1.5, "roi_coords": True}, "cls.json")
+    record = {"task": "classify", "model": {"name": "cnn-small"}, "in_channels": 3, "classes": ["a", "b"]}
+
+    def card_with(**fields: object) -> object:
+        return read_card({**record, "preprocessing": {**prep, **fields}}, "cls.json")
+
+    card = card_with(roi_expansion=1.5, roi_coords=True)
+    assert card.image_channels == 1 and card.preprocessing.coord_channels == 2  # type: ignore[attr-defined]
+    with pytest.raises(BundleError, match=r"cls\.json.*roi_coords"):
+        card_with(roi_expansion=None, roi_coords=True)
     with pytest.raises(BundleError, match="roi_coords"):
-        check_preprocessing({**prep, "roi_expansion": None, "roi_coords": True}, "gate.json")
-    with pytest.raises(BundleError, match="roi_coords"):
-        check_preprocessing({**prep, "roi_expansion": 1.5, "roi_coords": "yes"}, "cls.json")
+        card_with(roi_expansion=1.5, roi_coords="yes")

@@ -19,7 +19,7 @@ from braintumor.cli import app
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import make_backend
 from braintumor.inference.bundle import Bundle, bundle_info, load_bundle
-from braintumor.inference.bundle_checks import check_compatible
+from braintumor.inference.bundle_checks import check_compatible, read_card
 from braintumor.inference.bundle_store import BundleError, write_manifest
 from braintumor.inference.outputs import caption
 from braintumor.inference.pipeline import AnalysisSettings
@@ -116,8 +116,8 @@ def test_full_bundle_without_its_classifier_entry_is_refused(bundle_copy: Path) 
 
 
 def test_checks_without_classifier(trained: Trained, tmp_path: Path) -> None:
-    meta = json.loads((trained.seg / "checkpoints" / "best.json").read_text())
-    check_compatible(meta, None, None, {"seg": "seg"})  # a segmenter alone can work
+    card = read_card(json.loads((trained.seg / "checkpoints" / "best.json").read_text()), "best.json")
+    check_compatible(card, None, None, {"seg": "seg"})  # a segmenter alone can work
     with pytest.raises(BundleError, match="must be a segmentation model"):
         create_bundle(trained.cls, None, tmp_path / "a")
     assert not (tmp_path / "a").exists()

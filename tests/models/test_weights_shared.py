@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from braintumor.models.weights import load_weights, save_weights
+from braintumor import __version__
+from braintumor.config import ModelConfig, Preprocessing
+from braintumor.models.card import ModelCard
+from braintumor.models.weights import load_weights, read_card, save_weights
 
 
 class Aliased(nn.Module):
@@ -19,9 +23,11 @@ class Aliased(nn.Module):
 
 def test_shared_tensors_are_saved_once_per_name(tmp_path: Path) -> None:
     model = Aliased()
-    weights = save_weights(model, tmp_path / "best", {"task": "segment"})
+    card = ModelCard("segment", ModelConfig("unet"), 1, Preprocessing())
+    weights = save_weights(model, tmp_path / "best", card)
     state, meta = load_weights(weights)
     assert set(state) == set(model.state_dict()) and meta["task"] == "segment"
+    assert read_card(weights) == replace(card, package_version=__version__)
     fresh = Aliased()
     fresh.load_state_dict(state)
     assert torch.equal(fresh.block.weight, model.block.weight)

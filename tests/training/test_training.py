@@ -208,13 +208,15 @@ def test_init_from_project_checkpoint_skips_new_head(tmp_path: Path) -> None:
 
 def test_init_from_checkpoint_with_other_input_channels(tmp_path: Path) -> None:
     """A 3-channel LGG U-Net initialises a 1-channel figshare one: first conv summed, rest copied."""
-    from braintumor.config import ModelConfig
+    from braintumor.config import ModelConfig, Preprocessing
     from braintumor.models import create_model
+    from braintumor.models.card import ModelCard
     from braintumor.models.network import build_network, init_weights
     from braintumor.models.weights import save_weights
 
     source = create_model("unet", in_channels=3, out_channels=1, init_features=4)
-    weights = save_weights(source, tmp_path / "lgg.safetensors", {"model": {"name": "unet"}})
+    card = ModelCard("segment", ModelConfig("unet", kwargs={"init_features": 4}), 3, Preprocessing())
+    weights = save_weights(source, tmp_path / "lgg.safetensors", card)
     src = source.state_dict()
     net = build_network(ModelConfig("unet", kwargs={"init_features": 4}), in_channels=1, n_outputs=1)
     report = init_weights(net, "unet", str(weights))

@@ -115,20 +115,30 @@ def experiment_pipeline(
     cls: Annotated[Path, typer.Option("--cls", help="ROI classification run on the same splits.")],
     out_dir: OutOpt,
     postprocess: Annotated[
-        bool, typer.Option("--postprocess/--no-postprocess", help="Largest component + fill holes.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--postprocess/--no-postprocess",
+            help="Force largest component + fill holes on or off (default: as the seg run was evaluated).",
+        ),
+    ] = None,
     fuse_weight: Annotated[
         float | None,
         typer.Option(
             "--fuse-weight",
-            help="Also score the classifier averaged with a region-feature forest: the CNN's share (0.5).",
+            help="Fuse the classifier with a region-feature forest, as `bundle create --fuse-forest`: "
+            "the CNN's share (0.5).",
         ),
+    ] = None,
+    gate: Annotated[
+        Path | None,
+        typer.Option("--gate", help="Whole-slice tumour/no-tumour run that vetoes slices, as in a bundle."),
     ] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Segment -> crop the predicted tumour -> classify, scored on each fold's unseen patients, from two
-    finished runs (the study's `pipeline` step on its own). Writes OUT/cv_metrics.json and per fold
-    metrics, per-slice/per-patient tables and a confusion matrix.
+    """Segment -> crop the predicted tumour -> classify, scored on each fold's unseen patients through
+    the bundle `bundle create` would make from the runs (what `analyze` ships; the study's `pipeline`
+    step on its own). Writes OUT/cv_metrics.json and per fold metrics, per-slice/per-patient tables
+    and a confusion matrix.
 
     Example:
       braintumor experiment pipeline --seg runs/figshare-unet-cpu --cls runs/figshare-roi-cpu --out runs/pipe
@@ -136,7 +146,9 @@ def experiment_pipeline(
     from braintumor.experiments.pipeline_eval import evaluate_pipeline
 
     def go() -> None:
-        summary = evaluate_pipeline(seg, cls, out_dir, postprocess=postprocess, fuse_weight=fuse_weight)
+        summary = evaluate_pipeline(
+            seg, cls, out_dir, postprocess=postprocess, fuse_weight=fuse_weight, gate=gate
+        )
         if json_out:
             emit_json({"out": str(out_dir), **summary})
             return

@@ -2,6 +2,7 @@
 
 from braintumor.evaluation.classification import (
     ClassificationAccumulator,
+    calls_report,
     classification_report,
     expected_calibration_error,
     label_map,
@@ -26,6 +27,7 @@ __all__ = [
     "ClassificationAccumulator",
     "SegmentationAccumulator",
     "as_binary_mask",
+    "calls_report",
     "classification_report",
     "confusion_counts",
     "expected_calibration_error",

@@ -119,6 +119,48 @@ def classification_report(y_true: ArrayLike, probs: ArrayLike, class_names: Sequ
     }
 
 
+def calls_report(targets: Sequence[str], calls: Sequence[str], class_names: Sequence[str]) -> dict[str, Any]:
+    """Scores of class calls where the last name is an abstention ("no tumour") that is never true:
+    the segment-then-classify pipeline scored on tumour slices, a slice it calls tumour-free wrong.
+
+    Args:
+        targets: N true class names, among the first K of ``class_names``.
+        calls: N called names, any of ``class_names``.
+        class_names: K class names, then the abstention (index K).
+
+    Returns:
+        ``accuracy`` (an abstention is wrong), ``balanced_accuracy`` (mean recall over the classes
+        in ``targets``), ``macro_f1`` (over the K classes present in ``targets`` or ``calls``;
+        without abstentions these are scikit-learn's defaults, as :func:`classification_report`),
+        ``per_class`` ``{name: {precision, recall, f1, support}}`` of the K classes and
+        ``confusion`` ((K+1)×(K+1) nested list, rows = true class, the last column the
+        abstentions; the last row is empty).
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted(set(targets) - set(class_names[:-1])) + sorted(set(calls) - set(class_names))
+    if unknown or not len(targets) == len(calls) > 0:
+        raise ValueError(f"expected N >= 1 targets among {list(class_names[:-1])} and N calls; got {unknown}")
+    y = np.array([index[t] for t in targets], dtype=int)
+    pred = np.array([index[c] for c in calls], dtype=int)
+    k, labels = len(class_names) - 1, list(range(len(class_names)))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        y, pred, labels=labels, zero_division=0
+    )
+    scored = sorted((set(y.tolist()) | set(pred.tolist())) - {k})
+    per_class = {
+        class_names[i]: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                         "support": int(support[i])}
+        for i in range(k)
+    }  # fmt: skip
+    return {
+        "accuracy": float(np.mean(y == pred)),
+        "balanced_accuracy": float(np.mean(recall[sorted(set(y.tolist()))])),
+        "macro_f1": float(np.mean(f1[scored])),
+        "per_class": per_class,
+        "confusion": metrics.confusion_matrix(y, pred, labels=labels).astype(int).tolist(),
+    }
+
+
 class ClassificationAccumulator:
     """Collects model outputs batch by batch and reports on all of them.
 

@@ -24,7 +24,8 @@ HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
                  ("accuracy_without_duplicates", "accuracy_without_duplicates")),
     "pipeline": (("dice_per_patient", "dice_per_patient_mean"), ("dice_per_slice", "dice_per_slice_mean"),
                  ("accuracy", "accuracy"), ("macro_f1", "macro_f1"), ("accuracy_gt_crop", "accuracy_gt_crop"),
-                 ("macro_f1_gt_crop", "macro_f1_gt_crop"), ("fallback_fraction", "fallback_fraction"),
+                 ("macro_f1_gt_crop", "macro_f1_gt_crop"), ("missed_fraction", "missed_fraction"),
+                 ("gate_missed_fraction", "gate_missed_fraction"),
                  ("accuracy_fused", "accuracy_fused"), ("accuracy_gt_crop_fused", "accuracy_gt_crop_fused")),
     "fusion": (("accuracy", "accuracy"), ("macro_f1", "macro_f1"), ("accuracy_cnn", "accuracy_cnn"),
                ("accuracy_forest", "accuracy_forest")),
@@ -143,7 +144,11 @@ def protocol(step: PlannedStep) -> str:
     if step.kind == "pipeline":
         fused = opts.get("fuse_weight")
         fusion = f"; fused: {FUSION_PROTOCOL} (CNN share {float(fused):g})" if fused is not None else ""
-        return f"{text}; U-Net mask -> ROI crop -> classifier on each fold's test patients{fusion}"
+        gate = f", gate {Path(str(opts['gate'])).name}" if opts.get("gate") else ""
+        return (
+            f"{text}; the bundle of each fold's runs as shipped (U-Net mask{gate} -> ROI crop -> classifier; "
+            f"a missed tumour counts as wrong) on its test patients{fusion}"
+        )
     return text
 
 

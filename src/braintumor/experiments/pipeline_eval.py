@@ -1,227 +1,319 @@
-"""Integrated segment -> crop -> classify evaluation on each fold's unseen patients.
+"""Integrated segment -> crop -> classify evaluation on each fold's unseen patients, scored through
+the code that ships.
 
-For fold k, the U-Net of ``seg/fold<k>`` predicts each test slice's mask (at the slice's own
-resolution); the tumour region is cropped from the **predicted** mask with the classifier's
-expansion factor (the whole slice when the predicted mask is empty) and classified by
-``cls/fold<k>``. The same classifier also scores the crop from the **ground-truth** mask, so the
-two accuracies differ only by the mask. Both runs must share their splits (``splits_from``).
+For fold k, the bundle that ``braintumor bundle create --seg seg/fold<k> --cls cls/fold<k>``
+(``--gate``, ``--fuse-forest``) would write is built in memory
+(:func:`~braintumor.bundle.create.from_run`; its analysis settings are the segmentation run's
+evaluation settings), and the fold's test patients are analysed with it as ``braintumor analyze``
+analyses them: one input per patient volume or per image
+(:func:`~braintumor.experiments.shipped.held_out_inputs`), read, prepared and run through the
+analyser's :class:`~braintumor.inference.pipeline.SliceEngine` (segment, post-process, gate, crop,
+classify, fuse). The same engine also classifies each tumour slice from its **ground-truth** mask
+(``*_gt_crop``), so the two accuracies differ only by the mask. Both runs must share their splits
+(``splits_from``); a gate must not have trained on the test patients.
 
-The steps are the library's own (:func:`~braintumor.data.preprocess.normalize_images` per patient,
-:func:`~braintumor.inference.predict.mask_to_original`, :func:`~braintumor.data.roi.crop_roi`), not
-the :class:`~braintumor.inference.Analyzer`: the analyser calls a slice without a predicted tumour
-tumour-free instead of classifying the whole slice, and normalises single images per image where
-training normalised per patient; here every crop is made exactly as the training cache made it.
+Scores, over the tumour slices (those whose ground-truth mask is not empty):
+
+* ``accuracy``, ``balanced_accuracy``, ``macro_f1``: the pipeline's class. A tumour slice the
+  pipeline calls tumour-free (predicted mask under ``min_area_px``, or vetoed by the gate) counts
+  as wrong; the confusion matrix has that call as its last column, and macro-F1 averages the
+  tumour classes (a missed slice lowers its class's recall).
+* ``n_missed`` / ``missed_fraction``: tumour slices called tumour-free; ``n_gate_missed`` /
+  ``gate_missed_fraction`` (with a gate): those among them whose mask was large enough, vetoed by
+  the gate.
+* ``accuracy_gt_crop``, ``macro_f1_gt_crop``: the classifier on ground-truth crops (every tumour
+  slice is classified).
+* With ``fuse_weight`` the bundle fuses its classifier with a region-feature forest; its labels
+  give the ``*_fused`` scores, and the plain ones come from the classifier's own probabilities
+  (``cnn_probabilities``).
+* Dice, IoU, precision, recall: the masks as shipped (empty where a slice was called tumour-free)
+  against the ground truth, at each file's own size, over every slice with a mask file.
 
 Layout of the output folder (a cross-validation folder, so ``braintumor report`` reads it)::
 
     OUT/fold<k>/metrics.json    Dice per patient / per slice, pipeline and ground-truth-crop scores
-    OUT/fold<k>/per_slice.csv   per slice: Dice, crop source, true / pipeline / ground-truth-crop class
+    OUT/fold<k>/per_slice.csv   per slice: Dice, the pipeline's call, true / pipeline / gt-crop class
     OUT/fold<k>/per_patient.csv per patient: volumetric Dice, IoU, precision, recall
-    OUT/fold<k>/confusion.png   pipeline confusion matrix
+    OUT/fold<k>/confusion.png   pipeline confusion matrix (confusion_fused.png with fusion)
     OUT/cv_metrics.json, OUT/cv_folds.csv   mean and std over folds
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
+from braintumor.bundle.create import from_run
+from braintumor.data.readers import read_mask
 from braintumor.errors import DataError
-from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator, label_map
-from braintumor.experiments.segment import TrainedModel, fold_runs, patients, predict_masks, test_samples
-from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.evaluation import SegmentationAccumulator, calls_report, label_map
+from braintumor.experiments.segment import fold_parts, fold_runs
+from braintumor.experiments.shipped import held_out_inputs
+from braintumor.inference.backends import make_backend
+from braintumor.inference.bundle import Bundle
+from braintumor.inference.pipeline import AnalysisSettings, Segmented, SliceEngine
+from braintumor.inference.prepare import PreparedScan, prepare_scan
+from braintumor.inference.results import SliceResult
+from braintumor.inference.sources import InputItem, read_scan
+from braintumor.io_utils import atomic_write, atomic_write_json, finite
 from braintumor.run_dir import RunDir
 
 PIPELINE_KEYS = (
     "dice_per_patient_mean", "dice_per_slice_mean", "iou", "precision", "recall",
-    "accuracy", "macro_f1", "balanced_accuracy", "accuracy_gt_crop", "macro_f1_gt_crop", "fallback_fraction",
-    "accuracy_fused", "macro_f1_fused", "accuracy_gt_crop_fused",
+    "accuracy", "macro_f1", "balanced_accuracy", "accuracy_gt_crop", "macro_f1_gt_crop",
+    "missed_fraction", "gate_missed_fraction",
+    "accuracy_fused", "macro_f1_fused", "balanced_accuracy_fused", "accuracy_gt_crop_fused",
+    "macro_f1_gt_crop_fused",
 )  # fmt: skip
+FOREST_TREES = 1000
+"""Trees of the fused forest (as ``braintumor experiment fuse``)."""
+PRECISION = "fp32"
+"""The networks run as stored (float32; ``analyze --precision fp32``), so a score does not depend
+on whether the CPU runs bfloat16 (``--precision auto`` there)."""
+TUMOUR_CALL = "tumour"
 
 
-def classifier_input(
-    image: np.ndarray, mask: np.ndarray, expansion: float, size: int, coords: bool = False
-) -> tuple[np.ndarray, bool]:
-    """The classifier's size×size input: the mask's box widened by ``expansion``, or the whole
-    slice when the mask is empty; ``coords`` appends the position channels (``roi_coords``).
-    Returns (float32 C×size×size, whether the whole slice was used)."""
-    from braintumor.data.roi import crop_roi
-
-    if not np.any(mask):
-        return crop_roi(image, mask, None, size, coords)[0], True
-    return crop_roi(image, mask, expansion, size, coords)[0], False
-
-
-def _check_same_test(seg_dir: Path, cls_dir: Path) -> None:
-    from braintumor.config import load_config
-    from braintumor.data.splits import Splits
-
-    tests = []
-    for run in (seg_dir, cls_dir):
-        splits = Splits.load(RunDir(run).splits)
-        fold = load_config(RunDir(run).config).data.fold
-        tests.append(sorted(splits.folds[splits.check_fold(fold)]["test"]))
-    if tests[0] != tests[1]:
+def _check_splits(seg_dir: Path, cls_dir: Path, gate_dir: Path | None) -> tuple[str, set[str]]:
+    """(group column, test groups) of the seg run's fold, after checking no model saw them."""
+    column, parts = fold_parts(seg_dir)
+    test = parts["test"]
+    if fold_parts(cls_dir)[1]["test"] != test:
         raise DataError(
             cls_dir,
             f"its test patients differ from those of {seg_dir}; train both on the same splits "
             "(study steps: splits_from) so the pipeline is scored on patients neither model saw",
         )
+    if gate_dir is not None and RunDir(gate_dir).splits.is_file():
+        gate_parts = fold_parts(gate_dir)[1]
+        seen = sorted((gate_parts["train"] | gate_parts["val"]) & test)
+        if seen:
+            raise DataError(
+                gate_dir,
+                f"trained on (or chose its checkpoint with) {len(seen)} test patient(s) of {seg_dir}, "
+                f"e.g. {seen[0]}; train the gate on other patients (same splits, or other data)",
+            )
+    return column, test
+
+
+def _cnn_label(res: SliceResult) -> str | None:
+    """The classifier's own class (its probabilities before fusion), else the slice's label."""
+    if res.tumour and res.cnn_probabilities:
+        return max(res.cnn_probabilities, key=lambda c: res.cnn_probabilities[c])
+    return res.label
 
 
 @dataclass
-class _Fusion:
-    """A region-feature forest fitted on the classifier's training patients, and the CNN's share."""
+class _Fold:
+    """One fold's engines (as shipped, and for ground-truth crops) and what they scored."""
 
-    forest: Any
-    weight: float
-    pipeline: ClassificationAccumulator
-    gt: ClassificationAccumulator
-
-    def fuse(self, logits: torch.Tensor, images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
-        """CNN probabilities averaged with the forest's on each (raw slice, mask); the CNN's alone
-        where the mask is empty (the whole slice was classified)."""
-        from braintumor.data.region_features import region_features
-        from braintumor.training.region_forest import forest_probabilities
-
-        cnn = logits.softmax(dim=1).numpy().astype(float)
-        out = cnn.copy()
-        rows = [i for i, m in enumerate(masks) if np.any(m)]
-        if rows:
-            feats = np.array([list(region_features(images[i], masks[i]).values()) for i in rows])
-            forest = forest_probabilities(self.forest, feats, cnn.shape[1])
-            out[rows] = self.weight * cnn[rows] + (1 - self.weight) * forest
-        return out
-
-
-@dataclass
-class _Scores:
-    """Accumulators of one fold: Dice, pipeline classification, ground-truth-crop classification."""
-
-    seg: SegmentationAccumulator
-    pipeline: ClassificationAccumulator
-    gt: ClassificationAccumulator
+    bundle: Bundle
+    engine: SliceEngine
+    truth_engine: SliceEngine
+    classes: list[str]
+    seg: SegmentationAccumulator = field(
+        default_factory=lambda: SegmentationAccumulator(store_masks=False, compute_hd95=False)
+    )
     rows: list[dict[str, Any]] = field(default_factory=list)
-    fusion: _Fusion | None = None
+
+    @classmethod
+    def of(cls, bundle: Bundle, settings: AnalysisSettings) -> _Fold:
+        backend = make_backend(bundle, "torch", PRECISION)
+        engine = SliceEngine(bundle, backend, settings)
+        # every non-empty ground-truth mask is a tumour to classify, however small
+        truth_engine = SliceEngine(bundle, backend, replace(settings, min_area_px=0))
+        return cls(bundle, engine, truth_engine, [bundle.classes[i] for i in engine.keep])
+
+    @property
+    def fused(self) -> bool:
+        """Whether the bundle fuses its classifier with a forest (its labels are the fused ones)."""
+        return self.bundle.fusion is not None and self.bundle.forest is not None
+
+    @property
+    def no_tumour(self) -> str:
+        return self.bundle.no_tumour_class
+
+    def batches(self, n: int) -> list[slice]:
+        step = self.engine.settings.batch_size
+        return [slice(start, start + step) for start in range(0, n, step)]
+
+    def analyse(
+        self, items: list[tuple[PreparedScan, int]], volume: bool
+    ) -> tuple[list[Segmented | None], list[SliceResult]]:
+        """The engine's masks (post-processed) and results, as :class:`~braintumor.inference.Analyzer`."""
+        segmented: list[Segmented | None] = []
+        for part in self.batches(len(items)):
+            segmented += self.engine.segment(items[part])
+        self.engine.postprocess(segmented, volume)
+        results: list[SliceResult] = []
+        for part in self.batches(len(items)):
+            results += self.engine.decide(items[part], segmented[part])
+        return segmented, results
+
+    def on_truth(self, items: list[tuple[PreparedScan, int]], truths: list[np.ndarray]) -> list[SliceResult]:
+        """The engine's results given the ground-truth masks (no gate): the ground-truth crops."""
+        given: list[Segmented | None] = [Segmented(t, None, None) for t in truths]
+        results: list[SliceResult] = []
+        for part in self.batches(len(items)):
+            results += self.truth_engine.decide(items[part], given[part])
+        return results
+
+    def call(self, res: SliceResult, seg: Segmented | None) -> str:
+        """``tumour``, or why the pipeline called the slice tumour-free."""
+        if res.tumour:
+            return TUMOUR_CALL
+        if seg is None:
+            return "no tumour: blank slice"
+        s = self.engine.settings
+        vetoed = res.gate_probabilities.get(self.no_tumour, 0.0) >= s.gate_threshold
+        if vetoed and int(seg.mask.sum()) >= max(s.min_area_px, 1):
+            return "no tumour: gate"
+        return "no tumour: mask"
+
+    def score(self, prepared: list[PreparedScan], rows: list[list[int]], frame: pd.DataFrame) -> None:
+        """Analyse the prepared inputs (one volume, or images) and score their slices with a mask."""
+        volume = len(prepared) == 1 and prepared[0].scan.kind == "volume"
+        items = [(p, i) for p in prepared for i in range(len(p.blank))]
+        flat = [r for rs in rows for r in rs]
+        segmented, results = self.analyse(items, volume)
+        scored = [k for k, r in enumerate(flat) if frame.at[r, "mask"] != ""]
+        truths = {k: read_mask(frame.at[flat[k], "mask"], items[k][0].scan.shape) for k in scored}
+        for k in scored:
+            res, r = results[k], flat[k]
+            pred = res.mask if res.mask is not None else np.zeros_like(truths[k])
+            self.seg.add(pred[None], truths[k][None], [str(frame.at[r, "patient_id"])],
+                         [str(frame.at[r, "sample_id"])], [float(frame.at[r, "slice"])])  # fmt: skip
+        tumour = [k for k in scored if truths[k].any()]  # as the ROI training cache: tumour slices only
+        on_truth = self.on_truth([items[k] for k in tumour], [truths[k] for k in tumour])
+        for k, gt in zip(tumour, on_truth, strict=True):
+            self.rows.append(self.row(frame, flat[k], results[k], segmented[k], gt))
+
+    def row(
+        self, frame: pd.DataFrame, r: int, res: SliceResult, seg: Segmented | None, gt: SliceResult
+    ) -> dict[str, Any]:
+        """One tumour slice's entry of ``per_slice.csv``."""
+        target = str(frame.at[r, "label"])
+        label_map([target], self.classes, self.bundle.models["cls"].where)  # refuses unknown classes
+        row = {"sample_id": str(frame.at[r, "sample_id"]), "patient_id": str(frame.at[r, "patient_id"]),
+               "target": target, "call": self.call(res, seg),
+               "pred_pipeline": _cnn_label(res) if res.tumour else self.no_tumour,
+               "pred_gt_crop": _cnn_label(gt)}  # fmt: skip
+        if self.fused:
+            row.update(
+                pred_pipeline_fused=res.label if res.tumour else self.no_tumour, pred_gt_crop_fused=gt.label
+            )
+        return row
 
 
-def _score_patient(
-    pid: str, frame: pd.DataFrame, seg: TrainedModel, cls: TrainedModel, postprocess: bool, scores: _Scores
-) -> None:
-    """Segment one test patient's slices, then classify its tumour slices from both masks."""
-    from braintumor.data.readers import read_image, read_mask
+def _score_inputs(fold: _Fold, items: list[InputItem], rows: list[list[int]], frame: pd.DataFrame) -> None:
+    """Read and prepare each input as the analyser does; volumes one at a time, images in batches."""
+    s = fold.engine.settings
+    pending: tuple[list[PreparedScan], list[list[int]]] = ([], [])
+    for order, (item, rs) in enumerate(zip(items, rows, strict=True)):
+        prepared = prepare_scan(read_scan(item, s.max_pixels, s.max_slices), fold.bundle, order)
+        if prepared.scan.kind == "volume":
+            fold.score([prepared], [rs], frame)
+            continue
+        pending[0].append(prepared)
+        pending[1].append(rs)
+        if len(pending[0]) == s.batch_size:
+            fold.score(*pending, frame)
+            pending = ([], [])
+    if pending[0]:
+        fold.score(*pending, frame)
 
-    raws = [read_image(p) for p in frame["image"]]
-    truths = [read_mask(p, r.shape[:2]) for p, r in zip(frame["mask"], raws, strict=True)]
-    preds = predict_masks(seg, raws, postprocess)
-    for pred, truth, sid in zip(preds, truths, frame["sample_id"], strict=True):
-        scores.seg.add(pred[None], truth[None], [pid], [str(sid)])
-    tumour = [i for i, t in enumerate(truths) if t.any()]  # as the ROI training cache: tumour slices only
-    if not tumour:
-        return
-    classes, expansion = list(cls.meta["classes"]), float(cls.prep["roi_expansion"])
-    coords, images = bool(cls.prep.get("roi_coords")), cls.normalised(raws)
-    pipe = [classifier_input(images[i], preds[i], expansion, cls.size, coords) for i in tumour]
-    gt = [classifier_input(images[i], truths[i], expansion, cls.size, coords)[0] for i in tumour]
-    sids = [str(frame["sample_id"].iloc[i]) for i in tumour]
-    target = label_map([str(frame["label"].iloc[i]) for i in tumour], classes, cls.run_dir).tolist()
-    pipe_logits, gt_logits = cls.forward(np.stack([x for x, _ in pipe])), cls.forward(np.stack(gt))
-    scores.pipeline.add(pipe_logits, np.asarray(target), sids)
-    scores.gt.add(gt_logits, np.asarray(target), sids)
-    if scores.fusion is not None:
-        raw = [raws[i] for i in tumour]
-        fused = scores.fusion.fuse(pipe_logits, raw, [preds[i] for i in tumour])
-        fused_gt = scores.fusion.fuse(gt_logits, raw, [truths[i] for i in tumour])
-        scores.fusion.pipeline.add(fused, np.asarray(target), sids)
-        scores.fusion.gt.add(fused_gt, np.asarray(target), sids)
-    for j, sid in enumerate(sids):
-        scores.rows.append({"sample_id": sid, "patient_id": pid, "target": classes[target[j]],
-                            "crop": "whole slice (empty mask)" if pipe[j][1] else "predicted mask",
-                            "pred_pipeline": classes[int(pipe_logits[j].argmax())],
-                            "pred_gt_crop": classes[int(gt_logits[j].argmax())]})  # fmt: skip
+
+def _settings(bundle: Bundle, postprocess: bool | None) -> AnalysisSettings:
+    """The bundle's analysis settings; ``postprocess`` True/False forces the largest component and
+    hole filling on or off (None: as the segmentation run was scored)."""
+    if postprocess is None:
+        return AnalysisSettings.for_bundle(bundle)
+    return AnalysisSettings.for_bundle(bundle, largest_component=postprocess, fill_holes=postprocess)
 
 
 def evaluate_pipeline_fold(
-    seg_dir: Path, cls_dir: Path, out_dir: Path, postprocess: bool = True, fuse_weight: float | None = None
+    seg_dir: Path,
+    cls_dir: Path,
+    out_dir: Path,
+    postprocess: bool | None = None,
+    fuse_weight: float | None = None,
+    gate_dir: Path | None = None,
+    forest_trees: int = FOREST_TREES,
 ) -> dict[str, Any]:
     """Score the pipeline of one fold (the seg run's data and test patients); writes ``out_dir``.
-    With ``fuse_weight`` (the CNN's share), the classifier is also scored averaged with a
-    region-feature forest (:mod:`braintumor.experiments.fusion`) fitted on its training patients."""
+    With ``fuse_weight`` (the CNN's share) the bundle fuses the classifier with a region-feature
+    forest fitted on its training patients, as ``bundle create --fuse-forest`` does."""
     from braintumor.config import load_config
     from braintumor.training.data import load_index
 
-    _check_same_test(seg_dir, cls_dir)
-    seg, cls = TrainedModel.load(seg_dir, "segment"), TrainedModel.load(cls_dir, "classify")
-    expansion = cls.prep.get("roi_expansion")
-    if expansion is None:
-        raise DataError(
-            cls_dir, "is a whole-slice classifier; the pipeline needs a ROI classifier (data.roi_expansion)"
-        )
-    cfg = load_config(RunDir(seg_dir).config)
-    test = test_samples(seg_dir, load_index(cfg.data, seg_dir))
-    classes = list(cls.meta["classes"])
-    scores = _Scores(
-        SegmentationAccumulator(store_masks=False, compute_hd95=False),
-        ClassificationAccumulator(classes, "logits"),
-        ClassificationAccumulator(classes, "logits"),
-    )
+    column, test = _check_splits(seg_dir, cls_dir, gate_dir)
+    fusion: dict[str, Any] = {}
     if fuse_weight is not None:
-        from braintumor.training.region_forest import fit_region_forest, fold_regions
-
-        regions = fold_regions(cls_dir, with_test=False)
-        scores.fusion = _Fusion(
-            fit_region_forest(regions.x_train, regions.y_train), fuse_weight,
-            ClassificationAccumulator(classes, "probs"), ClassificationAccumulator(classes, "probs"),
-        )  # fmt: skip
-    for pid, positions in patients(test):
-        frame = test.frame.loc[positions]
-        frame = frame[frame["mask"].astype(str) != ""]
-        if not frame.empty:
-            _score_patient(pid, frame, seg, cls, postprocess, scores)
-    if not scores.rows:
+        fusion = {"fuse_forest": True, "fuse_weight": fuse_weight, "forest_trees": forest_trees}
+    bundle = from_run(seg_dir, cls_dir, gate_dir, **fusion)
+    fold = _Fold.of(bundle, _settings(bundle, postprocess))
+    cfg = load_config(RunDir(seg_dir).config)
+    index = load_index(cfg.data, seg_dir)
+    items, rows = held_out_inputs(index, test, column)
+    _score_inputs(fold, items, rows, index.frame)
+    if not fold.rows:
         raise DataError(seg_dir, "no test slice with a tumour mask; nothing to classify")
-    facts = {"fold": cfg.data.fold, "seg_run": str(seg_dir), "cls_run": str(cls_dir),
-             "roi_expansion": float(expansion), "postprocess": postprocess}  # fmt: skip
-    return _write_fold(out_dir, scores, facts)
+    s = fold.engine.settings
+    facts = {"fold": cfg.data.fold, "engine": "shipped", "seg_run": str(seg_dir), "cls_run": str(cls_dir),
+             "gate_run": str(gate_dir) if gate_dir else None, "roi_expansion": bundle.expansion,
+             "postprocess": s.largest_component or s.fill_holes,
+             "analysis": {k: v for k, v in vars(s).items() if k not in ("batch_size", "prefetch")},
+    }  # fmt: skip
+    return _write_fold(out_dir, fold, facts)
 
 
-def _write_fold(out_dir: Path, scores: _Scores, facts: dict[str, Any]) -> dict[str, Any]:
-    from braintumor.reports.plots import plot_confusion_matrix, save_figure
-
-    seg_acc, pipe_acc, gt_acc, rows = scores.seg, scores.pipeline, scores.gt, pd.DataFrame(scores.rows)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    per_slice = seg_acc.per_slice().merge(rows, on=["sample_id", "patient_id"], how="left")
-    per_patient = seg_acc.per_patient()
-    atomic_write(RunDir(out_dir).per_slice, lambda tmp: per_slice.to_csv(tmp, index=False))
-    atomic_write(RunDir(out_dir).per_patient, lambda tmp: per_patient.to_csv(tmp, index=False))
-    pipe, gt = pipe_acc.report(), gt_acc.report()
-    fallback = int((rows["crop"] != "predicted mask").sum())
-    summary = {
-        k: (float(v) if isinstance(v, float | np.floating) else v) for k, v in seg_acc.summary().items()
-    }
+def _class_metrics(rows: pd.DataFrame, fold: _Fold) -> dict[str, Any]:
+    names = [*fold.classes, fold.no_tumour]
+    pipe = calls_report(rows["target"], rows["pred_pipeline"], names)
+    gt = calls_report(rows["target"], rows["pred_gt_crop"], names)
+    n, missed = len(rows), int((rows["call"] != TUMOUR_CALL).sum())
     metrics: dict[str, Any] = {
-        "task": "pipeline", **facts, **{k: v for k, v in summary.items() if k != "hd95"},
         "accuracy": pipe["accuracy"], "macro_f1": pipe["macro_f1"],
         "balanced_accuracy": pipe["balanced_accuracy"],
         "accuracy_gt_crop": gt["accuracy"], "macro_f1_gt_crop": gt["macro_f1"],
-        "n_classified": len(rows), "n_fallback_whole_slice": fallback,
-        "fallback_fraction": fallback / len(rows),
-        "per_class": pipe["per_class"], "confusion": pipe["confusion"],
-        "per_patient": per_patient.to_dict("records"),
+        "n_classified": n, "n_missed": missed, "missed_fraction": missed / n,
+        "per_class": pipe["per_class"], "confusion": pipe["confusion"], "confusion_classes": names,
     }  # fmt: skip
-    if scores.fusion is not None:
-        fused, fused_gt = scores.fusion.pipeline.report(), scores.fusion.gt.report()
+    if fold.bundle.gate is not None:
+        gated = int((rows["call"] == "no tumour: gate").sum())
+        metrics.update(n_gate_missed=gated, gate_missed_fraction=gated / n)
+    if fold.fused:
+        fused = calls_report(rows["target"], rows["pred_pipeline_fused"], names)
+        fused_gt = calls_report(rows["target"], rows["pred_gt_crop_fused"], names)
         metrics.update(accuracy_fused=fused["accuracy"], macro_f1_fused=fused["macro_f1"],
-                       accuracy_gt_crop_fused=fused_gt["accuracy"], fuse_weight=scores.fusion.weight,
-                       confusion_fused=fused["confusion"])  # fmt: skip
-        figure = plot_confusion_matrix(fused["confusion"], pipe_acc.class_names)
-        save_figure(figure, RunDir(out_dir).confusion_fused)
-    save_figure(plot_confusion_matrix(pipe["confusion"], pipe_acc.class_names), RunDir(out_dir).confusion)
+                       balanced_accuracy_fused=fused["balanced_accuracy"],
+                       accuracy_gt_crop_fused=fused_gt["accuracy"],
+                       macro_f1_gt_crop_fused=fused_gt["macro_f1"],
+                       fuse_weight=fold.engine.weight_cnn, confusion_fused=fused["confusion"])  # fmt: skip
+    return metrics
+
+
+def _write_fold(out_dir: Path, fold: _Fold, facts: dict[str, Any]) -> dict[str, Any]:
+    from braintumor.reports.plots import plot_confusion_matrix, save_figure
+
+    rows = pd.DataFrame(fold.rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_slice = fold.seg.per_slice().merge(rows, on=["sample_id", "patient_id"], how="left")
+    per_patient = fold.seg.per_patient()
+    atomic_write(RunDir(out_dir).per_slice, lambda tmp: per_slice.to_csv(tmp, index=False))
+    atomic_write(RunDir(out_dir).per_patient, lambda tmp: per_patient.to_csv(tmp, index=False))
+    summary = {k: v for k, v in fold.seg.summary().items() if k != "hd95"}
+    classes = _class_metrics(rows, fold)
+    metrics: dict[str, Any] = finite(
+        {"task": "pipeline", **facts, **summary, **classes, "per_patient": per_patient.to_dict("records")}
+    )
+    names = classes["confusion_classes"]
+    save_figure(plot_confusion_matrix(classes["confusion"], names), RunDir(out_dir).confusion)
+    if "confusion_fused" in classes:
+        save_figure(plot_confusion_matrix(classes["confusion_fused"], names), RunDir(out_dir).confusion_fused)
     atomic_write_json(RunDir(out_dir).metrics, metrics)
     return metrics
 
@@ -231,19 +323,34 @@ def aggregate_pipeline(results: list[dict[str, Any]]) -> dict[str, Any]:
     mean, std = {}, {}
     for key in PIPELINE_KEYS:
         values = np.array([r[key] for r in results if r.get(key) is not None], dtype=float)
-        finite = values[~np.isnan(values)]
-        mean[key] = float(finite.mean()) if finite.size else None
-        std[key] = float(finite.std()) if finite.size else None
+        finite_values = values[~np.isnan(values)]
+        mean[key] = float(finite_values.mean()) if finite_values.size else None
+        std[key] = float(finite_values.std()) if finite_values.size else None
     folds = [{k: v for k, v in r.items() if k != "per_patient"} for r in results]
     return {"task": "pipeline", "n_folds": len(results), "mean": mean, "std": std, "folds": folds}
+
+
+def _gate_runs(gate: str | Path | None, folds: list[int]) -> dict[int, Path | None]:
+    """Fold -> gate run: one run serves every fold; a CV folder gives each fold its own."""
+    if gate is None:
+        return dict.fromkeys(folds)
+    if RunDir(Path(gate)).metrics.is_file():
+        return dict.fromkeys(folds, Path(gate))
+    runs = fold_runs(gate)
+    missing = [k for k in folds if k not in runs]
+    if missing:
+        raise DataError(gate, f"has no finished fold {missing}; the pipeline scores folds {folds}")
+    return {k: runs[k] for k in folds}
 
 
 def evaluate_pipeline(
     seg: str | Path,
     cls: str | Path,
     out: str | Path,
-    postprocess: bool = True,
+    postprocess: bool | None = None,
     fuse_weight: float | None = None,
+    gate: str | Path | None = None,
+    forest_trees: int = FOREST_TREES,
 ) -> dict[str, Any]:
     """Evaluate the pipeline on every fold that both runs finished (CV folders or single runs).
 
@@ -251,9 +358,12 @@ def evaluate_pipeline(
         seg: segmentation run (``fold<k>/`` CV folder or a single-fold run).
         cls: ROI classification run trained on the same splits.
         out: output folder (see the module docstring).
-        postprocess: keep the largest component of the predicted mask and fill its holes.
-        fuse_weight: also score the classifier averaged with a region-feature forest (the CNN's
-            share of the probabilities); the forest's features come from the same masks.
+        postprocess: force the largest component + hole filling on (True) or off (False); None
+            post-processes as the segmentation run was evaluated (what its bundle ships).
+        fuse_weight: fuse the classifier with a region-feature forest of ``forest_trees`` trees
+            (the CNN's share of the probabilities), as a bundle made with ``--fuse-forest``.
+        gate: whole-slice tumour/no-tumour run (one run for every fold, or a CV folder with the
+            same folds) that vetoes slices, as a bundle's ``--gate``.
 
     Returns:
         The aggregate written to ``out/cv_metrics.json``.
@@ -264,13 +374,23 @@ def evaluate_pipeline(
         raise DataError(
             cls, f"shares no finished fold with {seg} (folds {sorted(seg_runs)} vs {sorted(cls_runs)})"
         )
+    gates = _gate_runs(gate, common)
     out = Path(out)
     results = [
-        evaluate_pipeline_fold(seg_runs[k], cls_runs[k], RunDir(out).fold(k).path, postprocess, fuse_weight)
+        evaluate_pipeline_fold(
+            seg_runs[k],
+            cls_runs[k],
+            RunDir(out).fold(k).path,
+            postprocess,
+            fuse_weight,
+            gates[k],
+            forest_trees,
+        )
         for k in common
     ]
     summary = aggregate_pipeline(results)
     atomic_write_json(RunDir(out).cv_metrics, summary)
-    table = pd.DataFrame([{k: r.get(k) for k in ("fold", *PIPELINE_KEYS, "n_classified")} for r in results])
+    columns = ("fold", *PIPELINE_KEYS, "n_classified", "n_missed")
+    table = pd.DataFrame([{k: r.get(k) for k in columns} for r in results])
     atomic_write(RunDir(out).cv_folds, lambda tmp: table.to_csv(tmp, index=False))
     return summary

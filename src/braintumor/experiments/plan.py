@@ -164,7 +164,7 @@ def _path_option(value: str, what: str, step: StepSpec) -> Path:
 def _refs(study: Study, step: StepSpec, out: Path, planned: dict[str, PlannedStep]) -> dict[str, Path]:
     refs: dict[str, Path] = {}
     opts = step.options
-    for key in ("splits_from", "seg", "cls", "masks_from"):
+    for key in ("splits_from", "seg", "cls", "masks_from", "gate"):
         value = opts.get(key)
         if isinstance(value, str) and value:
             refs[key] = out / value if is_step_reference(study, value) else _path_option(value, key, step)

@@ -12,7 +12,8 @@ kind               library call                                                 
 ``compare``        :func:`braintumor.reports.compare.compare_runs`                 ``compare.json``
 =================  ==============================================================  ========================
 
-A ``pipeline`` step with ``fuse_weight`` also scores the classifier fused with a region-feature forest;
+A ``pipeline`` step scores the bundle made from its ``seg`` and ``cls`` steps (and ``gate``, a step or a
+run folder, when given); with ``fuse_weight`` that bundle fuses the classifier with a region-feature forest;
 a ``fuse`` step fuses a ``cv`` / ``train`` step's tumour-region classifier with that forest on each of
 its folds (``weight``: the CNN's share, ``trees``: the forest's size).
 """
@@ -79,10 +80,15 @@ def run_pipeline(step: PlannedStep) -> None:
     from braintumor.experiments.pipeline_eval import evaluate_pipeline
 
     opts = step.spec.options
-    postprocess = bool(opts.get("postprocess", True))
+    postprocess = bool(opts["postprocess"]) if opts.get("postprocess") is not None else None
     fuse_weight = float(opts["fuse_weight"]) if opts.get("fuse_weight") is not None else None
     evaluate_pipeline(
-        step.refs["seg"], step.refs["cls"], step.folder, postprocess=postprocess, fuse_weight=fuse_weight
+        step.refs["seg"],
+        step.refs["cls"],
+        step.folder,
+        postprocess=postprocess,
+        fuse_weight=fuse_weight,
+        gate=step.refs.get("gate"),
     )
 
 

@@ -42,7 +42,7 @@ ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "train": (*_COMMON, "config", "init_from", "splits_from", "exclude_copies_of"),
     "cv": (*_COMMON, "config", "init_from", "splits_from", "folds", "exclude_copies_of"),
     "sweep-roi": (*_COMMON, "config", "init_from", "splits_from", "folds", "factors"),
-    "pipeline": ("name", "kind", "description", "seg", "cls", "postprocess", "fuse_weight"),
+    "pipeline": ("name", "kind", "description", "seg", "cls", "gate", "postprocess", "fuse_weight"),
     "fuse": ("name", "kind", "description", "cls", "weight", "trees"),
     "radiogenomics": ("name", "kind", "description", "data", "masks_from", "pixel_mm", "slice_mm", "top"),
     "compare": ("name", "kind", "description", "runs"),
@@ -230,7 +230,7 @@ def _step(raw: Any, i: int, base: Path, where: str) -> StepSpec:
 _OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "postprocess": (bool,), "top": (int,), "pixel_mm": (int, float), "slice_mm": (int, float),
     "init_from": (str,), "splits_from": (str,), "masks_from": (str,), "seg": (str,), "cls": (str,),
-    "exclude_copies_of": (str,),
+    "gate": (str,), "exclude_copies_of": (str,),
     "factors": (str, list), "weight": (int, float), "fuse_weight": (int, float), "trees": (int,),
 }  # fmt: skip
 
@@ -350,7 +350,7 @@ def check_references(study: Study) -> None:
                 f"study's datasets ({', '.join(study.datasets)})"
             )
         opts = step.options
-        for key in ("init_from", "masks_from"):
+        for key in ("init_from", "masks_from", "gate"):
             ref = opts.get(key)
             if isinstance(ref, str) and is_step_reference(study, ref):
                 _earlier(study, i, ref, ("train", "cv"), key)

@@ -164,12 +164,7 @@ class SliceEngine:
         """Analyse the slices, each post-processed on its own (2D); blank slices come back as
         ``skipped`` without touching a network."""
         segmented = self.segment(items)
-        s = self.settings
-        for seg in segmented:
-            if seg is not None:
-                seg.mask = postprocess_masks(
-                    [seg.mask], [""], [0.0], s.largest_component, s.fill_holes, s.component_fraction
-                )[0].astype(np.uint8)
+        self.postprocess(segmented)
         return self.decide(items, segmented, gradcam)
 
     def run_volume(
@@ -186,20 +181,7 @@ class SliceEngine:
             if between is not None:
                 between()
             segmented += self.segment(items[start : start + step])
-        live = [j for j, seg in enumerate(segmented) if seg is not None]
-        if live:
-            s = self.settings
-            masks = postprocess_masks(
-                [segmented[j].mask for j in live],  # type: ignore[union-attr]
-                ["volume"] * len(live),
-                [float(j) for j in live],
-                s.largest_component,
-                s.fill_holes,
-                s.component_fraction,
-                s.postprocess_scope,
-            )
-            for j, mask in zip(live, masks, strict=True):
-                segmented[j].mask = mask.astype(np.uint8)  # type: ignore[union-attr]
+        self.postprocess(segmented, volume=True)
         results: list[SliceResult] = []
         for start in range(0, len(items), step):
             if between is not None:
@@ -207,6 +189,26 @@ class SliceEngine:
             part = slice(start, start + step)
             results += self.decide(items[part], segmented[part], gradcam)
         return results
+
+    def postprocess(self, segmented: list[Segmented | None], volume: bool = False) -> None:
+        """Post-process the masks in place as the run was scored: each slice on its own, or, for
+        the slices of one volume in slice order (``volume``), as ``postprocess_scope`` says (over
+        the whole volume with ``"patient"``). Blank slices (None) stay None."""
+        live = [seg for seg in segmented if seg is not None]
+        if not live:
+            return
+        s = self.settings
+        masks = postprocess_masks(
+            [seg.mask for seg in live],
+            ["volume"] * len(live),
+            [float(j) for j in range(len(live))],
+            s.largest_component,
+            s.fill_holes,
+            s.component_fraction,
+            s.postprocess_scope if volume else "slice",
+        )
+        for seg, mask in zip(live, masks, strict=True):
+            seg.mask = mask.astype(np.uint8)
 
     def segment(self, items: list[tuple[PreparedScan, int]]) -> list[Segmented | None]:
         """The segmenter's (and gate's) output for each slice, None for blank slices; masks are

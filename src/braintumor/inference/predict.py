@@ -76,9 +76,9 @@ class Predictor:
         self, weights: str | Path, precision: str = "bf16-mixed", evaluation: EvalConfig | None = None
     ) -> None:
         self.evaluation = evaluation if evaluation is not None else run_evaluation(weights)
-        self.net, self.meta = network_from_weights(weights)
-        self.prep = Preprocessing.from_dict(self.meta["preprocessing"])
-        self.task = self.meta["task"]
+        self.net, self.card = network_from_weights(weights)
+        self.prep = self.card.preprocessing
+        self.task = self.card.task
         self.precision = precision
         if self.task == "classify" and self.prep.roi_expansion is not None:
             raise DataError(
@@ -118,7 +118,7 @@ class Predictor:
             if out_dir is not None:
                 result.outputs = write_mask_outputs(name or Path(path).stem, array, mask, out_dir)
         else:
-            classes = self.meta["classes"]
+            classes = list(self.card.classes)
             result.probabilities = {c: float(p) for c, p in zip(classes, out.tolist(), strict=True)}
             result.label = classes[int(out.argmax())]
         return result

@@ -11,9 +11,10 @@ from torch import nn
 
 from braintumor.config import ModelConfig
 from braintumor.errors import ConfigError
+from braintumor.models.card import ModelCard
 from braintumor.models.pretrained import adapt_first_conv, load_pretrained
 from braintumor.models.registry import count_parameters, create_model, list_models, model_info
-from braintumor.models.weights import CheckpointError, load_matching, load_weights
+from braintumor.models.weights import CheckpointError, load_matching, load_weights, read_card
 
 
 def check_model(cfg: ModelConfig, task: str) -> None:
@@ -50,9 +51,10 @@ def init_weights(model: nn.Module, name: str, path: str) -> dict[str, Any]:
     if not p.is_file():
         raise CheckpointError(f"{p}: init-from weights file not found")
     if p.suffix == ".safetensors" and p.with_suffix(".json").is_file():
-        state, meta = load_weights(p)
-        if meta.get("model", {}).get("name") not in (None, name):
-            raise CheckpointError(f"{p}: holds a {meta['model']['name']!r} model, not {name!r}")
+        state, _ = load_weights(p)
+        held = read_card(p).model.name
+        if held != name:
+            raise CheckpointError(f"{p}: holds a {held!r} model, not {name!r}")
         state, adapted = _adapt_input_conv(model, state)
         report = load_matching(model, state)
         report["adapted"] = adapted
@@ -80,18 +82,13 @@ def describe(model: nn.Module) -> dict[str, int]:
     return {"parameters": count_parameters(model), "trainable": count_parameters(model, trainable_only=True)}
 
 
-def network_from_weights(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a trained network from ``.safetensors`` + ``.json`` metadata (no pickle)."""
-    from braintumor.config import from_dict
-
-    state, meta = load_weights(path)
-    if "model" not in meta or "in_channels" not in meta:
-        raise CheckpointError(f"{path}: metadata lacks 'model'/'in_channels'; not a braintumor checkpoint")
-    cfg = from_dict(ModelConfig, {**meta["model"], "init_from": ""}, "model")
-    n_out = cfg.out_channels if meta.get("task") == "segment" else len(meta.get("classes", []))
-    net = build_network(cfg, int(meta["in_channels"]), n_out)
+def network_from_weights(path: str | Path) -> tuple[nn.Module, ModelCard]:
+    """Rebuild a trained network from ``.safetensors`` + its model card (no pickle)."""
+    card = read_card(path)
+    state, _ = load_weights(path)
+    net = build_network(card.model, card.in_channels, card.n_outputs)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the {cfg.name!r} model ({exc})") from None
-    return net.eval(), meta
+        raise CheckpointError(f"{path}: weights do not fit the {card.model.name!r} model ({exc})") from None
+    return net.eval(), card

@@ -7,6 +7,7 @@ from them (:func:`braintumor.models.network.network_from_weights`).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from torch import nn
 from braintumor import __version__
 from braintumor.errors import BrainTumorError
 from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.models.card import ModelCard, ModelCardError
 
 
 class CheckpointError(BrainTumorError):
@@ -39,14 +41,31 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write ``<path>.safetensors`` and ``<path>.json`` (metadata + package version), atomically."""
+def save_weights(model: nn.Module, path: str | Path, card: ModelCard) -> Path:
+    """Write ``<path>.safetensors`` and ``<path>.json`` (the model card), atomically."""
     stem = Path(path).with_suffix("")
     state = _unshared(model.state_dict())
     weights = stem.with_suffix(".safetensors")
     atomic_write(weights, lambda tmp: save_file(state, str(tmp)))
-    atomic_write_json(stem.with_suffix(".json"), {**metadata, "version": __version__})
+    atomic_write_json(stem.with_suffix(".json"), replace(card, package_version=__version__).to_dict())
     return weights
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The model card beside a weights file (``<weights>.json``).
+
+    Raises:
+        CheckpointError: no card, unreadable JSON, or not a valid card (the message names the field).
+    """
+    meta_path = Path(path).with_suffix(".json")
+    if not meta_path.is_file():
+        raise CheckpointError(f"{meta_path}: model card not found beside the weights")
+    try:
+        return ModelCard.from_dict(json.loads(meta_path.read_text()), str(meta_path))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{meta_path}: model card is not valid JSON ({exc})") from None
+    except ModelCardError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -32,7 +32,7 @@ FIGURES = {
 }
 KINDS = (("study", "study.json"), ("radiogenomics", "radiogenomics.json"), ("sweep", RunDir.SWEEP),
          ("cv", RunDir.CV_METRICS), ("single", RunDir.METRICS))  # fmt: skip
-STRUCTURED_KEYS = {"per_patient", "per_class", "confusion", "folds", "mean", "std"}
+STRUCTURED_KEYS = {"per_patient", "per_class", "confusion", "confusion_classes", "folds", "mean", "std"}
 PER_PATIENT_COLUMNS = ("patient_id", "n_slices", "dice", "iou", "precision", "recall", "hd95",
                        "true_volume", "pred_volume")  # fmt: skip
 
@@ -154,9 +154,10 @@ def task_sections(folder: Path, metrics: dict[str, Any]) -> list[Section]:
         ]
         tables = [Table(["class", "precision", "recall", "f1", "support"], rows)]
         confusion = metrics.get("confusion")
-        if isinstance(confusion, list) and len(confusion) == len(names):
-            rows = [[n, *(fmt(v) for v in r)] for n, r in zip(names, confusion, strict=True)]
-            tables.append(Table(["true \\ predicted", *names], rows, "Confusion matrix (counts)"))
+        labels = metrics.get("confusion_classes") or names  # the pipeline's adds its no-tumour call
+        if isinstance(confusion, list) and len(confusion) == len(labels):
+            rows = [[n, *(fmt(v) for v in r)] for n, r in zip(labels, confusion, strict=True)]
+            tables.append(Table(["true \\ predicted", *labels], rows, "Confusion matrix (counts)"))
         sections.append(Section("Per class", tables=tables))
     return sections
 

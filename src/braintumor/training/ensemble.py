@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from braintumor.data.splits import SplitLeakageError, Splits
+from braintumor.models.card import ModelCard
 from braintumor.models.network import network_from_weights
 from braintumor.models.weights import CheckpointError
 from braintumor.run_dir import RunDir
@@ -34,7 +35,7 @@ class ProbabilityMean(nn.Module):
         return probability.clamp_min(1e-12).log()
 
 
-def load_ensemble(weights: Sequence[Path]) -> tuple[nn.Module, dict[str, Any]]:
+def load_ensemble(weights: Sequence[Path]) -> tuple[nn.Module, ModelCard]:
     """Load each weights file; one file gives its own network, several their :class:`ProbabilityMean`.
 
     Raises:
@@ -45,13 +46,13 @@ def load_ensemble(weights: Sequence[Path]) -> tuple[nn.Module, dict[str, Any]]:
         return loaded[0]
     first = loaded[0][1]
 
-    def signature(meta: dict[str, Any]) -> tuple[Any, ...]:
-        return meta["task"], meta.get("classes"), meta.get("in_channels"), meta.get("preprocessing")
+    def signature(card: ModelCard) -> tuple[Any, ...]:
+        return card.task, card.classes, card.in_channels, card.preprocessing
 
-    for path, (_, meta) in zip(weights[1:], loaded[1:], strict=True):
-        if signature(meta) != signature(first):
+    for path, (_, card) in zip(weights[1:], loaded[1:], strict=True):
+        if signature(card) != signature(first):
             raise CheckpointError(
-                f"{path}: task, classes, input channels or preprocessing {signature(meta)} differ from "
+                f"{path}: task, classes, input channels or preprocessing {signature(card)} differ from "
                 f"{weights[0]}'s {signature(first)}; ensemble members must take the same inputs"
             )
     return ProbabilityMean([net for net, _ in loaded]), first

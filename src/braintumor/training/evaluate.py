@@ -24,6 +24,7 @@ from braintumor.evaluation import (
     postprocess_masks,
 )
 from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
+from braintumor.models.card import ModelCard
 from braintumor.run_dir import RunDir
 from braintumor.runtime.forward import logit_of, torch_logits
 from braintumor.runtime.tta import tta_logits
@@ -67,12 +68,12 @@ def evaluate_fold(
 ) -> dict[str, Any]:
     """Score ``weights`` (several files: their mean probability) on ``fold.test``; writes tables
     and PNGs into ``run_dir``."""
-    net, meta = load_ensemble([weights] if isinstance(weights, Path) else list(weights))
+    net, card = load_ensemble([weights] if isinstance(weights, Path) else list(weights))
     options = options or EvalConfig()
-    if meta["task"] == "segment":
+    if card.task == "segment":
         metrics = _evaluate_segmentation(net, fold, run_dir, precision, options)
     else:
-        metrics = _evaluate_classification(net, meta, fold, run_dir, precision, options)
+        metrics = _evaluate_classification(net, card, fold, run_dir, precision, options)
     metrics["evaluation"] = to_dict(options)
     return metrics
 
@@ -158,11 +159,11 @@ def _evaluate_segmentation(
 
 
 def _evaluate_classification(
-    net: nn.Module, meta: dict[str, Any], fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
+    net: nn.Module, card: ModelCard, fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
 ) -> dict[str, Any]:
-    acc = ClassificationAccumulator(meta["classes"], inputs="logits")  # TTA yields log-probabilities
+    acc = ClassificationAccumulator(list(card.classes), inputs="logits")  # TTA yields log-probabilities
     data_name = fold.index.frame["dataset"].iloc[0] if len(fold.index.frame) else run_dir
-    to_model = label_map(list(fold.index.classes), list(meta["classes"]), data_name)
+    to_model = label_map(list(fold.index.classes), list(list(card.classes)), data_name)
     batches = predict(
         net, fold.test, options.batch_size, precision, options.tta, "classify", fold.coord_channels
     )
@@ -173,7 +174,7 @@ def _evaluate_classification(
     _save_csv(predictions, RunDir(run_dir).predictions)
     from braintumor.training.figures import classification_figures
 
-    classification_figures(report, predictions, meta["classes"], run_dir, fold)
+    classification_figures(report, predictions, list(card.classes), run_dir, fold)
     metrics: dict[str, Any] = {"task": "classify", "fold": fold.fold, **report}
     test_ids = set(fold.splits.folds[fold.fold]["test"]) if fold.splits.folds else set()
     if fold.splits.method == "predefined" and set(predictions["sample_id"]) <= test_ids:

@@ -9,7 +9,6 @@ the CNN learnt from); :func:`fit_region_forest` fits the scikit-learn forest tha
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from braintumor.errors import DataError
+from braintumor.models.weights import read_card
 from braintumor.run_dir import RunDir
 
 
@@ -68,10 +68,10 @@ def fold_regions(
     from braintumor.training.data import load_index
 
     cfg = load_config(RunDir(run_dir).config)
-    meta = json.loads(RunDir(run_dir).best_meta.read_text())
-    if meta.get("task") != "classify" or cfg.data.roi_expansion is None:
+    card = read_card(RunDir(run_dir).best_weights)
+    if card.task != "classify" or cfg.data.roi_expansion is None:
         raise DataError(run_dir, "is not a tumour-region classification run (data.roi_expansion)")
-    classes = list(meta["classes"])
+    classes = list(card.classes)
     index = load_index(cfg.data, run_dir)
     frame = index.frame[index.frame["mask"].astype(str) != ""]
     splits = Splits.load(RunDir(run_dir).splits)

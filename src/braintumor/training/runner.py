@@ -21,6 +21,7 @@ from braintumor import __version__
 from braintumor.config import ExperimentConfig, dump_config, to_dict
 from braintumor.errors import ConfigError
 from braintumor.io_utils import atomic_write_json, prepare_out_dir
+from braintumor.models.card import ModelCard
 from braintumor.models.network import check_model
 from braintumor.models.weights import save_weights
 from braintumor.run_dir import RunDir
@@ -213,16 +214,16 @@ def _export_best(
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     score = getattr(callback, "best_model_score", None)
-    metadata = {
-        "task": cfg.train.task,
-        "model": to_dict(cfg.model),
-        "in_channels": fold.in_channels,
-        "classes": fold.index.classes,
-        "preprocessing": preprocessing_of(cfg.data).to_dict(),
-        "best_score": float("nan") if score is None else float(score),  # 0.0 is a score, not none
-        "monitor": getattr(callback, "monitor", None),
-        "package_version": __version__,
-    }
+    card = ModelCard(
+        task=cfg.train.task,
+        model=cfg.model,
+        in_channels=fold.in_channels,
+        preprocessing=preprocessing_of(cfg.data),
+        classes=tuple(fold.index.classes),
+        best_score=None if score is None else float(score),  # 0.0 is a score, not none
+        monitor=getattr(callback, "monitor", None),
+        package_version=__version__,
+    )
     net = cast(torch.nn.Module, module.net)
     net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # in place
-    return save_weights(net, RunDir(run_dir).best_stem, metadata)
+    return save_weights(net, RunDir(run_dir).best_stem, card)

@@ -23,7 +23,6 @@ the whole-slice path. The result is the whole slice, restricted to slices with a
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -36,6 +35,7 @@ import pandas as pd
 from braintumor.config import ExperimentConfig, dump_config
 from braintumor.errors import ConfigError
 from braintumor.io_utils import atomic_write, atomic_write_json
+from braintumor.models.weights import read_card
 from braintumor.reports.compare import WHOLE_IMAGE_EXPANSION
 from braintumor.run_dir import RunDir
 from braintumor.training.cv import cross_validate
@@ -108,11 +108,12 @@ def validation_scores(arm_dir: Path, folds: Sequence[int]) -> list[float]:
     """Each fold's best-checkpoint validation accuracy (``fold<k>/checkpoints/best.json``)."""
     scores = []
     for k in folds:
-        meta_path = RunDir(arm_dir).fold(k).best_meta
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        score = meta.get("best_score")
-        if meta.get("monitor") == "val_accuracy" and score is not None and not math.isnan(score):
-            scores.append(float(score))
+        weights = RunDir(arm_dir).fold(k).best_weights
+        if not weights.with_suffix(".json").is_file():
+            continue
+        card = read_card(weights)
+        if card.monitor == "val_accuracy" and card.best_score is not None:
+            scores.append(card.best_score)
     return scores
 
 
