@@ -126,6 +126,22 @@ def test_reading_dicom_without_pydicom(monkeypatch: pytest.MonkeyPatch, tmp_path
     )
 
 
+def test_dicom_seg_without_highdicom_stops_before_any_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    png = tmp_path / "slice.png"
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(png)
+    _missing(monkeypatch, "highdicom")
+    missing_bundle = tmp_path / "no-bundle"  # never loaded: the check comes first
+    result = runner.invoke(app, ["analyze", str(png), "--bundle", str(missing_bundle), "--out",
+                                 str(tmp_path / "out"), "--dicom-seg"])  # fmt: skip
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and message.startswith(
+        "error: --dicom-seg (DICOM SEG files) needs the package"
+    )
+    assert "'highdicom'" in message and _fix("dicom") in message and "Traceback" not in message
+
+
 def test_cli_and_analyzer_import_no_extra() -> None:
     """Importing the CLI and the analyzer pulls in no extra (pydicom aside: monai imports nibabel,
     which imports pydicom when it is installed; the next test runs without it)."""

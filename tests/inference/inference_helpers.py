@@ -14,6 +14,8 @@ from PIL import Image
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from braintumor.inference.analyzer import Analyzer
+
 
 @dataclass(frozen=True)
 class Trained:
@@ -36,6 +38,14 @@ def phantom_array(trained: Trained, k: int = 0) -> np.ndarray:
     return np.asarray(Image.open(trained.images(k + 1)[k]))
 
 
+def tumour_images(trained: Trained, analyzer: Analyzer, n: int) -> list[np.ndarray]:
+    """``n`` phantom slices (32×32 uint16, ×10) in which ``analyzer`` finds a tumour."""
+    results = analyzer.analyze_files(trained.images(16))
+    hits = [k for k, r in enumerate(results) if r.tumour]
+    assert len(hits) >= n, "the tiny phantom model finds too few tumours"
+    return [phantom_array(trained, k).astype(np.uint16) * 10 for k in hits[:n]]
+
+
 AFFINE = np.diag([0.8, 0.9, 3.0, 1.0])
 
 
@@ -43,6 +53,9 @@ def write_nifti(path: Path, volume: np.ndarray, affine: np.ndarray = AFFINE) -> 
     """Save an X×Y×Z array; zooms follow the affine's diagonal."""
     nib.save(nib.Nifti1Image(volume, affine), path)
     return path
+
+
+FRAME_OF_REFERENCE = "1.2.826.0.1.3680043.8.498.2"
 
 
 def write_dicom(
@@ -53,8 +66,13 @@ def write_dicom(
     series: str,
     spacing: tuple[float, float] = (0.5, 0.6),
     position: bool = True,
+    origin: tuple[float, float] = (0.0, 0.0),
+    frame: str | None = FRAME_OF_REFERENCE,
 ) -> Path:
-    """A minimal valid single-frame MR DICOM file (uint16 MONOCHROME2, explicit VR little endian)."""
+    """A minimal valid single-frame axial MR DICOM file (uint16 MONOCHROME2, explicit VR little
+    endian) at ``ImagePositionPatient`` (origin[0], origin[1], z); no patient or study attributes
+    but the StudyInstanceUID (as an anonymiser may leave it); ``frame=None`` omits the
+    FrameOfReferenceUID."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -74,8 +92,10 @@ def write_dicom(
     ds.PixelSpacing = list(spacing)
     ds.SliceThickness = 3.0
     ds.InstanceNumber = instance
+    if frame is not None:
+        ds.FrameOfReferenceUID = frame
     if position:
-        ds.ImagePositionPatient = [0.0, 0.0, z]
+        ds.ImagePositionPatient = [origin[0], origin[1], z]
         ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inference_helpers import Trained
+from inference_helpers import Trained, tumour_images, write_dicom
 from typer.testing import CliRunner
 
 from braintumor.cli import app
+from braintumor.inference.analyzer import Analyzer
 
 runner = CliRunner()
 ENTRY_KEYS = {"input", "ok", "error", "tumour", "class", "probabilities", "area_px", "uncertainty", "outputs"}
@@ -85,3 +86,22 @@ def test_analyze_human_output(trained: Trained, tmp_path: Path) -> None:
                                  "--out", str(tmp_path), "--min-area", "5", "--no-postprocess"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "analysed" in result.output and (tmp_path / "analysis.csv").is_file()
+
+
+def test_analyze_dicom_seg(trained: Trained, analyzer: Analyzer, tmp_path: Path) -> None:
+    series = tmp_path / "series"
+    series.mkdir()
+    for k, image in enumerate(tumour_images(trained, analyzer, 2)):
+        write_dicom(series / f"{k}.dcm", image, k + 1, 5.0 * k, "1.2.826.0.1.3680043.8.498.31")
+    png = trained.images(1)[0]
+    args = ["analyze", str(series), str(png), "--bundle", str(trained.bundle), "--backend", "onnx",
+            "--dicom-seg", "--out"]  # fmt: skip
+    report = _json([*args, str(tmp_path / "out"), "--json"])
+    dicom, image = report["results"]
+    assert report["n_ok"] == 2 and dicom["notes"] == [] and image["ok"]
+    seg = Path(dicom["outputs"]["dicom_seg"])
+    assert seg == tmp_path / "out" / "series_seg.dcm" and seg.is_file()
+    assert "dicom_seg" not in image["outputs"] and "DICOM SEG needs DICOM source images" in image["notes"][0]
+    text = runner.invoke(app, [*args, str(tmp_path / "out2")])
+    assert text.exit_code == 0, text.output
+    assert f"note: {png}: no DICOM SEG written: DICOM SEG needs DICOM source images" in _flat(text.stderr)

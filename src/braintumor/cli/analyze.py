@@ -56,20 +56,34 @@ def analyze(
             "images, not as one volume.",
         ),
     ] = False,
+    dicom_seg: Annotated[
+        bool,
+        typer.Option(
+            "--dicom-seg",
+            help="Also write <name>_seg.dcm, a DICOM SEG of the tumour referring to the source slices, "
+            "for each DICOM input (series or file); other inputs get a note instead. Needs the "
+            "dicom extra (highdicom).",
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Where the tumour is, how large, what kind, how sure and why, for each input.
 
     Writes <name>_overlay.png, <name>_mask.png, <name>.json (and <name>_mask.nii.gz for volumes,
-    <name>_gradcam.png with --gradcam) per input, plus analysis.csv and slices.csv. A folder of one
+    in the series' own geometry for DICOM; <name>_gradcam.png with --gradcam; <name>_seg.dcm for
+    DICOM inputs with --dicom-seg) per input, plus analysis.csv and slices.csv. A folder of one
     patient's numbered slices (LGG layout) is one volume: normalised and post-processed as one
-    patient, as the bundle's segmenter was scored. Refuses an
+    patient, as the bundle's segmenter was scored; a folder of several DICOM series gives one
+    input per series (each with a note). Refuses an
     --out that holds an earlier analysis (unless --overwrite) and never writes over an input;
     folders given as input skip the files of earlier analyses. Exits 1 only when no input could
     be analysed.
 
     Example: braintumor analyze scans/ slice.png --bundle bundles/t1ce --out analysis --json
+
+    Example (for 3D Slicer, OHIF or a PACS): braintumor analyze dicom/patient1/ --out analysis --dicom-seg
     """
+    from braintumor.extras import require
     from braintumor.inference.analyzer import Analyzer
     from braintumor.inference.out_folder import check_out_dir
     from braintumor.inference.sources import collect_inputs
@@ -78,13 +92,17 @@ def analyze(
     def go() -> None:
         found = collect_inputs(list(inputs), slices_as_volumes=not slices_as_images)
         check_out_dir(prepare_out_dir(out_dir, "--out"), found.items, overwrite)  # before loading models
+        if dicom_seg:
+            require("highdicom", "dicom", "--dicom-seg (DICOM SEG files)")
         settings: dict[str, Any] = {"min_area_px": min_area, "gate_threshold": gate_threshold,
                                     "batch_size": batch_size, "max_pixels": max_pixels}  # fmt: skip
         if postprocess is not None:
             settings.update(largest_component=postprocess, fill_holes=postprocess)
         analyzer = Analyzer.from_bundle(bundle, backend=backend, precision=precision, **settings)
         with progress_bar("analysing", quiet=json_out) as update:
-            results = analyzer.analyze_files(found, out_dir, gradcam, update, overwrite=overwrite)
+            results = analyzer.analyze_files(
+                found, out_dir, gradcam, update, overwrite=overwrite, dicom_seg=dicom_seg
+            )
         summary = {
             "bundle": str(analyzer.bundle.path), "backend": analyzer.backend.name, "out": str(out_dir),
             "csv": str(out_dir / "analysis.csv"), "n_ok": sum(r.ok for r in results),
@@ -130,6 +148,8 @@ def _print_results(summary: dict[str, Any]) -> None:
     for r in summary["results"]:
         if r["warning"]:
             err.print(f"warning: {r['input']}: {r['warning']}", markup=False, soft_wrap=True)
+        for note in r["notes"]:
+            err.print(f"note: {note}", markup=False, soft_wrap=True)
 
 
 @bundle_app.command("create")

@@ -8,8 +8,11 @@ read from the images and is taken to be radiological, as their DICOM source). A 
 another voxel order (RAS, sagittal, ...) used to be sliced along its last axis as stored, rotated
 or mirrored against that view. Masks are written back in the file's own voxel order, so a mask
 volume of the same shape and affine lines up voxel for voxel. DICOM series are sorted by position
-along the slice normal (``ImagePositionPatient`` · normal), else by ``InstanceNumber``.
-Sizes are checked from the headers before any pixel data is decoded (no decompression bomb).
+along the slice normal (``ImagePositionPatient`` · normal), else by ``InstanceNumber``; their
+slices stay as stored (rows and columns of the files), their headers (without pixel data) are kept
+in slice order for derived objects (DICOM SEG), and their geometry is the affine of
+:func:`dicom_affine`. Sizes are checked from the headers before any pixel data is decoded (no
+decompression bomb).
 """
 
 from __future__ import annotations
@@ -37,12 +40,18 @@ class Stack:
         slice_spacing: distance between slices in mm (volumes), when known.
         nifti: (affine 4×4, header, original shape) for NIfTI input, to write masks back
             (:func:`nifti_to_view` and :func:`view_to_nifti` map between voxel order and view).
+        dicom: for DICOM input, the pydicom datasets of the slices without their pixel data, in
+            slice order (``dicom[k]`` is the header of ``slices[k]``).
+        affine: for DICOM input whose headers give the geometry, the 4×4 RAS affine (float64) of
+            voxel (column, row, slice index) (:func:`dicom_affine`).
     """
 
     slices: np.ndarray
     spacing: tuple[float, float] | None = None
     slice_spacing: float | None = None
     nifti: tuple[np.ndarray, Any, tuple[int, ...]] | None = None
+    dicom: list[Any] | None = None
+    affine: np.ndarray | None = None
 
 
 def is_nifti(path: Path) -> bool:
@@ -205,7 +214,9 @@ def _invert_monochrome1(array: np.ndarray, ds: Any) -> np.ndarray:
 
 
 def read_dicom(files: list[Path], max_pixels: int, max_slices: int) -> Stack:
-    """One DICOM file (one slice) or the files of one series (a volume), sorted along the normal.
+    """One DICOM file (one slice) or the files of one series (a volume), sorted along the normal
+    (else by ``InstanceNumber``), with their headers in that order and, when every slice has a
+    position, the affine of :func:`dicom_affine`.
 
     Raises:
         DataError: unreadable file, too many pixels or slices, slices of different sizes.
@@ -215,18 +226,70 @@ def read_dicom(files: list[Path], max_pixels: int, max_slices: int) -> Stack:
         raise DataError(files[0].parent, f"series has {len(files)} slices; the limit is {max_slices}")
     datasets = [(_dcmread(f), f) for f in files]
     positions = [_position(ds) for ds, _ in datasets]
-    if len(datasets) > 1 and all(p is not None for p in positions):
+    by_position = all(p is not None for p in positions)
+    if len(datasets) > 1 and by_position:
         order = np.argsort(np.asarray(positions, float), kind="stable")
     else:
         order = np.argsort([int(getattr(ds, "InstanceNumber", 0) or 0) for ds, _ in datasets], kind="stable")
     datasets = [datasets[i] for i in order]
     arrays = [_pixels(f, ds, max_pixels) for ds, f in datasets]
+    headers = [_without_pixels(ds) for ds, _ in datasets]  # the decoded arrays hold the pixels
     if len({a.shape for a in arrays}) > 1:
         raise DataError(files[0].parent, f"series slices differ in size: {sorted({a.shape for a in arrays})}")
-    first = datasets[0][0]
+    first = headers[0]
     ps = getattr(first, "PixelSpacing", None)
     spacing = (float(ps[0]), float(ps[1])) if ps is not None and len(ps) == 2 else None
-    return Stack(np.stack(arrays), spacing, _slice_spacing([positions[i] for i in order], first))
+    slice_spacing = _slice_spacing([positions[i] for i in order], first)
+    affine = dicom_affine(headers, slice_spacing) if by_position else None
+    return Stack(np.stack(arrays), spacing, slice_spacing, dicom=headers, affine=affine)
+
+
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _without_pixels(ds: Any) -> Any:
+    """``ds`` with its (decoded) pixel data deleted: the header a DICOM SEG refers to."""
+    for keyword in PIXEL_KEYWORDS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    return ds
+
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def dicom_affine(headers: list[Any], slice_spacing: float | None = None) -> np.ndarray | None:
+    """4×4 RAS affine of a DICOM series sorted along its normal (as NIfTI, and dcm2niix, give it).
+
+    Voxel (i, j, k) = (column, row, slice index) maps to ``ImagePositionPatient`` of the first slice
+    + i · column spacing · row direction (``ImageOrientationPatient[:3]``) + j · row spacing ·
+    column direction (``[3:]``) + k · slice step, in LPS (DICOM), then to RAS (x and y negated).
+    The slice step is (last position - first position) / (N - 1) for N > 1 slices (a tilted gantry
+    keeps its shear), else the normal times ``slice_spacing`` (1 mm when unknown).
+
+    Args:
+        headers: the slices' datasets in slice order.
+        slice_spacing: mm between slices, for a single slice (or slices at one position).
+
+    Returns:
+        float64 4×4 affine, or None when a slice lacks ``ImagePositionPatient``,
+        ``ImageOrientationPatient`` or ``PixelSpacing`` (the geometry is unknown).
+    """
+    try:
+        ipp = np.asarray([[float(v) for v in ds.ImagePositionPatient] for ds in headers])
+        iop = np.asarray([float(v) for v in headers[0].ImageOrientationPatient])
+        row_mm, col_mm = (float(v) for v in headers[0].PixelSpacing)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if ipp.shape != (len(headers), 3) or iop.shape != (6,) or not np.all(np.isfinite(ipp)):
+        return None
+    along_row, along_column = iop[:3], iop[3:]
+    step = (ipp[-1] - ipp[0]) / (len(headers) - 1) if len(headers) > 1 else np.zeros(3)
+    if float(np.linalg.norm(step)) < 1e-6:
+        step = np.cross(along_row, along_column) * (slice_spacing or 1.0)
+    lps = np.eye(4)
+    lps[:3, 0], lps[:3, 1], lps[:3, 2], lps[:3, 3] = along_row * col_mm, along_column * row_mm, step, ipp[0]
+    return LPS_TO_RAS @ lps
 
 
 def _slice_spacing(positions: list[float | None], first: Any) -> float | None:

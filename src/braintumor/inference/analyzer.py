@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from braintumor.errors import BrainTumorError
+from braintumor.extras import require
 from braintumor.inference.backends import Backend, make_backend
 from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
 from braintumor.inference.input_check import input_warning
@@ -116,9 +117,9 @@ class Analyzer:
             return self.analyze_scan(scan, gradcam)
         items = expand_inputs([source])
         if len(items) != 1:
-            return AnalysisResult.failed(
-                str(source), f"{source}: holds {len(items)} inputs; use analyze_files"
-            )
+            series = sum(item.dicom for item in items)
+            what = f"{len(items)} inputs" + (f" ({series} DICOM series)" if series > 1 else "")
+            return AnalysisResult.failed(str(source), f"{source}: holds {what}; use analyze_files")
         return self._run(self._decoded(items), None, gradcam, None)[0]
 
     def analyze_scan(
@@ -138,25 +139,31 @@ class Analyzer:
         gradcam: bool = False,
         progress: Progress | None = None,
         overwrite: bool = False,
+        dicom_seg: bool = False,
     ) -> list[AnalysisResult]:
         """Analyse files and folders (see :mod:`~braintumor.inference.sources`; or inputs already
         collected with :func:`~braintumor.inference.sources.collect_inputs`), in input order.
 
         With ``out_dir``, writes per-input files and ``analysis.csv``/``slices.csv`` there (see
-        :mod:`~braintumor.inference.out_folder`); ``overwrite`` replaces an earlier analysis there.
+        :mod:`~braintumor.inference.out_folder`); ``overwrite`` replaces an earlier analysis there;
+        ``dicom_seg`` adds a DICOM SEG per DICOM input (:mod:`~braintumor.inference.dicom_seg`;
+        other inputs get a note saying why they have none).
 
         Raises:
             OutputError: ``out_dir`` cannot be written, holds an input the analysis would write
                 over, or (without ``overwrite``) holds the results of an earlier analysis.
+            MissingExtraError: ``dicom_seg`` without ``highdicom`` (``pip install 'braintumor[dicom]'``).
         """
         inputs = paths if isinstance(paths, Inputs) else collect_inputs(list(paths))
         items = inputs.items
         out = Path(out_dir) if out_dir is not None else None
+        if dicom_seg and out is not None:
+            require("highdicom", "dicom", "writing DICOM SEG files (dicom_seg, --dicom-seg)")
         if out is not None:
             prepare_out_dir(out)
             check_out_dir(out, items, overwrite)
             record_outputs(out, [], complete=False)
-        results = self._run(self._decoded(items), out, gradcam, progress, total=len(items))
+        results = self._run(self._decoded(items), out, gradcam, progress, len(items), dicom_seg=dicom_seg)
         if out is not None:
             write_tables(results, out)
             record_outputs(out, [item.name for item in items], complete=True)
@@ -169,7 +176,8 @@ class Analyzer:
             try:
                 yield order, read_scan(item, self.settings.max_pixels, self.settings.max_slices)
             except Exception as exc:  # one bad input never stops the batch
-                yield order, AnalysisResult.failed(item.source, _message(item.source, exc))
+                notes = [item.note] if item.note else []
+                yield order, AnalysisResult.failed(item.source, _message(item.source, exc), notes)
 
     def _prepared(
         self, decoded: Iterator[tuple[int, Scan | AnalysisResult]] | list[tuple[int, Scan]]
@@ -184,7 +192,7 @@ class Analyzer:
                     prepared.input_check = input_warning(self.bundle.input_profile, scan.slices, scan.kind)
                 yield order, prepared
             except Exception as exc:
-                yield order, AnalysisResult.failed(scan.source, _message(scan.source, exc))
+                yield order, AnalysisResult.failed(scan.source, _message(scan.source, exc), scan.notes)
 
     def _run(
         self,
@@ -194,6 +202,7 @@ class Analyzer:
         progress: Progress | None,
         total: int = 1,
         cancelled: Cancelled | None = None,
+        dicom_seg: bool = False,
     ) -> list[AnalysisResult]:
         stream = self._prepared(decoded)
         if self.settings.prefetch:
@@ -217,21 +226,24 @@ class Analyzer:
                 outputs = [None] * len(batch)
                 for p, _ in batch:
                     if partial.pop(p.order, None) is not None:
-                        done(p.order, AnalysisResult.failed(p.scan.source, _message(p.scan.source, exc)))
+                        failed = AnalysisResult.failed(
+                            p.scan.source, _message(p.scan.source, exc), p.scan.notes
+                        )
+                        done(p.order, failed)
             for (p, i), res in zip(batch, outputs, strict=True):
                 if res is None or p.order not in partial:
                     continue
                 partial[p.order][i] = res
                 if all(r is not None for r in partial[p.order]):
                     slices = [r for r in partial.pop(p.order) if r is not None]
-                    done(p.order, self._finish(p, slices, out_dir, names))
+                    done(p.order, self._finish(p, slices, out_dir, names, dicom_seg))
 
         for order, item in stream:
             if isinstance(item, AnalysisResult):
                 done(order, item)
                 continue
             if item.scan.kind == "volume" and self._per_volume:
-                done(order, self._run_volume(item, out_dir, names, gradcam, cancelled))
+                done(order, self._run_volume(item, out_dir, names, gradcam, cancelled, dicom_seg))
                 continue
             partial[order] = [None] * len(item.blank)
             pending.extend((item, i) for i in range(len(item.blank)))
@@ -254,17 +266,25 @@ class Analyzer:
         names: set[str],
         gradcam: bool,
         cancelled: Cancelled | None,
+        dicom_seg: bool,
     ) -> AnalysisResult:
         try:
             slices = self.engine.run_volume(prepared, gradcam, lambda: stop_if(cancelled))
         except AnalysisCancelled:
             raise
         except Exception as exc:  # a network failure fails this input only
-            return AnalysisResult.failed(prepared.scan.source, _message(prepared.scan.source, exc))
-        return self._finish(prepared, slices, out_dir, names)
+            return AnalysisResult.failed(
+                prepared.scan.source, _message(prepared.scan.source, exc), prepared.scan.notes
+            )
+        return self._finish(prepared, slices, out_dir, names, dicom_seg)
 
     def _finish(
-        self, prepared: PreparedScan, slices: list[SliceResult], out_dir: Path | None, names: set[str]
+        self,
+        prepared: PreparedScan,
+        slices: list[SliceResult],
+        out_dir: Path | None,
+        names: set[str],
+        dicom_seg: bool = False,
     ) -> AnalysisResult:
         scan = prepared.scan
         name = unique_name(scan.name, names)
@@ -277,13 +297,14 @@ class Analyzer:
             name=name,
             shape=tuple(int(v) for v in scan.slices.shape),
             spacing_mm=spacing,
+            notes=list(scan.notes),
         )
         summarize(result, slices, self.bundle.no_tumour_class, scan.slice_spacing)
         if prepared.input_check is not None:
             result.input_distance, result.warning = prepared.input_check
         if out_dir is not None:
             try:
-                write_input_files(scan, result, out_dir)
+                write_input_files(scan, result, out_dir, dicom_seg=dicom_seg)
             except Exception as exc:
-                return AnalysisResult.failed(scan.source, _message(scan.source, exc))
+                return AnalysisResult.failed(scan.source, _message(scan.source, exc), scan.notes)
         return result

@@ -3,10 +3,14 @@
 Per input ``<name>``: ``<name>.json``; for an image ``<name>_overlay.png`` (mask outline in red
 and the label), ``<name>_mask.png`` ({0,255}) and with Grad-CAM ``<name>_gradcam.png``; for a
 volume the same per tumour slice as ``<name>_s<k>_*.png`` plus ``<name>_mask.nii.gz``: for NIfTI
-input with the input's shape, voxel order and affine; for a DICOM series or a folder of numbered
-slices, X×Y×Z = column × row × slice in input order, with an affine that reads back in the view of
+input with the input's shape, voxel order and affine; for a DICOM series, X×Y×Z = column × row ×
+slice in slice order with the affine of its headers (it overlays the series in 3D Slicer or
+ITK-SNAP as a dcm2niix conversion of it would); for a folder of numbered slices (or a DICOM series
+without positions), the same voxel order with an affine that reads back in the view of
 :mod:`~braintumor.data.volumes` (columns to the left, rows to posterior, slices upward; the
-pixel and slice spacing where known, else 1 mm). Batch: ``analysis.csv`` (one row per
+pixel and slice spacing where known, else 1 mm). With ``dicom_seg``, a DICOM input also gets
+``<name>_seg.dcm`` (:mod:`~braintumor.inference.dicom_seg`); any other input gets a note in its
+result's ``notes`` saying why it has none. Batch: ``analysis.csv`` (one row per
 input, failures included with their error) and ``slices.csv`` (one row per analysed slice), with a
 ``prob_<class>`` column per class (none for segmentation-only bundles), ``gate_prob_<class>``
 with a gate and ``cnn_prob_<class>`` (the classifier alone) with a fused bundle. Text cells of
@@ -27,6 +31,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from braintumor.data.volumes import view_to_nifti
+from braintumor.inference.dicom_seg import SEG_SUFFIX, seg_refusal, write_dicom_seg
 from braintumor.inference.overlay import overlay_rgb, to_gray_uint8
 from braintumor.inference.results import AnalysisResult, SliceResult
 from braintumor.inference.sources import Scan
@@ -113,7 +118,8 @@ def view_affine(scan: Scan) -> np.ndarray:
 
 
 def write_nifti_mask(scan: Scan, masks: np.ndarray, path: Path) -> str:
-    """Save N×H×W masks as a uint8 NIfTI: in the input's shape, affine and header for NIfTI input,
+    """Save N×H×W masks as a uint8 NIfTI: in the input's shape, affine and header for NIfTI input;
+    for DICOM with geometry, voxel (column, row, slice) with the headers' affine (``scan.affine``);
     else in the voxel order and affine of :func:`view_affine`."""
     import nibabel as nib
 
@@ -122,12 +128,20 @@ def write_nifti_mask(scan: Scan, masks: np.ndarray, path: Path) -> str:
         volume = view_to_nifti(masks.astype(np.uint8), affine).reshape(shape)
         header = header.copy()
         header.set_data_dtype(np.uint8)
+    elif scan.affine is not None:
+        affine = scan.affine
+        volume = np.ascontiguousarray(np.transpose(masks.astype(np.uint8), (2, 1, 0)))
+        header = nib.Nifti1Header()
+        header.set_data_dtype(np.uint8)
     else:
         affine = view_affine(scan)
         volume = view_to_nifti(masks.astype(np.uint8), affine)
         header = nib.Nifti1Header()
         header.set_data_dtype(np.uint8)
     img = nib.Nifti1Image(volume, affine, header)
+    if scan.nifti is None and scan.affine is not None:  # scanner coordinates, as dcm2niix writes them
+        img.set_qform(affine, code="scanner")
+        img.set_sform(affine, code="scanner")
     img.header.set_slope_inter(1, 0)
     data = gzip.compress(img.to_bytes())
 
@@ -138,10 +152,14 @@ def write_nifti_mask(scan: Scan, masks: np.ndarray, path: Path) -> str:
     return str(path)
 
 
-def write_input_files(scan: Scan, result: AnalysisResult, out_dir: Path) -> None:
-    """Every per-input file of ``result`` (see the module doc); paths go to ``result.outputs``."""
+def write_input_files(scan: Scan, result: AnalysisResult, out_dir: Path, dicom_seg: bool = False) -> None:
+    """Every per-input file of ``result`` (see the module doc); paths go to ``result.outputs``,
+    with ``dicom_seg`` the SEG's to ``outputs["dicom_seg"]`` or why there is none to ``notes``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = result.name
+    masks = np.stack(
+        [s.mask if s.mask is not None else np.zeros(scan.shape, np.uint8) for s in result.slices]
+    )
     if scan.kind == "image":
         s = result.slices[0]
         write_slice_files(scan.slices[0], s, out_dir, name)
@@ -150,13 +168,30 @@ def write_input_files(scan: Scan, result: AnalysisResult, out_dir: Path) -> None
         for s in result.slices:
             if s.tumour:
                 write_slice_files(scan.slices[s.index], s, out_dir, f"{name}_s{s.index:03d}")
-        masks = np.stack(
-            [s.mask if s.mask is not None else np.zeros(scan.shape, np.uint8) for s in result.slices]
-        )
         result.outputs["mask_nifti"] = write_nifti_mask(scan, masks, out_dir / f"{name}_mask.nii.gz")
+    if dicom_seg:
+        _write_seg(scan, result, masks, out_dir / f"{name}{SEG_SUFFIX}")
     json_path = out_dir / f"{name}.json"
     result.outputs["json"] = str(json_path)
     atomic_write_json(json_path, result.to_dict())
+
+
+def _write_seg(scan: Scan, result: AnalysisResult, masks: np.ndarray, path: Path) -> None:
+    """The input's DICOM SEG, or a note saying why it has none (the other outputs stand)."""
+    refusal = seg_refusal(scan, masks)
+    if refusal is None:
+        try:
+            result.outputs["dicom_seg"] = write_dicom_seg(scan, masks, result.label, path)
+        except (
+            ValueError,
+            AttributeError,
+            TypeError,
+            KeyError,
+            NotImplementedError,
+        ) as exc:  # highdicom: headers it cannot use
+            refusal = f"{scan.source}: no DICOM SEG written: {exc}"
+    if refusal is not None:
+        result.notes.append(refusal)
 
 
 def _probs(prefix: str, probs: dict[str, float]) -> dict[str, float]:
@@ -173,7 +208,7 @@ def _row(r: AnalysisResult) -> dict[str, Any]:
         "uncertainty_classification": r.uncertainty.classification,
         **_probs("prob_", r.probabilities), **_probs("gate_prob_", r.gate_probabilities),
         **_probs("cnn_prob_", r.cnn_probabilities),
-        "input_distance": r.input_distance, "warning": r.warning,
+        "input_distance": r.input_distance, "warning": r.warning, "notes": " | ".join(r.notes),
         "json": r.outputs.get("json", ""),
     }  # fmt: skip
 

@@ -96,6 +96,8 @@ class AnalysisResult:
     probabilities, as with segmentation-only bundles) and ``majority_label`` the most frequent
     slice class. ``warning`` is non-empty when the input does not look like the bundle's training
     slices (``input_distance`` over the bundle's threshold; :mod:`~braintumor.inference.input_check`).
+    ``notes`` are other things worth knowing: the input is one of several DICOM series of a folder,
+    an output that could not be written for it (a DICOM SEG of a non-DICOM input...).
     """
 
     input: str
@@ -121,10 +123,11 @@ class AnalysisResult:
     outputs: dict[str, str] = field(default_factory=dict)
     warning: str = ""
     input_distance: float | None = None
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def failed(cls, source: str, error: str) -> AnalysisResult:
-        return cls(source, ok=False, error=error)
+    def failed(cls, source: str, error: str, notes: list[str] | None = None) -> AnalysisResult:
+        return cls(source, ok=False, error=error, notes=list(notes or []))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe view (one entry of the CLI's ``results`` list)."""
@@ -150,6 +153,7 @@ class AnalysisResult:
             "uncertainty": self.uncertainty.to_dict(),
             "warning": self.warning,
             "input_distance": _num(self.input_distance, 3),
+            "notes": list(self.notes),
             "outputs": dict(self.outputs),
             "slices": [s.to_dict() for s in self.slices],
         }

@@ -4,7 +4,9 @@ An input is one 2D image (png/jpg/tif/figshare ``.mat``/single DICOM file) or on
 file, the DICOM files of one series, or a patient folder of numbered slices). A folder contributes
 every supported file in it (recursively; hidden files, other suffixes, ``*_mask.*`` ground-truth
 masks, as in the LGG and phantom layouts, and the files of earlier analyses (see
-:mod:`~braintumor.inference.out_folder`) are skipped) with DICOM files grouped per series. A folder
+:mod:`~braintumor.inference.out_folder`) are skipped) with DICOM files grouped per series: a folder
+holding several series gives one input per series, each with a note naming the folder and the
+series count (``InputItem.note``, carried into ``Scan.notes`` and the result's ``notes``). A folder
 whose images are the numbered slices of one patient, ``<prefix>_1`` to ``<prefix>_N`` with one
 prefix and suffix and no gap (the LGG layout ``TCGA_CS_4941_19990117/TCGA_CS_4941_19990117_7.tif``),
 is one volume in slice-number order, normalised and post-processed as one patient, as in training
@@ -15,7 +17,7 @@ name, made safe (:func:`~braintumor.io_utils.safe_stem`) and unique in the batch
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,13 +39,15 @@ FOLDER_SUFFIXES = (*IMAGE_SUFFIXES, MAT_SUFFIX, *NIFTI_SUFFIXES)
 @dataclass(frozen=True)
 class InputItem:
     """One analysis input before decoding: a file, or the files of one DICOM series; ``name`` is
-    the stem of its output files (empty: derived from the file name when read)."""
+    the stem of its output files (empty: derived from the file name when read); ``note`` says how
+    it was found when that is worth knowing (one of several DICOM series in a folder)."""
 
     source: str
     files: tuple[Path, ...]
     dicom: bool = False
     name: str = ""
     slice_series: bool = False
+    note: str = ""
 
 
 @dataclass
@@ -65,6 +69,12 @@ class Scan:
         slices: N×H×W or N×H×W×C array, file dtype.
         spacing: (row, col) mm per pixel, when known; ``slice_spacing`` mm between slices.
         nifti: (affine, header, shape) of NIfTI input, to write the mask volume back.
+        dicom: DICOM input's slice headers (pydicom datasets without pixel data) in slice order,
+            for a DICOM SEG that refers to them.
+        affine: 4×4 RAS affine of voxel (column, row, slice) from DICOM headers, when they give it
+            (:func:`~braintumor.data.volumes.dicom_affine`).
+        notes: how the input was found, when worth knowing (see :class:`InputItem`); the result's
+            ``notes`` start with them.
     """
 
     source: str
@@ -74,6 +84,9 @@ class Scan:
     spacing: tuple[float, float] | None = None
     slice_spacing: float | None = None
     nifti: tuple[np.ndarray, Any, tuple[int, ...]] | None = None
+    dicom: list[Any] | None = field(default=None, repr=False)
+    affine: np.ndarray | None = field(default=None, repr=False)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def channels(self) -> int:
@@ -132,11 +145,25 @@ def _folder_items(folder: Path, is_output: Callable[[Path], bool], skipped: list
         else:
             items.append(InputItem(str(file), (file,)))
         found = True
-    for (parent, _uid), group in series.items():
-        items.append(InputItem(str(parent if len(series) == 1 else group[0]), tuple(group), True))
+    per_folder = Counter(parent for parent, _ in series)
+    seen: Counter[Path] = Counter()
+    for (parent, uid), group in series.items():
+        seen[parent] += 1
+        note = _series_note(parent, uid, len(group), seen[parent], per_folder[parent])
+        items.append(InputItem(str(parent if len(series) == 1 else group[0]), tuple(group), True, note=note))
     if not found:
         items.append(InputItem(str(folder), ()))
     return items
+
+
+def _series_note(folder: Path, uid: str, files: int, number: int, count: int) -> str:
+    """Empty for the only series of a folder, else which of the folder's ``count`` series this is."""
+    if count < 2:
+        return ""
+    return (
+        f"{folder}: holds {count} DICOM series (grouped by SeriesInstanceUID); this input is series "
+        f"{number} of {count} ({uid}, {files} file{'s' if files > 1 else ''}), analysed on its own"
+    )
 
 
 _NUMBERED = re.compile(r"^(?P<prefix>.+)_(?P<number>[1-9][0-9]*)$")
@@ -226,7 +253,8 @@ def read_scan(
     name = item.name or safe_stem(_raw_name(item))
     volume = (item.dicom and len(item.files) > 1) or stack.nifti is not None or item.slice_series
     kind = "volume" if volume else "image"
-    scan = Scan(item.source, name, kind, stack.slices, stack.spacing, stack.slice_spacing, stack.nifti)
+    scan = Scan(item.source, name, kind, stack.slices, stack.spacing, stack.slice_spacing, stack.nifti,
+                dicom=stack.dicom, affine=stack.affine, notes=[item.note] if item.note else [])  # fmt: skip
     check_scan(scan)
     return scan
 
