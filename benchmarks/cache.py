@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from braintumor.config import Preprocessing, _decode_patient, build_cache
+from braintumor.config import Preprocessing
+from braintumor.data.cache import _decode_patient, build_cache
 from braintumor.data.dataset import CachedDataset
 from braintumor.data.loaders import load_dataset
 

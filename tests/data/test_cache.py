@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from braintumor.config import Preprocessing, build_cache, cache_key
+from braintumor.config import Preprocessing
+from braintumor.data.cache import build_cache, cache_key
 from braintumor.data.dataset import CachedDataset, positions_for_patients
 from braintumor.data.index import Sample, SampleIndex
 from braintumor.data.preprocess import normalize_images, normalize_with_percentiles, resize_square
