@@ -72,7 +72,7 @@ def test_evaluate_as_shipped_equals_analyze_with_the_bundle(volume_run: Path, tm
             shutil.copy(image, folder / Path(image).name)
     out = tmp_path / "analysis"
     args = ["analyze", *[str(tmp_path / "patients" / p) for p in test], "--bundle", str(tmp_path / "bundle")]
-    result = CliRunner().invoke(app, [*args, "--out", str(out), "--backend", "torch", "--json"])
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--precision", "fp32", "--json"])
     assert result.exit_code == 0, result.output
     rows = {Path(r["input"]).name: r for r in json.loads(result.stdout)["results"]}
 

@@ -52,7 +52,7 @@ from braintumor.data.readers import read_mask
 from braintumor.errors import DataError
 from braintumor.evaluation import SegmentationAccumulator, calls_report, label_map
 from braintumor.experiments.segment import fold_parts, fold_runs
-from braintumor.experiments.shipped import held_out_inputs
+from braintumor.experiments.shipped import SCORING_PRECISION, held_out_inputs
 from braintumor.inference.backends import make_backend
 from braintumor.inference.bundle import Bundle
 from braintumor.inference.pipeline import AnalysisSettings, Segmented, SliceEngine
@@ -71,9 +71,6 @@ PIPELINE_KEYS = (
 )  # fmt: skip
 FOREST_TREES = 1000
 """Trees of the fused forest (as ``braintumor experiment fuse``)."""
-PRECISION = "fp32"
-"""The networks run as stored (float32; ``analyze --precision fp32``), so a score does not depend
-on whether the CPU runs bfloat16 (``--precision auto`` there)."""
 TUMOUR_CALL = "tumour"
 
 
@@ -121,7 +118,7 @@ class _Fold:
 
     @classmethod
     def of(cls, bundle: Bundle, settings: AnalysisSettings) -> _Fold:
-        backend = make_backend(bundle, "torch", PRECISION)
+        backend = make_backend(bundle, "torch", SCORING_PRECISION)
         engine = SliceEngine(bundle, backend, settings)
         # every non-empty ground-truth mask is a tumour to classify, however small
         truth_engine = SliceEngine(bundle, backend, replace(settings, min_area_px=0))

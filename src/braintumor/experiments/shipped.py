@@ -32,6 +32,10 @@ from braintumor.inference.sources import InputItem, Inputs
 from braintumor.io_utils import atomic_write, atomic_write_json, finite, prepare_out_dir
 from braintumor.run_dir import RunDir
 
+SCORING_PRECISION = "fp32"
+"""The networks run as stored (float32; ``analyze --precision fp32`` reproduces a score exactly),
+so a score does not depend on whether the CPU runs bfloat16 (``--precision auto`` there)."""
+
 
 @dataclass
 class ShippedPredictions:
@@ -67,7 +71,9 @@ def predict_as_shipped(
     bundle: Bundle, index: SampleIndex, groups: set[str], column: str = "patient_id", backend: str = "torch"
 ) -> ShippedPredictions:
     """Analyse the held-out inputs with ``bundle`` (see :func:`held_out_inputs`)."""
-    analyzer = Analyzer(bundle, make_backend(bundle, backend), AnalysisSettings.for_bundle(bundle))
+    analyzer = Analyzer(
+        bundle, make_backend(bundle, backend, SCORING_PRECISION), AnalysisSettings.for_bundle(bundle)
+    )
     items, rows = held_out_inputs(index, groups, column)
     results = analyzer.analyze_files(Inputs(items))
     failed = [r for r in results if not r.ok]
