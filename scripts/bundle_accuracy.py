@@ -2,9 +2,13 @@
 
 figshare: the test patients of a run's fold (``--splits RUN/splits.json --fold K``): class accuracy,
 the share of tumour slices called "no tumour", and per-slice Dice of the analysis masks. Kaggle
-(``--kaggle``): 4-class accuracy on the Testing images, and on those without a copy in the bundle's
-training data (Kaggle Training for the gate, the fold's training and validation patients' figshare
-slices for the segmenter and classifier; copies as ``data/dedup.py`` finds them).
+(``--kaggle``, with ``--figshare``): 4-class accuracy on the Testing images, and on those without a
+copy in the bundle's training data (Kaggle Training for the gate, the fold's training and
+validation patients' figshare slices for the segmenter and classifier; copies as ``data/dedup.py``
+finds them).
+
+LGG (``--lgg``): mean per-patient Dice of the test patients' folders analysed as published
+(``--analyze-option=--slices-as-images`` for the slices one by one).
 
     python scripts/bundle_accuracy.py --bundle t1ce --figshare ../shared/data/figshare \
         --splits runs/figshare-unet-fold0/splits.json --fold 0 --kaggle ../shared/data/kaggle4
@@ -28,7 +32,7 @@ from braintumor.data.readers import read_mask
 from braintumor.data.splits import Splits
 
 
-def analyze(bundle: str, images: list[str], out: Path) -> pd.DataFrame:
+def analyze(bundle: str, images: list[str], out: Path, *extra: str) -> pd.DataFrame:
     command = [
         sys.executable,
         "-c",
@@ -40,6 +44,7 @@ def analyze(bundle: str, images: list[str], out: Path) -> pd.DataFrame:
         "--out",
         str(out),
         "--json",
+        *extra,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return pd.DataFrame(json.loads(done.stdout)["results"])
@@ -71,6 +76,42 @@ def figshare_scores(bundle: str, root: Path, splits: Splits, fold: int, out: Pat
     }
 
 
+def lgg_scores(
+    bundle: str, root: Path, splits: Splits, fold: int, out: Path, *extra: str
+) -> dict[str, float]:
+    """Mean per-patient (volumetric) Dice of the analysis masks over the fold's test patients, each
+    patient folder given as it is published (``analyze`` makes it one volume, unless ``extra`` says
+    ``--slices-as-images``)."""
+    import nibabel as nib
+
+    from braintumor.data.volumes import nifti_to_view
+    from braintumor.evaluation import SegmentationAccumulator
+
+    frame = load_dataset(root).frame
+    test = frame[frame["patient_id"].astype(str).isin(set(splits.folds[fold]["test"]))]
+    folders = sorted({str(Path(p).parent) for p in test["image"]})
+    results = analyze(bundle, folders, out, *extra)
+    acc = SegmentationAccumulator(store_masks=False, compute_hd95=False)
+    by_input = {Path(r["input"]).name: r for _, r in results.iterrows()}
+    for pid, rows in test.sort_values("slice").groupby("patient_id"):
+        truths = np.stack([read_mask(m) for m in rows["mask"]])
+        if "--slices-as-images" in extra:
+            preds = np.stack([read_mask(by_input[Path(i).name]["outputs"]["mask"]) for i in rows["image"]])
+        else:
+            nifti = nib.load(by_input[Path(rows["image"].iloc[0]).parent.name]["outputs"]["mask_nifti"])
+            preds = nifti_to_view(np.asarray(nifti.dataobj), nifti.affine)
+        acc.add(preds, truths, [str(pid)] * len(rows), list(rows["sample_id"]), list(rows["slice"]))
+    per_patient = acc.per_patient()
+    small = per_patient["true_volume"] < 1500
+    return {
+        "patients": len(per_patient),
+        "dice_per_patient": round(float(per_patient["dice"].mean()), 4),
+        "dice_per_patient_std": round(float(per_patient["dice"].std(ddof=0)), 4),
+        "dice_small_tumours": round(float(per_patient.loc[small, "dice"].mean()), 4) if small.any() else None,
+        "n_small": int(small.sum()),
+    }
+
+
 def kaggle_scores(bundle: str, root: Path, figshare_seen: list[str], out: Path) -> dict[str, float]:
     frame = load_dataset(root).frame
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
@@ -91,16 +132,24 @@ def kaggle_scores(bundle: str, root: Path, figshare_seen: list[str], out: Path) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", default="t1ce")
-    parser.add_argument("--figshare", type=Path, required=True)
+    parser.add_argument("--figshare", type=Path)
+    parser.add_argument("--lgg", type=Path, help="LGG root (kaggle_3m patient folders)")
     parser.add_argument("--splits", type=Path, required=True)
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--kaggle", type=Path)
+    parser.add_argument("--analyze-option", action="append", default=[], help="passed to analyze")
     args = parser.parse_args()
     splits = Splits.load(args.splits)
-    report: dict[str, object] = {"bundle": args.bundle}
+    report: dict[str, object] = {"bundle": args.bundle, "analyze_options": args.analyze_option}
+    extra = tuple(args.analyze_option)
     with tempfile.TemporaryDirectory() as tmp:
-        report["figshare"] = figshare_scores(args.bundle, args.figshare, splits, args.fold, Path(tmp) / "f")
-        if args.kaggle:
+        if args.lgg:
+            report["lgg"] = lgg_scores(args.bundle, args.lgg, splits, args.fold, Path(tmp) / "l", *extra)
+        if args.figshare:
+            report["figshare"] = figshare_scores(
+                args.bundle, args.figshare, splits, args.fold, Path(tmp) / "f"
+            )
+        if args.kaggle and args.figshare:
             frame = load_dataset(args.figshare).frame
             seen = set(splits.folds[args.fold]["train"]) | set(splits.folds[args.fold]["val"])
             figshare_seen = list(frame[frame["patient_id"].astype(str).isin(seen)]["image"])
