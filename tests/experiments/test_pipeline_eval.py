@@ -19,7 +19,7 @@ from braintumor.evaluation import calls_report
 from braintumor.experiments import pipeline_eval
 from braintumor.experiments.pipeline_eval import evaluate_pipeline
 from braintumor.experiments.segment import fold_runs
-from braintumor.experiments.shipped import held_out_inputs
+from braintumor.experiments.shipped import SCORING_PRECISION, held_out_inputs
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import make_backend
 from braintumor.inference.bundle_store import BundleError
@@ -101,7 +101,7 @@ def test_pipeline_labels_and_masks_are_the_analyzers(runs: Path, tmp_path: Path)
     per_slice = pd.read_csv(tmp_path / "pipe" / "fold0" / "per_slice.csv", dtype={"sample_id": str})
     per_slice = per_slice.set_index("sample_id")
     bundle = from_run(runs / "seg", runs / "cls")
-    analyzer = Analyzer(bundle, make_backend(bundle, "torch", pipeline_eval.PRECISION))
+    analyzer = Analyzer(bundle, make_backend(bundle, "torch", SCORING_PRECISION))
     index = load_dataset(runs / "data")
     items, rows = held_out_inputs(index, set(_test_patients(runs)), "patient_id")
     results = analyzer.analyze_files(Inputs(items))
@@ -324,7 +324,7 @@ def test_pipeline_fusion_is_the_bundles_and_weight_one_is_the_cnn(runs: Path, tm
         assert fused[key] == plain[key], key
     # the fused figures are the labels of the bundle `bundle create --fuse-forest` makes
     bundle = from_run(runs / "seg", runs / "cls", fuse_forest=True, fuse_weight=0.5, forest_trees=1000)
-    analyzer = Analyzer(bundle, make_backend(bundle, "torch", pipeline_eval.PRECISION))
+    analyzer = Analyzer(bundle, make_backend(bundle, "torch", SCORING_PRECISION))
     index = load_dataset(runs / "data")
     items, rows = held_out_inputs(index, set(_test_patients(runs)), "patient_id")
     per_slice = pd.read_csv(tmp_path / "pipe" / "fold0" / "per_slice.csv", dtype={"sample_id": str})

@@ -28,6 +28,7 @@ from braintumor.evaluation import ClassificationAccumulator
 from braintumor.experiments.segment import fold_runs
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.run_dir import RunDir
+from braintumor.runtime.fusion import fuse
 from braintumor.training.region_forest import fit_region_forest, fold_regions, forest_probabilities
 
 FUSION_KEYS = (
@@ -62,7 +63,7 @@ def fuse_fold(
     sids = [str(s) for s in data.x_test.index]
     p_forest = forest_probabilities(forest, data.x_test, len(classes))
     p_cnn = _cnn_probabilities(run_dir, classes, sids)
-    p_fused = weight * p_cnn + (1 - weight) * p_forest
+    p_fused = fuse(p_cnn, p_forest, weight)
     target = np.asarray(data.y_test)
     reports = {}
     for name, probs in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest)):

@@ -47,6 +47,7 @@ from braintumor.inference.predict import mask_to_original
 from braintumor.inference.prepare import PreparedScan
 from braintumor.inference.results import TUMOUR_LABEL, SliceResult
 from braintumor.inference.sources import DEFAULT_MAX_SLICES
+from braintumor.runtime.fusion import fuse, renormalised
 from braintumor.runtime.tta import FLIPS, class_variance, mask_variance, tta_probabilities
 
 
@@ -290,7 +291,7 @@ class SliceEngine:
             crops.append(crop)
         x = np.stack(crops)
         probs = self._probs("cls", x, "classify")[..., self.keep]
-        probs = probs / np.maximum(probs.sum(axis=-1, keepdims=True), 1e-12)
+        probs = renormalised(probs)
         mean, var = probs.mean(axis=0), class_variance(probs)
         fused = self._fuse(items, positives, mean) if self.bundle.forest is not None else None
         names = [self.bundle.classes[i] for i in self.keep]
@@ -324,7 +325,4 @@ class SliceEngine:
             except ValueError as exc:
                 raise DataError(prepared.scan.source, f"slice {i}: {exc}") from None
             rows.append([feats[name] for name in forest.features])
-        p = forest.predict_proba(np.asarray(rows))[:, self.keep]
-        p = p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-12)
-        fused = self.weight_cnn * cnn + (1.0 - self.weight_cnn) * p
-        return fused / np.maximum(fused.sum(axis=-1, keepdims=True), 1e-12)
+        return fuse(cnn, forest.predict_proba(np.asarray(rows))[:, self.keep], self.weight_cnn)
