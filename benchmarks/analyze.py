@@ -35,10 +35,10 @@ from typing import Any
 
 import torch
 
+from braintumor.bundle.load import Bundle, default_bundle_path, load_bundle
+from braintumor.bundle.store import BundleError, BundleReader
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import OnnxBackend, OpenVinoBackend, TorchBackend, bf16_supported
-from braintumor.inference.bundle import Bundle, default_bundle_path, load_bundle
-from braintumor.inference.bundle_store import BundleError, BundleReader
 from braintumor.inference.pipeline import AnalysisSettings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -64,8 +64,8 @@ RUNS = {
 def train_bundle(root: Path) -> Path:
     """Train the three runs for 2 steps each on 128 px phantoms and bundle them (with ONNX)."""
     from braintumor.bundle.create import create_bundle
+    from braintumor.bundle.export import export_onnx
     from braintumor.config import load_config
-    from braintumor.inference.export import export_onnx
     from braintumor.training.runner import train_fold
 
     quiet = {"enable_progress_bar": False, "max_steps": 2, "enable_checkpointing": True}
@@ -79,7 +79,7 @@ def train_bundle(root: Path) -> Path:
 
 def with_onnx(path: Path, root: Path) -> Path:
     """The bundle itself if it holds ONNX models, else an exported copy under ``root``."""
-    from braintumor.inference.export import export_onnx
+    from braintumor.bundle.export import export_onnx
 
     if any(name.endswith(".onnx") for name in BundleReader(path).files):
         return path

@@ -38,8 +38,8 @@ ORDER: list[tuple[str, ...]] = [
     ("experiments",),
     ("reports",),
     ("analysis",),
-    ("bundle",),
     ("inference",),
+    ("bundle",),
     ("training",),
     ("evaluation",),
     ("runtime",),
@@ -245,9 +245,30 @@ class Findings:
         return not (self.layer_cycles or self.cli_cycles or self.new_upward or self.reaches_training)
 
 
+def module_chain(graph: Graph, start_layer: str, goal_layer: str) -> list[str] | None:
+    """The shortest chain of module imports from any module of ``start_layer`` to one of
+    ``goal_layer`` (breadth first), or None. Modules, not layers: ``bundle.create`` may fit a
+    forest with ``training`` while ``inference`` reads bundles through ``bundle.load``."""
+    starts = sorted(m for m in graph.modules if layer_of(m) == start_layer)
+    previous: dict[str, str | None] = dict.fromkeys(starts)
+    queue = list(starts)
+    while queue:
+        node = queue.pop(0)
+        if layer_of(node) == goal_layer:
+            chain = [node]
+            while previous[chain[-1]] is not None:
+                chain.append(str(previous[chain[-1]]))
+            return chain[::-1]
+        for nxt in sorted(graph.module_edges.get(node, ())):
+            if nxt not in previous:
+                previous[nxt] = node
+                queue.append(nxt)
+    return None
+
+
 def analyse(graph: Graph) -> Findings:
     layers = layer_graph(graph)
-    chains = {name: path_to(layers, name, "training") for name in NO_TRAINING}
+    chains = {name: module_chain(graph, name, "training") for name in NO_TRAINING}
     return Findings(
         layer_cycles=cycles(layers),
         module_cycles=cycles(graph.module_edges),
@@ -270,7 +291,7 @@ def report(graph: Graph, found: Findings, verbose: bool) -> None:
         for line in graph.layer_edges[(src_layer, dst_layer)]:
             print(f"      {line}")
     shipped = ", ".join(NO_TRAINING)
-    print(f"== {shipped} reaching training, directly or through other layers: {len(found.reaches_training)}")
+    print(f"== {shipped} reaching training, directly or through other modules: {len(found.reaches_training)}")
     for chain in found.reaches_training.values():
         print("  " + " -> ".join(chain))
     n_cli = len(found.cli_cycles)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from braintumor.bundle.input_check import fit_profile, slice_features
 from braintumor.data.loaders import load_dataset
 from braintumor.data.readers import read_image
-from braintumor.inference.input_check import fit_profile, slice_features
 
 
 def features(images: list[np.ndarray]) -> np.ndarray:

@@ -70,5 +70,26 @@ def test_check_finds_a_lazy_upward_import_and_its_cycle(tmp_path: Path) -> None:
     found = ig.analyse(ig.build_graph(tmp_path))
     assert found.layer_cycles == [["inference", "training"]]
     assert ("inference", "training", "inference never imports training") in found.upward
-    assert found.reaches_training == {"inference": ["inference", "training"]}
+    assert found.reaches_training == {
+        "inference": ["braintumor.inference.predict", "braintumor.training.fit"]
+    }
     assert not found.ok
+
+
+def test_reaching_training_is_judged_module_by_module(tmp_path: Path) -> None:
+    """``inference`` may read bundles while another ``bundle`` module (creation) imports ``training``;
+    a chain through modules that inference actually imports is still found."""
+    package = tmp_path / "braintumor"
+    for folder in ("inference", "bundle", "training"):
+        (package / folder).mkdir(parents=True)
+        (package / folder / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "inference" / "analyzer.py").write_text("from braintumor.bundle.load import load\n")
+    (package / "bundle" / "load.py").write_text("def load():\n    return 1\n")
+    (package / "bundle" / "create.py").write_text("from braintumor.training.fit import fit\n")
+    (package / "training" / "fit.py").write_text("def fit():\n    return 2\n")
+    assert ig.analyse(ig.build_graph(tmp_path)).reaches_training == {}
+    (package / "bundle" / "load.py").write_text("from braintumor.bundle.create import fit\n")
+    chain = ig.analyse(ig.build_graph(tmp_path)).reaches_training["inference"]
+    assert chain == ["braintumor.inference.analyzer", "braintumor.bundle.load", "braintumor.bundle.create",
+                     "braintumor.training.fit"]  # fmt: skip

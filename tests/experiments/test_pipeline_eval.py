@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from braintumor.bundle.create import from_run
+from braintumor.bundle.store import BundleError
 from braintumor.config import load_config
 from braintumor.data.loaders import load_dataset
 from braintumor.data.phantom import generate_phantoms
@@ -22,7 +23,6 @@ from braintumor.experiments.segment import fold_runs
 from braintumor.experiments.shipped import SCORING_PRECISION, held_out_inputs
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import make_backend
-from braintumor.inference.bundle_store import BundleError
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.sources import Inputs
 from braintumor.reports.collect import task_sections

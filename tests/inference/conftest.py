@@ -9,10 +9,10 @@ import pytest
 from inference_helpers import Trained
 
 from braintumor.bundle.create import create_bundle
+from braintumor.bundle.export import export_onnx
+from braintumor.bundle.load import Bundle, load_bundle
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import TorchBackend
-from braintumor.inference.bundle import Bundle, load_bundle
-from braintumor.inference.export import export_onnx
 from braintumor.inference.pipeline import AnalysisSettings
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from inference_helpers import Trained
 
+from braintumor.bundle.load import Bundle
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import (
     OnnxBackend,
@@ -24,7 +25,6 @@ from braintumor.inference.backends import (
     make_backend,
     openvino_available,
 )
-from braintumor.inference.bundle import Bundle
 from braintumor.inference.results import AnalysisResult
 from braintumor.runtime.tta import class_variance, mask_variance, tta_probabilities
 
@@ -90,7 +90,7 @@ def test_auto_backend_prefers_openvino(bundle: Bundle) -> None:
 
 
 def test_openvino_backend_rejects_bad_model() -> None:
-    from braintumor.inference.bundle_store import BundleError
+    from braintumor.bundle.store import BundleError
 
     with pytest.raises(BundleError, match=r"seg\.onnx: OpenVINO cannot compile"):
         OpenVinoBackend({"seg": b"not onnx"})
@@ -124,7 +124,7 @@ def test_batching_and_prefetch_do_not_change_results(trained: Trained, analyzer:
 
 
 def test_onnx_backend_rejects_bad_model() -> None:
-    from braintumor.inference.bundle_store import BundleError
+    from braintumor.bundle.store import BundleError
 
     with pytest.raises(BundleError, match=r"seg\.onnx: ONNX Runtime cannot load"):
         OnnxBackend({"seg": b"not onnx"})

@@ -111,7 +111,7 @@ def test_rgb_input_follows_training_channels(trained: Trained, analyzer: Analyze
 def test_channel_mismatch_with_native_channels(trained: Trained, analyzer: Analyzer) -> None:
     from dataclasses import replace
 
-    from braintumor.inference.bundle import BundleModel
+    from braintumor.bundle.load import BundleModel
     from braintumor.inference.prepare import normalised
     from braintumor.inference.sources import Scan
 

@@ -13,9 +13,9 @@ import torch
 from inference_helpers import Trained
 
 from braintumor.bundle.create import create_bundle
+from braintumor.bundle.load import bundle_info, default_bundle_path, load_bundle
+from braintumor.bundle.store import BundleError, sha256_file
 from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.bundle import bundle_info, default_bundle_path, load_bundle
-from braintumor.inference.bundle_store import BundleError, sha256_file
 
 
 def test_round_trip_folder(trained: Trained, tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_existing_output_needs_overwrite(trained: Trained, tmp_path: Path) -> No
 def test_default_bundle_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(BundleError, match="not a packaged bundle; choose one of t1ce, flair-lgg"):
         default_bundle_path("no-such-kind")
-    monkeypatch.setattr("braintumor.inference.bundle.resources.files", lambda _: tmp_path)  # no bundles
+    monkeypatch.setattr("braintumor.bundle.load.resources.files", lambda _: tmp_path)  # no bundles
     with pytest.raises(BundleError, match=r"not installed.*--bundle"):
         default_bundle_path("t1ce")
 

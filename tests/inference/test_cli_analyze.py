@@ -74,7 +74,7 @@ def test_analyze_exit_codes_and_errors(trained: Trained, tmp_path: Path, bundle_
 def test_analyze_without_installed_bundles_says_how_to_pass_one(
     trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("braintumor.inference.bundle.resources.files", lambda _: tmp_path)  # no bundles
+    monkeypatch.setattr("braintumor.bundle.load.resources.files", lambda _: tmp_path)  # no bundles
     result = runner.invoke(app, ["analyze", str(trained.images(1)[0]), "--out", str(tmp_path / "o")])
     message = _flat(result.output)
     assert result.exit_code == 1 and "default 't1ce' model bundle is not installed" in message

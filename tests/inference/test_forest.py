@@ -9,8 +9,8 @@ import pytest
 from safetensors.numpy import load, save
 from sklearn.ensemble import RandomForestClassifier
 
-from braintumor.inference.bundle_store import BundleError
-from braintumor.inference.forest import RegionForest, load_forest
+from braintumor.bundle.forest import RegionForest, load_forest
+from braintumor.bundle.store import BundleError
 
 FEATURES = [f"f{i}" for i in range(5)]
 

@@ -12,8 +12,8 @@ import pytest
 from inference_helpers import AFFINE, Trained, phantom_array, write_dicom, write_mat, write_nifti, write_tiff
 from PIL import Image
 
+from braintumor.bundle.load import BundleModel
 from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.bundle import BundleModel
 from braintumor.inference.prepare import normalised
 from braintumor.inference.sources import expand_inputs, read_scan
 

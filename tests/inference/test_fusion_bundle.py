@@ -16,11 +16,11 @@ from safetensors.numpy import load, save
 from typer.testing import CliRunner
 
 from braintumor.bundle.create import create_bundle
+from braintumor.bundle.load import Bundle, bundle_info, load_bundle
+from braintumor.bundle.store import BundleError, add_to_manifest, sha256_file
 from braintumor.cli import app
 from braintumor.data import region_features as rf
 from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.bundle import Bundle, bundle_info, load_bundle
-from braintumor.inference.bundle_store import BundleError, add_to_manifest, sha256_file
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import AnalysisResult
 from braintumor.training.region_forest import fit_region_forest, fold_regions, forest_probabilities

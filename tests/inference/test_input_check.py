@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 from inference_helpers import Trained
 
-from braintumor.errors import BrainTumorError, DataError
-from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.bundle import load_bundle
-from braintumor.inference.input_check import (
+from braintumor.bundle.input_check import (
     FEATURES,
     PROFILE_FILE,
     InputProfile,
@@ -22,6 +19,9 @@ from braintumor.inference.input_check import (
     profile_dataset,
     slice_features,
 )
+from braintumor.bundle.load import load_bundle
+from braintumor.errors import BrainTumorError, DataError
+from braintumor.inference.analyzer import Analyzer
 
 
 def _photographs() -> list[np.ndarray]:
@@ -108,7 +108,7 @@ def test_bundle_with_a_profile_warns_in_results_and_refuses_a_tampered_one(
 
 @pytest.mark.realdata
 def test_packaged_t1ce_bundle_flags_noise_not_a_real_slice(shared_data: Path, tmp_path: Path) -> None:
-    from braintumor.inference.bundle import default_bundle_path
+    from braintumor.bundle.load import default_bundle_path
 
     profile = load_bundle(default_bundle_path("t1ce")).input_profile
     assert profile is not None and profile.source == "figshare T1-CE"

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from braintumor.cli import app
-from braintumor.data.readers import read_mask
-from braintumor.inference.bundle import (
+from braintumor.bundle.load import (
     PACKAGED_BUNDLES,
     bundle_info,
     default_bundle_path,
     resolve_bundle_path,
 )
-from braintumor.inference.bundle_store import BundleError
+from braintumor.bundle.store import BundleError
+from braintumor.cli import app
+from braintumor.data.readers import read_mask
 
 HEADLINE = {"seg": "dice_per_patient_mean", "cls": "accuracy", "gate": "accuracy"}
 

@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from braintumor.bundle.load import Bundle
 from braintumor.data.preprocess import normalize_images, to_channels_first
 from braintumor.data.roi import crop_roi
 from braintumor.inference.analyzer import Analyzer
-from braintumor.inference.bundle import Bundle
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import AnalysisResult
 

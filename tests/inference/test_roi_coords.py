@@ -12,16 +12,16 @@ import pytest
 from inference_helpers import Trained
 from typer.testing import CliRunner
 
+from braintumor.bundle.checks import read_card
 from braintumor.bundle.create import create_bundle
+from braintumor.bundle.load import Bundle, load_bundle
+from braintumor.bundle.store import BundleError
 from braintumor.cli import app
 from braintumor.config import load_config
 from braintumor.data.preprocess import normalize_images, to_channels_first
 from braintumor.data.roi import crop_roi
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import TorchBackend
-from braintumor.inference.bundle import Bundle, load_bundle
-from braintumor.inference.bundle_checks import read_card
-from braintumor.inference.bundle_store import BundleError
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.models.weights import read_card as weights_card
 from braintumor.training.runner import train_fold

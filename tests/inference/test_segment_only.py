@@ -14,13 +14,13 @@ import pytest
 from inference_helpers import Trained, write_nifti
 from typer.testing import CliRunner
 
+from braintumor.bundle.checks import check_compatible, read_card
 from braintumor.bundle.create import create_bundle
+from braintumor.bundle.load import Bundle, bundle_info, load_bundle
+from braintumor.bundle.store import BundleError, write_manifest
 from braintumor.cli import app
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import make_backend
-from braintumor.inference.bundle import Bundle, bundle_info, load_bundle
-from braintumor.inference.bundle_checks import check_compatible, read_card
-from braintumor.inference.bundle_store import BundleError, write_manifest
 from braintumor.inference.outputs import caption
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import TUMOUR_LABEL, SliceResult

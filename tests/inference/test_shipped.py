@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from braintumor.bundle.create import create_bundle, from_run
+from braintumor.bundle.load import load_bundle
 from braintumor.cli import app
 from braintumor.config import load_config
 from braintumor.data.phantom import load_phantoms
@@ -21,7 +22,6 @@ from braintumor.data.splits import Splits
 from braintumor.data.volumes import nifti_to_view
 from braintumor.evaluation import SegmentationAccumulator
 from braintumor.experiments.shipped import evaluate_as_shipped, predict_as_shipped
-from braintumor.inference.bundle import load_bundle
 from braintumor.training.evaluate import evaluate_run
 from braintumor.training.runner import train_fold
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_helpers import Served, make_client
 
-from braintumor.inference.bundle import load_bundle
+from braintumor.bundle.load import load_bundle
 
 
 @pytest.fixture(scope="session")

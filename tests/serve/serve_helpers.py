@@ -12,7 +12,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from braintumor.inference.bundle import Bundle
+from braintumor.bundle.load import Bundle
 from braintumor.serve import ServeSettings, create_app
 from braintumor.serve.service import AnalysisService
 

@@ -15,7 +15,7 @@ from live_server import live_server
 from PIL import Image
 from serve_helpers import Served, make_client, upload
 
-from braintumor.inference.input_check import InputProfile, add_profile, profile_dataset
+from braintumor.bundle.input_check import InputProfile, add_profile, profile_dataset
 
 
 @pytest.fixture(scope="module")

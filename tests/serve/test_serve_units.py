@@ -117,7 +117,7 @@ def test_asgi_streaming_413(served: Served) -> None:
 def test_segmentation_only_bundle(served: Served, tmp_path: Path) -> None:
     """A bundle without a classifier: /api/model and /api/analyze answer; tumours are labelled 'tumour'."""
     from braintumor.bundle.create import create_bundle
-    from braintumor.inference.bundle import load_bundle
+    from braintumor.bundle.load import load_bundle
 
     path = create_bundle(served.path.parent / "seg", None, tmp_path / "seg-only")
     client = make_client(Served(path, served.phantoms, load_bundle(path)))
@@ -136,7 +136,7 @@ def test_fused_bundle(served: Served, tmp_path: Path) -> None:
     """A bundle fusing a region-feature forest: /api/model shows the fusion (no training paths) and
     analyses carry both the fused and the classifier's own probabilities."""
     from braintumor.bundle.create import create_bundle
-    from braintumor.inference.bundle import load_bundle
+    from braintumor.bundle.load import load_bundle
 
     runs = served.path.parent
     path = create_bundle(runs / "seg", runs / "cls", tmp_path / "fused", fuse_forest=True, forest_trees=5)

@@ -2,10 +2,10 @@
 
 ``create_bundle`` copies each run's ``best.safetensors`` + ``best.json`` (optionally as float16),
 writes ``bundle.json`` and ``manifest.json``, and refuses models that cannot work together
-(see :mod:`braintumor.inference.bundle_checks`); :func:`from_run` builds the same bundle in
+(see :mod:`braintumor.bundle.checks`); :func:`from_run` builds the same bundle in
 memory, so a run can be scored through exactly the code that analyses with its bundle. Without a
 classifier the bundle only segments (``classes`` [], ``expansion`` null; see
-:mod:`braintumor.inference.bundle`). With ``fuse_forest`` a region-feature random forest is fitted
+:mod:`braintumor.bundle.load`). With ``fuse_forest`` a region-feature random forest is fitted
 on the classifier run's training patients (train + val of its fold, as
 :mod:`braintumor.training.region_forest`) and stored beside it. The folder is built beside ``out``
 and renamed into place (or zipped), so a failed creation leaves nothing half-written.
@@ -26,7 +26,9 @@ from typing import Any
 import torch
 
 from braintumor import __version__
-from braintumor.inference.bundle import (
+from braintumor.bundle.checks import check_compatible, read_card
+from braintumor.bundle.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
+from braintumor.bundle.load import (
     BUNDLE_FORMAT,
     DEFAULT_ANALYSIS,
     FULL_FORMAT_VERSION,
@@ -36,9 +38,7 @@ from braintumor.inference.bundle import (
     BundleModel,
     build_from_card,
 )
-from braintumor.inference.bundle_checks import check_compatible, read_card
-from braintumor.inference.bundle_store import BundleError, write_manifest
-from braintumor.inference.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
+from braintumor.bundle.store import BundleError, write_manifest
 from braintumor.io_utils import atomic_write, atomic_write_json, json_text
 from braintumor.models.card import ModelCard
 from braintumor.run_dir import RunDir

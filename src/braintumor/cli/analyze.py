@@ -193,7 +193,7 @@ def bundle_create(
     Example (fused): braintumor bundle create --seg runs/seg --cls runs/roi --fuse-forest --out bundles/fused
     """
     from braintumor.bundle.create import create_bundle
-    from braintumor.inference.bundle import bundle_info
+    from braintumor.bundle.load import bundle_info
 
     def go() -> None:
         path = create_bundle(seg, cls, out_path, gate=gate, name=name, version=version, fp16=fp16,
@@ -218,7 +218,7 @@ def bundle_info_cmd(
 
     Example: braintumor bundle info flair-lgg --json
     """
-    from braintumor.inference.bundle import bundle_info, resolve_bundle_path
+    from braintumor.bundle.load import bundle_info, resolve_bundle_path
 
     def go() -> None:
         info = bundle_info(resolve_bundle_path(path))
@@ -260,8 +260,8 @@ def bundle_profile_cmd(
 
     Example: braintumor bundle profile bundles/t1ce --data ../shared/data/figshare --source "figshare T1-CE"
     """
+    from braintumor.bundle.input_check import add_profile, profile_dataset
     from braintumor.errors import ConfigError
-    from braintumor.inference.input_check import add_profile, profile_dataset
 
     def go() -> None:
         if not 0.5 <= quantile < 1.0:
@@ -305,8 +305,8 @@ def export(
 
     Example: braintumor export bundles/t1ce --format onnx
     """
+    from braintumor.bundle.export import export_onnx
     from braintumor.errors import ConfigError
-    from braintumor.inference.export import export_onnx
 
     def go() -> None:
         if format != "onnx":

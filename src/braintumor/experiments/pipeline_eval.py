@@ -48,13 +48,13 @@ import numpy as np
 import pandas as pd
 
 from braintumor.bundle.create import from_run
+from braintumor.bundle.load import Bundle
 from braintumor.data.readers import read_mask
 from braintumor.errors import DataError
 from braintumor.evaluation import SegmentationAccumulator, calls_report, label_map
 from braintumor.experiments.segment import fold_parts, fold_runs
 from braintumor.experiments.shipped import SCORING_PRECISION, held_out_inputs
 from braintumor.inference.backends import make_backend
-from braintumor.inference.bundle import Bundle
 from braintumor.inference.pipeline import AnalysisSettings, Segmented, SliceEngine
 from braintumor.inference.prepare import PreparedScan, prepare_scan
 from braintumor.inference.results import SliceResult

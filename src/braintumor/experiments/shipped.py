@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 
 from braintumor.bundle.create import from_run
+from braintumor.bundle.load import Bundle
 from braintumor.data.index import SampleIndex
 from braintumor.data.readers import read_mask
 from braintumor.errors import ConfigError
 from braintumor.evaluation import SegmentationAccumulator
 from braintumor.inference.analyzer import Analyzer
 from braintumor.inference.backends import make_backend
-from braintumor.inference.bundle import Bundle
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.results import AnalysisResult
 from braintumor.inference.sources import InputItem, Inputs

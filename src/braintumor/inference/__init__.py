@@ -1,11 +1,6 @@
 """Inference: analyse scans with a model bundle (segment -> crop -> classify -> explain).
 
 Modules (one job each):
-    bundle_store   verified reading of a bundle folder/zip against its sha256 manifest
-    bundle_checks  metadata validation; which models can work together
-    bundle         load a bundle (safetensors only), describe one, default packaged bundle lookup
-    forest         region-feature random forest as safetensors + JSON; numpy predictor
-    export         ONNX export into a bundle
     backends       torch (bf16 + channels_last where native) and ONNX Runtime
     sources        inputs: files, folders, NIfTI, DICOM series -> Scan (readers in data/volumes.py)
     prepare        each model's preprocessing, read from the bundle
@@ -18,9 +13,9 @@ Modules (one job each):
     analyzer       ``Analyzer``: the public entry point, batching + prefetching
     predict/batch  single-model prediction used by ``braintumor predict``
 
-Bundles are created from training runs by :mod:`braintumor.bundle`; this package never imports
-``braintumor.training``. Heavy modules load lazily: ``from braintumor.inference import Analyzer``
-imports only what it needs.
+Bundles are created, verified, loaded and exported by :mod:`braintumor.bundle`; this package
+never imports ``braintumor.training``. Heavy modules load lazily: ``from braintumor.inference
+import Analyzer`` imports only what it needs.
 """
 
 from __future__ import annotations
@@ -34,13 +29,13 @@ _LAZY = {
     "SliceResult": "braintumor.inference.results",
     "Uncertainty": "braintumor.inference.results",
     "AnalysisSettings": "braintumor.inference.pipeline",
-    "Bundle": "braintumor.inference.bundle",
-    "load_bundle": "braintumor.inference.bundle",
-    "default_bundle_path": "braintumor.inference.bundle",
-    "resolve_bundle_path": "braintumor.inference.bundle",
-    "BundleError": "braintumor.inference.bundle_store",
-    "bundle_info": "braintumor.inference.bundle",
-    "export_onnx": "braintumor.inference.export",
+    "Bundle": "braintumor.bundle.load",
+    "load_bundle": "braintumor.bundle.load",
+    "default_bundle_path": "braintumor.bundle.load",
+    "resolve_bundle_path": "braintumor.bundle.load",
+    "BundleError": "braintumor.bundle.store",
+    "bundle_info": "braintumor.bundle.load",
+    "export_onnx": "braintumor.bundle.export",
     "Predictor": "braintumor.inference.predict",
 }
 

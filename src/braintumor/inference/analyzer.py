@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.bundle.input_check import input_warning
+from braintumor.bundle.load import Bundle, load_bundle, resolve_bundle_path
 from braintumor.errors import BrainTumorError
 from braintumor.extras import require
 from braintumor.inference.backends import Backend, make_backend
-from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
-from braintumor.inference.input_check import input_warning
 from braintumor.inference.out_folder import check_out_dir, record_outputs
 from braintumor.inference.outputs import write_input_files, write_tables
 from braintumor.inference.pipeline import AnalysisSettings, SliceEngine
@@ -72,7 +72,7 @@ class Analyzer:
     """Segment -> tumour present? -> ROI crop -> classify -> explain, with one bundle.
 
     Args:
-        bundle: a loaded bundle (:func:`~braintumor.inference.bundle.load_bundle`).
+        bundle: a loaded bundle (:func:`~braintumor.bundle.load.load_bundle`).
         backend: a torch, ONNX or OpenVINO backend (:func:`~braintumor.inference.backends.make_backend`).
         settings: thresholds and batch size (defaults: the bundle's ``analysis`` section).
     """

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from braintumor.bundle.load import Bundle
+from braintumor.bundle.store import BundleError
 from braintumor.extras import available, require
-from braintumor.inference.bundle import Bundle
-from braintumor.inference.bundle_store import BundleError
 from braintumor.runtime.forward import torch_logits
 
 BACKENDS = ("auto", "torch", "onnx", "openvino")
@@ -162,7 +162,7 @@ def _openvino_usable(bundle: Bundle) -> bool:
 
 def _onnx_models(bundle: Bundle) -> dict[str, bytes]:
     """Each role's ONNX bytes: the bundle's file when loaded, else exported in memory."""
-    from braintumor.inference.export import onnx_bytes
+    from braintumor.bundle.export import onnx_bytes
 
     if not bundle.has_onnx:
         require("onnx", "openvino", "the OpenVINO backend (it exports the networks to ONNX in memory)")

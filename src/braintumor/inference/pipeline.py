@@ -35,13 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from braintumor.bundle.checks import no_tumour_class
+from braintumor.bundle.load import Bundle
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
 from braintumor.data.roi import crop_roi, foreground_box
 from braintumor.errors import ConfigError, DataError
 from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.inference.backends import Backend
-from braintumor.inference.bundle import Bundle
-from braintumor.inference.bundle_checks import no_tumour_class
 from braintumor.inference.gradcam import GradCamExplainer, paste_heatmap
 from braintumor.inference.predict import mask_to_original
 from braintumor.inference.prepare import PreparedScan

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from braintumor.bundle.load import Bundle, BundleModel
 from braintumor.data.preprocess import normalised as normalised_slices
 from braintumor.data.preprocess import pad_to_square, to_channels_first
 from braintumor.errors import DataError
-from braintumor.inference.bundle import Bundle, BundleModel
 from braintumor.inference.sources import Scan, blank_slices
 
 
@@ -33,7 +33,7 @@ class PreparedScan:
             without a classifier (segmentation-only bundles).
         blank: N bool, constant slices (skipped).
         input_check: (distance, warning) of the input check when the bundle has a profile
-            (:func:`~braintumor.inference.input_check.input_warning`); computed here, off the
+            (:func:`~braintumor.bundle.input_check.input_warning`); computed here, off the
             network's thread.
     """
 

@@ -95,7 +95,7 @@ class AnalysisResult:
     probabilities over tumour slices; the most frequent slice class when there are no class
     probabilities, as with segmentation-only bundles) and ``majority_label`` the most frequent
     slice class. ``warning`` is non-empty when the input does not look like the bundle's training
-    slices (``input_distance`` over the bundle's threshold; :mod:`~braintumor.inference.input_check`).
+    slices (``input_distance`` over the bundle's threshold; :mod:`~braintumor.bundle.input_check`).
     ``notes`` are other things worth knowing: the input is one of several DICOM series of a folder,
     an output that could not be written for it (a DICOM SEG of a non-DICOM input...).
     """

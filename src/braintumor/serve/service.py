@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
+from braintumor.bundle.load import Bundle, load_bundle, resolve_bundle_path
 from braintumor.errors import DataError, MissingExtraError
 from braintumor.inference.analyzer import AnalysisCancelled, Analyzer, stop_if
 from braintumor.inference.backends import make_backend
-from braintumor.inference.bundle import Bundle, load_bundle, resolve_bundle_path
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.sources import InputItem, Scan, read_scan
 from braintumor.serve.errors import ApiError, status_for

@@ -4,7 +4,7 @@
 classification run's fold, split as its ``splits.json`` (training = train + val patients, the ones
 the CNN learnt from); :func:`fit_region_forest` fits the scikit-learn forest that
 :mod:`braintumor.experiments.fusion` averages with the CNN and that bundles carry
-(:mod:`braintumor.inference.forest`).
+(:mod:`braintumor.bundle.forest`).
 """
 
 from __future__ import annotations

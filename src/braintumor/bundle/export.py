@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from braintumor.bundle.load import load_bundle
+from braintumor.bundle.store import BundleError, add_to_manifest
 from braintumor.extras import require
-from braintumor.inference.bundle import load_bundle
-from braintumor.inference.bundle_store import BundleError, add_to_manifest
 from braintumor.io_utils import atomic_write
 
 OPSET = 17

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from braintumor.inference.bundle_store import BundleError, BundleReader
+from braintumor.bundle.store import BundleError, BundleReader
 
 FOREST_WEIGHTS = "forest.safetensors"
 FOREST_META = "forest.json"

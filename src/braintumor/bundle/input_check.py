@@ -216,8 +216,8 @@ def profile_dataset(
 
 def add_profile(bundle_dir: Path, profile: InputProfile) -> None:
     """Store ``profile`` in a bundle folder and its manifest (a zip bundle is refused)."""
+    from braintumor.bundle.store import add_to_manifest
     from braintumor.errors import DataError
-    from braintumor.inference.bundle_store import add_to_manifest
 
     if not (bundle_dir / "manifest.json").is_file():
         raise DataError(bundle_dir, "not a bundle folder (no manifest.json); unzip a .zip bundle first")

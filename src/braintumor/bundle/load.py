@@ -9,11 +9,11 @@ Layout (flat; every file listed with its sha256 in ``manifest.json``)::
     cls.safetensors  cls.json        optional ROI classifier (tumour type)
     gate.safetensors gate.json       optional whole-slice tumour/no-tumour classifier
     forest.safetensors forest.json   optional region-feature random forest fused with the classifier
-                                     (``"fusion"`` in bundle.json; :mod:`~braintumor.inference.forest`)
+                                     (``"fusion"`` in bundle.json; :mod:`~braintumor.bundle.forest`)
     seg.onnx  cls.onnx  gate.onnx    optional, written by ``braintumor export B --format onnx``
     input_profile.safetensors        optional: what the training slices look like, for the input
-                                     check (``braintumor bundle profile``; :mod:`~braintumor.
-                                     inference.input_check`); older packages ignore it
+                                     check (``braintumor bundle profile``;
+                                     :mod:`~braintumor.bundle.input_check`); older packages ignore it
 
 **Segmentation-only bundles** (e.g. FLAIR LGG, whose data has no tumour-type labels) leave out
 ``cls``: their ``bundle.json`` records ``"classes": []`` and ``"expansion": null`` (both keys are
@@ -43,11 +43,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from braintumor.bundle.checks import check_compatible, no_tumour_class, read_card
+from braintumor.bundle.forest import RegionForest, read_fusion
+from braintumor.bundle.input_check import PROFILE_FILE, InputProfile
+from braintumor.bundle.store import MANIFEST, BundleError, BundleReader
 from braintumor.config import Preprocessing
-from braintumor.inference.bundle_checks import check_compatible, no_tumour_class, read_card
-from braintumor.inference.bundle_store import MANIFEST, BundleError, BundleReader
-from braintumor.inference.forest import RegionForest, read_fusion
-from braintumor.inference.input_check import PROFILE_FILE, InputProfile
 from braintumor.models.card import ModelCard
 
 BUNDLE_FORMAT = "braintumor-bundle"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from braintumor.inference.bundle_store import BundleError
+from braintumor.bundle.store import BundleError
 from braintumor.models.card import ModelCard, ModelCardError
 
 NO_TUMOUR_NAMES = (
