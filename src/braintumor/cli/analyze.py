@@ -65,16 +65,34 @@ def analyze(
             "dicom extra (highdicom).",
         ),
     ] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write <name>_report.html per input: one self-contained page (print it to PDF "
+            "from a browser) with the input's file name, the findings, the figures, the bundle's model "
+            "card and the research-use statement. No path or patient attributes unless "
+            "--report-identifiers.",
+        ),
+    ] = False,
+    report_identifiers: Annotated[
+        bool,
+        typer.Option(
+            "--report-identifiers",
+            help="Put the input's path and, for DICOM input, PatientID, PatientName and StudyDate in "
+            "the reports (implies --report).",
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Where the tumour is, how large, what kind, how sure and why, for each input.
 
     Writes <name>_overlay.png, <name>_mask.png, <name>.json (and <name>_mask.nii.gz for volumes,
     in the series' own geometry for DICOM; <name>_gradcam.png with --gradcam; <name>_seg.dcm for
-    DICOM inputs with --dicom-seg) per input, plus analysis.csv and slices.csv. A folder of one
-    patient's numbered slices (LGG layout) is one volume: normalised and post-processed as one
-    patient, as the bundle's segmenter was scored; a folder of several DICOM series gives one
-    input per series (each with a note). Refuses an
+    DICOM inputs with --dicom-seg; <name>_report.html, printable, with --report) per input, plus
+    analysis.csv and slices.csv. A folder of one patient's numbered slices (LGG layout) is one
+    volume: normalised and post-processed as one patient, as the bundle's segmenter was scored; a
+    folder of several DICOM series gives one input per series (each with a note). Refuses an
     --out that holds an earlier analysis (unless --overwrite) and never writes over an input;
     folders given as input skip the files of earlier analyses. Exits 1 only when no input could
     be analysed.
@@ -82,6 +100,8 @@ def analyze(
     Example: braintumor analyze scans/ slice.png --bundle bundles/t1ce --out analysis --json
 
     Example (for 3D Slicer, OHIF or a PACS): braintumor analyze dicom/patient1/ --out analysis --dicom-seg
+
+    Example (a printable report per input): braintumor analyze scan.nii.gz --out analysis --report
     """
     from braintumor.extras import require
     from braintumor.inference.analyzer import Analyzer
@@ -101,8 +121,9 @@ def analyze(
         analyzer = Analyzer.from_bundle(bundle, backend=backend, precision=precision, **settings)
         with progress_bar("analysing", quiet=json_out) as update:
             results = analyzer.analyze_files(
-                found, out_dir, gradcam, update, overwrite=overwrite, dicom_seg=dicom_seg
-            )
+                found, out_dir, gradcam, update, overwrite=overwrite, dicom_seg=dicom_seg,
+                report=report or report_identifiers, identifiers=report_identifiers,
+            )  # fmt: skip
         summary = {
             "bundle": str(analyzer.bundle.path), "backend": analyzer.backend.name, "out": str(out_dir),
             "csv": str(out_dir / "analysis.csv"), "n_ok": sum(r.ok for r in results),

@@ -33,6 +33,7 @@ from braintumor.inference.outputs import write_input_files, write_tables
 from braintumor.inference.pipeline import AnalysisSettings, SliceEngine
 from braintumor.inference.prefetch import prefetch
 from braintumor.inference.prepare import PreparedScan, prepare_scan
+from braintumor.inference.report import ReportContext
 from braintumor.inference.results import AnalysisResult, SliceResult, summarize
 from braintumor.inference.sources import (
     InputItem,
@@ -140,6 +141,8 @@ class Analyzer:
         progress: Progress | None = None,
         overwrite: bool = False,
         dicom_seg: bool = False,
+        report: bool = False,
+        identifiers: bool = False,
     ) -> list[AnalysisResult]:
         """Analyse files and folders (see :mod:`~braintumor.inference.sources`; or inputs already
         collected with :func:`~braintumor.inference.sources.collect_inputs`), in input order.
@@ -147,7 +150,10 @@ class Analyzer:
         With ``out_dir``, writes per-input files and ``analysis.csv``/``slices.csv`` there (see
         :mod:`~braintumor.inference.out_folder`); ``overwrite`` replaces an earlier analysis there;
         ``dicom_seg`` adds a DICOM SEG per DICOM input (:mod:`~braintumor.inference.dicom_seg`;
-        other inputs get a note saying why they have none).
+        other inputs get a note saying why they have none); ``report`` adds a printable
+        ``<name>_report.html`` per input (:mod:`~braintumor.inference.report`), naming the input by
+        its file or folder name only, unless ``identifiers`` adds its path and, for DICOM input,
+        the patient's ID and name and the study date.
 
         Raises:
             OutputError: ``out_dir`` cannot be written, holds an input the analysis would write
@@ -163,7 +169,12 @@ class Analyzer:
             prepare_out_dir(out)
             check_out_dir(out, items, overwrite)
             record_outputs(out, [], complete=False)
-        results = self._run(self._decoded(items), out, gradcam, progress, len(items), dicom_seg=dicom_seg)
+        context = (
+            ReportContext.create(self.bundle, self.backend, self.settings, identifiers) if report else None
+        )
+        results = self._run(
+            self._decoded(items), out, gradcam, progress, len(items), dicom_seg=dicom_seg, report=context
+        )
         if out is not None:
             write_tables(results, out)
             record_outputs(out, [item.name for item in items], complete=True)
@@ -203,6 +214,7 @@ class Analyzer:
         total: int = 1,
         cancelled: Cancelled | None = None,
         dicom_seg: bool = False,
+        report: ReportContext | None = None,
     ) -> list[AnalysisResult]:
         stream = self._prepared(decoded)
         if self.settings.prefetch:
@@ -236,14 +248,14 @@ class Analyzer:
                 partial[p.order][i] = res
                 if all(r is not None for r in partial[p.order]):
                     slices = [r for r in partial.pop(p.order) if r is not None]
-                    done(p.order, self._finish(p, slices, out_dir, names, dicom_seg))
+                    done(p.order, self._finish(p, slices, out_dir, names, dicom_seg, report))
 
         for order, item in stream:
             if isinstance(item, AnalysisResult):
                 done(order, item)
                 continue
             if item.scan.kind == "volume" and self._per_volume:
-                done(order, self._run_volume(item, out_dir, names, gradcam, cancelled, dicom_seg))
+                done(order, self._run_volume(item, out_dir, names, gradcam, cancelled, dicom_seg, report))
                 continue
             partial[order] = [None] * len(item.blank)
             pending.extend((item, i) for i in range(len(item.blank)))
@@ -267,6 +279,7 @@ class Analyzer:
         gradcam: bool,
         cancelled: Cancelled | None,
         dicom_seg: bool,
+        report: ReportContext | None,
     ) -> AnalysisResult:
         try:
             slices = self.engine.run_volume(prepared, gradcam, lambda: stop_if(cancelled))
@@ -276,7 +289,7 @@ class Analyzer:
             return AnalysisResult.failed(
                 prepared.scan.source, _message(prepared.scan.source, exc), prepared.scan.notes
             )
-        return self._finish(prepared, slices, out_dir, names, dicom_seg)
+        return self._finish(prepared, slices, out_dir, names, dicom_seg, report)
 
     def _finish(
         self,
@@ -285,6 +298,7 @@ class Analyzer:
         out_dir: Path | None,
         names: set[str],
         dicom_seg: bool = False,
+        report: ReportContext | None = None,
     ) -> AnalysisResult:
         scan = prepared.scan
         name = unique_name(scan.name, names)
@@ -304,7 +318,7 @@ class Analyzer:
             result.input_distance, result.warning = prepared.input_check
         if out_dir is not None:
             try:
-                write_input_files(scan, result, out_dir, dicom_seg=dicom_seg)
+                write_input_files(scan, result, out_dir, dicom_seg=dicom_seg, report=report)
             except Exception as exc:
                 return AnalysisResult.failed(scan.source, _message(scan.source, exc), scan.notes)
         return result

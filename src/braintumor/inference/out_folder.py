@@ -1,11 +1,11 @@
 """The analysis output folder: which files an analysis writes there, and what it must not write over.
 
 An analysis writes per-input files named after each input's output stem (``<name>.json``,
-``<name>_overlay.png``, ``<name>_seg.dcm``...; see :mod:`~braintumor.inference.outputs`), the
-tables ``analysis.csv`` and ``slices.csv``, and a marker, :data:`MARKER`, listing every analysis
-file in the folder. The marker lets later runs recognise those files: a folder given as input skips
-them, and an output folder holding results is refused unless ``overwrite`` is set. An input is
-never written over, whatever the flags.
+``<name>_overlay.png``, ``<name>_seg.dcm``, ``<name>_report.html``...; see
+:mod:`~braintumor.inference.outputs`), the tables ``analysis.csv`` and ``slices.csv``, and a
+marker, :data:`MARKER`, listing every analysis file in the folder. The marker lets later runs
+recognise those files: a folder given as input skips them, and an output folder holding results
+is refused unless ``overwrite`` is set. An input is never written over, whatever the flags.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ MARKER = ".braintumor-analysis.json"
 TABLES = ("analysis.csv", "slices.csv")
 FIXED = (*TABLES, MARKER)
 _PER_INPUT = re.compile(
-    r"(?:_s\d{3,})?_(?:overlay|mask|gradcam)\.png|_mask\.nii\.gz|_seg\.dcm|\.json", re.IGNORECASE
+    r"(?:_s\d{3,})?_(?:overlay|mask|gradcam)\.png|_mask\.nii\.gz|_seg\.dcm|_report\.html|\.json",
+    re.IGNORECASE,
 )
 """What follows ``<name>`` in the name of a per-input output file."""
 _LOOKS_LIKE_OUTPUT = re.compile(r".+_(?:overlay|gradcam)\.png|.+_seg\.dcm", re.IGNORECASE)

@@ -10,7 +10,8 @@ without positions), the same voxel order with an affine that reads back in the v
 :mod:`~braintumor.data.volumes` (columns to the left, rows to posterior, slices upward; the
 pixel and slice spacing where known, else 1 mm). With ``dicom_seg``, a DICOM input also gets
 ``<name>_seg.dcm`` (:mod:`~braintumor.inference.dicom_seg`); any other input gets a note in its
-result's ``notes`` saying why it has none. Batch: ``analysis.csv`` (one row per
+result's ``notes`` saying why it has none. With a report context, each input also gets
+``<name>_report.html`` (:mod:`~braintumor.inference.report`). Batch: ``analysis.csv`` (one row per
 input, failures included with their error) and ``slices.csv`` (one row per analysed slice), with a
 ``prob_<class>`` column per class (none for segmentation-only bundles), ``gate_prob_<class>``
 with a gate and ``cnn_prob_<class>`` (the classifier alone) with a fused bundle. Text cells of
@@ -33,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 from braintumor.data.volumes import view_to_nifti
 from braintumor.inference.dicom_seg import SEG_SUFFIX, seg_refusal, write_dicom_seg
 from braintumor.inference.overlay import overlay_rgb, to_gray_uint8
+from braintumor.inference.report import REPORT_SUFFIX, ReportContext, write_report
 from braintumor.inference.results import AnalysisResult, SliceResult
 from braintumor.inference.sources import Scan
 from braintumor.io_utils import atomic_write, atomic_write_json
@@ -152,9 +154,16 @@ def write_nifti_mask(scan: Scan, masks: np.ndarray, path: Path) -> str:
     return str(path)
 
 
-def write_input_files(scan: Scan, result: AnalysisResult, out_dir: Path, dicom_seg: bool = False) -> None:
+def write_input_files(
+    scan: Scan,
+    result: AnalysisResult,
+    out_dir: Path,
+    dicom_seg: bool = False,
+    report: ReportContext | None = None,
+) -> None:
     """Every per-input file of ``result`` (see the module doc); paths go to ``result.outputs``,
-    with ``dicom_seg`` the SEG's to ``outputs["dicom_seg"]`` or why there is none to ``notes``."""
+    with ``dicom_seg`` the SEG's to ``outputs["dicom_seg"]`` or why there is none to ``notes``;
+    with ``report`` the HTML report's (written last but for the JSON) to ``outputs["report"]``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = result.name
     masks = np.stack(
@@ -171,6 +180,8 @@ def write_input_files(scan: Scan, result: AnalysisResult, out_dir: Path, dicom_s
         result.outputs["mask_nifti"] = write_nifti_mask(scan, masks, out_dir / f"{name}_mask.nii.gz")
     if dicom_seg:
         _write_seg(scan, result, masks, out_dir / f"{name}{SEG_SUFFIX}")
+    if report is not None:
+        result.outputs["report"] = write_report(scan, result, report, out_dir / f"{name}{REPORT_SUFFIX}")
     json_path = out_dir / f"{name}.json"
     result.outputs["json"] = str(json_path)
     atomic_write_json(json_path, result.to_dict())

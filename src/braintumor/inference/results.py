@@ -21,6 +21,9 @@ import numpy as np
 Box = tuple[int, int, int, int]
 TUMOUR_LABEL = "tumour"
 """Class of a tumour found by a bundle without a classifier (segmentation only)."""
+RESEARCH_USE = "Research use only, not for diagnosis."
+"""The research-use statement every analysis output meant for people carries (the HTML report;
+the web page says the same)."""
 
 
 def _num(value: float | None, digits: int = 6) -> float | None:
