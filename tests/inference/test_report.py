@@ -99,8 +99,9 @@ def test_dicom_report_names_no_patient_unless_asked(
     page = _read(plain)
     _self_contained(page)
     assert "series" in page and "<dt>instances</dt><dd>3</dd>" in page
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)  # base64 may spell anything
     for secret in ("Doe", "SECRET123", "20240131", str(tmp_path)):
-        assert secret not in page
+        assert secret not in text
     named = analyzer.analyze_files([series], tmp_path / "named", report=True, identifiers=True)[0]
     page = _read(named)
     assert all(f"<dt>{k}</dt><dd>{v}</dd>" in page for k, v in PATIENT.items())

@@ -27,8 +27,8 @@ from braintumor.inference.sources import Scan
 from braintumor.io_utils import atomic_write
 
 if TYPE_CHECKING:
+    from braintumor.bundle.load import Bundle
     from braintumor.inference.backends import Backend
-    from braintumor.inference.bundle import Bundle
     from braintumor.inference.pipeline import AnalysisSettings
 
 REPORT_SUFFIX = "_report.html"
@@ -73,7 +73,7 @@ class ReportContext:
     """What a report says about how an input was analysed.
 
     Attributes:
-        bundle: the bundle's ``bundle.json`` (:attr:`Bundle.info <braintumor.inference.bundle.Bundle.info>`).
+        bundle: the bundle's ``bundle.json`` (:attr:`Bundle.info <braintumor.bundle.load.Bundle.info>`).
         backend: backend name and precision, e.g. ``torch (fp32)``.
         settings: the analysis settings in effect (the bundle's defaults and any overrides).
         identifiers: add the full input path and DICOM patient attributes.
