@@ -242,7 +242,7 @@ class Findings:
 
     @property
     def ok(self) -> bool:
-        return not (self.layer_cycles or self.cli_cycles or self.new_upward or self.reaches_training)
+        return not (self.layer_cycles or self.module_cycles or self.new_upward or self.reaches_training)
 
 
 def module_chain(graph: Graph, start_layer: str, goal_layer: str) -> list[str] | None:

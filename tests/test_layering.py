@@ -30,10 +30,10 @@ def graph() -> Any:
     return ig.build_graph(ROOT / "src")
 
 
-def test_no_cycles_between_layers_or_cli_modules(graph: Any) -> None:
+def test_no_cycles_between_layers_or_modules(graph: Any) -> None:
     found = ig.analyse(graph)
     assert found.layer_cycles == []
-    assert found.cli_cycles == []
+    assert found.module_cycles == []
 
 
 def test_inference_and_serve_never_import_training(graph: Any) -> None:

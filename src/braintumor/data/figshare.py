@@ -94,7 +94,7 @@ def _read_v5(path: Path) -> FigshareRecord:
 
 
 def _as_binary(path: Path, mask: np.ndarray) -> np.ndarray:
-    from braintumor.data.readers import binarize_mask
+    from braintumor.data.preprocess import binarize_mask
 
     return binarize_mask(path, np.asarray(mask).astype(np.int64))
 

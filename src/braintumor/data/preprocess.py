@@ -10,12 +10,14 @@ Arrays here are channel-first: images float32 C×H×W, masks uint8 H×W.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from braintumor.config import Preprocessing
+from braintumor.errors import DataError
 
 
 def normalised(
@@ -165,3 +167,14 @@ def resize_square(
             m = F.interpolate(m, size=(size, size), mode="area")
         out_mask = (m[0, 0] >= 0.5).to(torch.uint8).numpy()
     return img[0].numpy(), out_mask
+
+
+def binarize_mask(path: str | Path, array: np.ndarray) -> np.ndarray:
+    """Map a {0,1} or {0,255} mask to uint8 {0,1}; other values raise DataError."""
+    values = np.unique(array)
+    if np.isin(values, (0, 1)).all():
+        return array.astype(np.uint8)
+    if np.isin(values, (0, 255)).all():
+        return (array == 255).astype(np.uint8)
+    shown = ", ".join(str(v) for v in values[:8]) + (" ..." if len(values) > 8 else "")
+    raise DataError(path, f"mask values {{{shown}}} are not binary; expected {{0,1}} or {{0,255}}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from braintumor.data.preprocess import binarize_mask
 from braintumor.errors import DataError
 
 if TYPE_CHECKING:
@@ -82,17 +83,6 @@ def read_mask(
             f"{expected_shape[0]}x{expected_shape[1]}; masks must match their image pixel for pixel",
         )
     return binarize_mask(path, array)
-
-
-def binarize_mask(path: str | Path, array: np.ndarray) -> np.ndarray:
-    """Map a {0,1} or {0,255} mask to uint8 {0,1}; other values raise DataError."""
-    values = np.unique(array)
-    if np.isin(values, (0, 1)).all():
-        return array.astype(np.uint8)
-    if np.isin(values, (0, 255)).all():
-        return (array == 255).astype(np.uint8)
-    shown = ", ".join(str(v) for v in values[:8]) + (" ..." if len(values) > 8 else "")
-    raise DataError(path, f"mask values {{{shown}}} are not binary; expected {{0,1}} or {{0,255}}")
 
 
 def _read_pil(path: Path, max_pixels: int) -> np.ndarray:

@@ -15,14 +15,23 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from braintumor import __version__
 from braintumor.errors import OutputError
 from braintumor.io_utils import atomic_write_json
 
-if TYPE_CHECKING:
-    from braintumor.inference.sources import InputItem
+
+class InputItem(Protocol):
+    """What the output-folder checks read of an input (:class:`~braintumor.inference.sources.InputItem`)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def files(self) -> tuple[Path, ...]: ...
+
 
 MARKER = ".braintumor-analysis.json"
 TABLES = ("analysis.csv", "slices.csv")

@@ -250,14 +250,3 @@ def sweep_report(folder: Path) -> Report:
     return Report(
         f"ROI sweep {folder.name}", "sweep", folder, facts + _config_facts(folder), sections, result
     )
-
-
-def collect_report(folder: str | Path) -> Report:
-    """The :class:`Report` of any reportable folder (see :func:`folder_kind`)."""
-    from braintumor.reports.radiogenomics import radiogenomics_report
-    from braintumor.reports.study import study_report
-
-    folder = Path(folder)
-    builders = {"single": single_report, "cv": cv_report, "sweep": sweep_report,
-                "radiogenomics": radiogenomics_report, "study": study_report}  # fmt: skip
-    return builders[folder_kind(folder)](folder)

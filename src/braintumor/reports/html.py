@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from braintumor.io_utils import atomic_write_json, atomic_write_text
-from braintumor.reports.collect import collect_report
+from braintumor.reports.collect import cv_report, folder_kind, single_report, sweep_report
 from braintumor.reports.document import FigureItem, Report, Section, Table, to_markdown
+from braintumor.reports.radiogenomics import radiogenomics_report
+from braintumor.reports.study import study_report
 from braintumor.run_dir import RunDir
 
 CSS = """
@@ -191,3 +193,11 @@ def report_targets(folders: Sequence[str | Path], out_dir: str | Path | None) ->
 def write_reports(folders: Sequence[str | Path], out_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """:func:`write_report` for each folder, placed by :func:`report_targets`."""
     return [write_report(f, t) for f, t in zip(folders, report_targets(folders, out_dir), strict=True)]
+
+
+def collect_report(folder: str | Path) -> Report:
+    """The :class:`Report` of any reportable folder (see :func:`folder_kind`)."""
+    folder = Path(folder)
+    builders = {"single": single_report, "cv": cv_report, "sweep": sweep_report,
+                "radiogenomics": radiogenomics_report, "study": study_report}  # fmt: skip
+    return builders[folder_kind(folder)](folder)

@@ -19,7 +19,7 @@ from braintumor.config import EvalConfig, to_dict
 from braintumor.data.dataset import CachedDataset
 from braintumor.evaluation import SegmentationAccumulator
 from braintumor.runtime.forward import logit_of
-from braintumor.training.evaluate import SlicePredictions, postprocessed, predict_slices
+from braintumor.training.predictions import SlicePredictions, postprocessed, predict_slices
 
 THRESHOLDS = (0.5, 0.4, 0.3, 0.6)
 # (postprocess_scope, largest_component, component_fraction); holes are filled when components are kept
