@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import zipfile
 import zlib
 
 import nibabel as nib
@@ -66,8 +67,20 @@ def png_header_bomb(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
-def dicom(pixels: np.ndarray, spacing: tuple[float, float] = (0.5, 0.6)) -> bytes:
-    """A minimal valid single-frame MR DICOM file (uint16 MONOCHROME2)."""
+FRAME_OF_REFERENCE = "1.2.826.0.1.3680043.8.498.2"
+STUDY = "1.2.826.0.1.3680043.8.498.1"
+
+
+def dicom(
+    pixels: np.ndarray,
+    spacing: tuple[float, float] = (0.5, 0.6),
+    series: str | None = None,
+    z: float | None = None,
+    instance: int = 1,
+) -> bytes:
+    """A minimal valid single-frame MR DICOM file (uint16 MONOCHROME2); with ``z`` an axial slice
+    of a series at ``ImagePositionPatient`` (0, 0, z) with a study and frame of reference (what a
+    DICOM SEG needs)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -75,8 +88,15 @@ def dicom(pixels: np.ndarray, spacing: tuple[float, float] = (0.5, 0.6)) -> byte
     ds = FileDataset("upload.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = MRImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = series or generate_uid()
     ds.Modality = "MR"
+    ds.InstanceNumber = instance
+    if z is not None:
+        ds.StudyInstanceUID = STUDY
+        ds.FrameOfReferenceUID = FRAME_OF_REFERENCE
+        ds.SliceThickness = 3.0
+        ds.ImagePositionPatient = [0.0, 0.0, z]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
@@ -87,4 +107,19 @@ def dicom(pixels: np.ndarray, spacing: tuple[float, float] = (0.5, 0.6)) -> byte
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def dicom_series(slices: list[np.ndarray], series: str | None = None) -> list[bytes]:
+    """The DICOM files of one axial series, 3 mm apart, in slice order."""
+    uid = series or generate_uid()
+    return [dicom(s, series=uid, z=3.0 * k, instance=k + 1) for k, s in enumerate(slices)]
+
+
+def zipped(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip archive of ``members`` (name -> bytes), in that order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
     return buffer.getvalue()

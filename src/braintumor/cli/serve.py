@@ -75,6 +75,9 @@ def serve(
     timeout: TimeoutOpt = 60.0,
     backend: BackendOpt = "auto",
     max_pixels: Annotated[int, typer.Option(help="Largest slice in pixels; bigger get 413.")] = 16_000_000,
+    max_zip_mb: Annotated[
+        float, typer.Option(help="Largest total of a zip upload's files, uncompressed, in MB; beyond: 413.")
+    ] = 512.0,
     allowed_hosts: HostsOpt = "*",
 ) -> None:
     """Serve the analysis page at http://HOST:PORT/ and the REST API under /api (reference at /docs,
@@ -98,7 +101,8 @@ def serve(
         check_port(port)
         settings = ServeSettings(bundle=bundle, backend=backend, api_key=_key(api_key),
                                  max_upload_mb=max_upload_mb, workers=workers, timeout_s=timeout,
-                                 max_pixels=max_pixels, allowed_hosts=parse_hosts(allowed_hosts))  # fmt: skip
+                                 max_pixels=max_pixels, max_zip_mb=max_zip_mb,
+                                 allowed_hosts=parse_hosts(allowed_hosts))  # fmt: skip
         if not _is_loopback(host) and settings.api_key is None:
             err.print(f"[bold yellow]warning:[/] serving on {host} without an API key: anyone who can "
                       "reach this port can use the model; set --api-key or BRAINTUMOR_API_KEY")  # fmt: skip

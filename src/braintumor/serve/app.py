@@ -51,7 +51,9 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 DESCRIPTION = (
     "Upload an MRI slice or volume to `POST /api/analyze` and get the tumour's class, probabilities, "
-    "area, bounding box, uncertainty and PNG layers (overlay, mask, Grad-CAM) as data URLs. "
+    "area, bounding box, uncertainty and PNG layers (overlay, mask, Grad-CAM) as data URLs; for a "
+    "volume also its mask as NIfTI and, for DICOM, as DICOM SEG. A zip of DICOM series (or image "
+    "slices) answers `{'results': [...]}`, one entry per series. "
     f"Formats are recognised from the content: {ACCEPTED}. Errors are JSON `{{'error': message}}`."
 )
 
@@ -116,7 +118,8 @@ def _add_routes(app: FastAPI) -> None:
             "auth_required": s.api_key is not None, "max_upload_mb": s.max_upload_mb,
             "workers": service.workers, "threads_per_worker": service.threads,
             "pending": service.pending, "pending_limit": service.pending_limit,
-            "timeout_s": s.timeout_s, "formats": ACCEPTED,
+            "timeout_s": s.timeout_s, "formats": ACCEPTED, "max_zip_mb": s.max_zip_mb,
+            "max_zip_members": s.max_zip_members, "max_slice_images": s.max_slice_images,
         }  # fmt: skip
 
     @app.get("/api/model", summary="The model bundle: classes, metrics, version",
@@ -125,16 +128,23 @@ def _add_routes(app: FastAPI) -> None:
         return _service(request).model_info()
 
     @app.post(
-        "/api/analyze", summary="Analyse one uploaded slice or volume", response_model=None,
+        "/api/analyze", summary="Analyse one uploaded slice, volume or zip of DICOM series",
+        response_model=None,
         dependencies=[Depends(require_key)], openapi_extra=UPLOAD_BODY,
         responses={code: {"description": text} for code, text in (
-            (401, "missing or wrong API key"), (413, "upload or image too large"), (415, "unknown format"),
-            (422, "unusable content (truncated, blank, NaN...)"), (503, "busy"), (504, "timed out"))},
+            (401, "missing or wrong API key"), (413, "upload, image or zip too large (or a zip bomb)"),
+            (415, "unknown format"), (422, "unusable content (truncated, blank, NaN, unsafe zip...)"),
+            (503, "busy"), (504, "timed out"))},
     )  # fmt: skip
     async def analyze(
         request: Request,
         gradcam: bool = Query(True, description="Compute the Grad-CAM heat map of tumour slices."),
-        images: ImagesMode = Query("all", description="PNG layers for all slices, tumour slices or none."),
+        images: ImagesMode = Query(
+            "all",
+            description="PNG layers for all slices, tumour slices or none "
+            "(volumes: at most the server's max_slice_images slices per response).",
+        ),
+        dicom_seg: bool = Query(True, description="DICOM input with a tumour: its DICOM SEG as a data URL."),
     ) -> Response:
         service = _service(request)
         s = service.settings
@@ -145,7 +155,7 @@ def _add_routes(app: FastAPI) -> None:
                         request.headers.get("content-type", ""), request.headers.get("content-length"),
                         request.stream(), s.max_upload_bytes,
                     )  # fmt: skip
-                    body = await service.analyze(upload, gradcam, images)
+                    body = await service.analyze(upload, gradcam, images, dicom_seg)
             except TimeoutError:
                 raise ApiError(
                     504, f"the request took longer than {s.timeout_s:g} s (upload, queue and analysis); "

@@ -98,8 +98,12 @@ def _nifti_size(data: bytes, gz: bool) -> _Size:
         return None
 
 
-def check_size(fmt: UploadFormat, data: bytes, label: str, max_pixels: int, max_voxels: int) -> None:
+def check_size(fmt: UploadFormat, data: bytes, label: str, max_pixels: int, max_voxels: int) -> int | None:
     """Refuse uploads whose headers announce more pixels than the limits allow.
+
+    Returns:
+        The pixels (voxels; values of a TIFF) the header announces; None when it cannot be read
+        (the reader reports that) or the format has no such header (a zip).
 
     Raises:
         ApiError: 413 naming the size found and the limit.
@@ -109,9 +113,11 @@ def check_size(fmt: UploadFormat, data: bytes, label: str, max_pixels: int, max_
         "tiff": lambda d: _tiff_size(d, label), "dicom": _dicom_size,
         "nifti": lambda d: _nifti_size(d, fmt.gzip),
     }  # fmt: skip
+    if fmt.name not in readers:
+        return None
     size = readers[fmt.name](data)
     if size is None:
-        return
+        return None
     if fmt.name in ("png", "jpeg") and math.prod(size) > max_pixels:
         raise _bomb(label, f"the {size[1]}x{size[0]} image", math.prod(size), max_pixels, "pixels")
     if fmt.name == "tiff" and size[0] > max_pixels * 4:
@@ -123,3 +129,4 @@ def check_size(fmt: UploadFormat, data: bytes, label: str, max_pixels: int, max_
     if fmt.name == "nifti" and math.prod(size) > max_voxels:
         shape = "×".join(map(str, size))
         raise _bomb(label, f"the {shape} NIfTI volume", math.prod(size), max_voxels, "voxels")
+    return math.prod(size)

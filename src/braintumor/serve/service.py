@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,12 @@ from braintumor.errors import DataError, MissingExtraError
 from braintumor.inference.analyzer import AnalysisCancelled, Analyzer, stop_if
 from braintumor.inference.backends import make_backend
 from braintumor.inference.pipeline import AnalysisSettings
-from braintumor.inference.sources import InputItem, Scan, read_scan
+from braintumor.inference.sources import InputItem, Scan, collect_inputs, read_scan
+from braintumor.io_utils import safe_stem
+from braintumor.serve.archive import ZipLimits, check_sizes, extract_zip
 from braintumor.serve.errors import ApiError, status_for
 from braintumor.serve.preflight import check_size
-from braintumor.serve.response import ImagesMode, analysis_json, mask_nifti_url
+from braintumor.serve.response import ImagesMode, analysis_json, dicom_seg_url, mask_nifti_url
 from braintumor.serve.settings import ServeSettings
 from braintumor.serve.sniff import UploadFormat, sniff
 from braintumor.serve.upload import Upload
@@ -41,9 +44,46 @@ from braintumor.serve.upload import Upload
 log = logging.getLogger("braintumor.serve")
 
 
-def _scrub(message: str, path: Path, label: str) -> str:
-    """Replace server paths in a message by the client's label."""
-    return message.replace(str(path), label).replace(str(path.parent), "<upload>").replace("<array>", label)
+MAX_ZIP_INPUTS = 64  # inputs (series, slice folders, images) of one zip upload
+
+
+@dataclass(frozen=True)
+class _Scrub:
+    """Replaces server paths in a message: ``root`` (the upload file, or the folder a zip went to)
+    by the client's label, the request's temporary folder ``tmp`` by ``<upload>``."""
+
+    root: Path
+    tmp: Path
+    label: str
+
+    def __call__(self, message: str) -> str:
+        text = message.replace(str(self.root), self.label).replace(str(self.tmp), "<upload>")
+        return text.replace("<array>", self.label)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One request's upload, its format and options, and its cancel event."""
+
+    upload: Upload
+    fmt: UploadFormat
+    gradcam: bool
+    images: ImagesMode
+    dicom_seg: bool
+    cancel: threading.Event
+
+
+def _format_of(item: InputItem) -> str:
+    """The format of a zip input, from its first file's content ('dicom' for a series)."""
+    if item.dicom:
+        return "dicom"
+    if not item.files:
+        return "folder"
+    try:
+        with open(item.files[0], "rb") as fh:
+            return sniff(fh.read(65536)).name
+    except (ApiError, OSError):
+        return item.files[0].suffix.lstrip(".").lower() or "unknown"
 
 
 class AnalysisService:
@@ -91,32 +131,36 @@ class AnalysisService:
         finally:
             self.pending -= 1
 
-    async def analyze(self, upload: Upload, gradcam: bool, images: ImagesMode) -> bytes:
+    async def analyze(
+        self, upload: Upload, gradcam: bool, images: ImagesMode, dicom_seg: bool = True
+    ) -> bytes:
         """Sniff the format here, then decode and analyse in a worker; returns the JSON body.
 
         When the caller stops waiting (its deadline cancels this coroutine), the job is cancelled too.
         """
         fmt = sniff(upload.data)
-        cancel = threading.Event()
+        job = _Job(upload, fmt, gradcam, images, dicom_seg, threading.Event())
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._job, upload, fmt, gradcam, images, cancel)
+        future = loop.run_in_executor(self._executor, self._job, job)
         try:
             return await future
         finally:
-            cancel.set()  # answered, timed out or abandoned: nothing more to compute for this request
+            job.cancel.set()  # answered, timed out or abandoned: nothing more to compute for this request
 
-    def _job(
-        self, upload: Upload, fmt: UploadFormat, gradcam: bool, images: ImagesMode, cancel: threading.Event
-    ) -> bytes:
+    def _job(self, job: _Job) -> bytes:
         start = time.perf_counter()
         s = self.settings
-        check_size(fmt, upload.data, upload.label, s.max_pixels, s.max_voxels)
+        check_size(job.fmt, job.upload.data, job.upload.label, s.max_pixels, s.max_voxels)
         analyzer = self._idle.get()
         try:
-            body = self._analyse(analyzer, upload, fmt, gradcam, images, cancel)
+            with tempfile.TemporaryDirectory(prefix="braintumor-serve-") as tmp:
+                if job.fmt.name == "zip":
+                    body = self._analyse_zip(analyzer, job, Path(tmp))
+                else:
+                    body = self._analyse(analyzer, job, Path(tmp))
         except AnalysisCancelled:
             log.warning("stopped analysing %s after %.1f s: its request timed out (timeout %g s)",
-                        upload.label, time.perf_counter() - start, s.timeout_s)  # fmt: skip
+                        job.upload.label, time.perf_counter() - start, s.timeout_s)  # fmt: skip
             raise ApiError(504, "the analysis was stopped: its request timed out") from None
         finally:
             self._idle.put(analyzer)
@@ -124,44 +168,94 @@ class AnalysisService:
         body["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
         return json.dumps(body).encode()
 
-    def _analyse(
-        self,
-        analyzer: Analyzer,
-        upload: Upload,
-        fmt: UploadFormat,
-        gradcam: bool,
-        images: ImagesMode,
-        cancel: threading.Event,
-    ) -> dict[str, Any]:
-        """Decode, analyse and render one upload; :class:`AnalysisCancelled` once ``cancel`` is set."""
-        with tempfile.TemporaryDirectory(prefix="braintumor-serve-") as tmp:
-            path = Path(tmp) / f"upload{fmt.suffix}"
-            path.write_bytes(upload.data)
-            stop_if(cancel)
-            scan = self._read(path, fmt, upload.label)
-            result = analyzer.analyze_scan(scan, gradcam, cancelled=cancel)  # decoded once, by _read
-            if not result.ok:
-                message = _scrub(result.error, path, upload.label)
-                status = 500 if ": unexpected " in message else status_for(message)
-                if status == 500:
-                    log.error("analysis of %s failed: %s", upload.label, message)
-                raise ApiError(status, message)
-            nifti = mask_nifti_url(scan, result, Path(tmp))
-            return analysis_json(result, scan, upload.label, fmt.name, images, nifti, cancelled=cancel)
+    def _analyse(self, analyzer: Analyzer, job: _Job, tmp: Path) -> dict[str, Any]:
+        """Decode, analyse and render one upload; :class:`AnalysisCancelled` once ``job.cancel`` is set."""
+        label = job.upload.label
+        path = tmp / f"upload{job.fmt.suffix}"
+        path.write_bytes(job.upload.data)
+        stop_if(job.cancel)
+        scrub = _Scrub(path, tmp, label)
+        scan = self._read(InputItem(str(path), (path,), dicom=job.fmt.name == "dicom"), scrub, job.fmt.name)
+        return self._render(analyzer, scan, job, scrub, label, job.fmt.name, self.settings.max_slice_images)
 
-    def _read(self, path: Path, fmt: UploadFormat, label: str) -> Scan:
-        item = InputItem(str(path), (path,), dicom=fmt.name == "dicom")
+    def _render(
+        self, analyzer: Analyzer, scan: Scan, job: _Job, scrub: _Scrub, label: str, fmt: str, cap: int
+    ) -> dict[str, Any]:
+        """Analyse a decoded scan and build its body (mask NIfTI, DICOM SEG, PNG layers)."""
+        result = analyzer.analyze_scan(scan, job.gradcam, cancelled=job.cancel)  # decoded once, by _read
+        if not result.ok:
+            message = scrub(result.error)
+            status = 500 if ": unexpected " in message else status_for(message)
+            if status == 500:
+                log.error("analysis of %s failed: %s", label, message)
+            raise ApiError(status, message)
+        out = scrub.tmp / "out"
+        out.mkdir(exist_ok=True)
+        nifti = mask_nifti_url(scan, result, out)
+        seg, why = dicom_seg_url(scan, result, out) if job.dicom_seg else (None, "")
+        if why:
+            result.notes.append(why)
+        body = analysis_json(result, scan, label, fmt, job.images, nifti, job.cancel, seg, cap)
+        body["notes"] = [scrub(note) for note in body["notes"]]
+        return body
+
+    def _analyse_zip(self, analyzer: Analyzer, job: _Job, tmp: Path) -> dict[str, Any]:
+        """Extract a zip (:mod:`~braintumor.serve.archive`) and analyse each input in it, as
+        ``braintumor analyze`` does a folder: one result per DICOM series, slice folder or image."""
+        s, label = self.settings, job.upload.label
+        root = tmp / "in" / safe_stem(label.removesuffix(".zip").removesuffix(".ZIP"), default="upload")
+        limits = ZipLimits(s.max_zip_members, s.max_zip_bytes)
+        files = extract_zip(job.upload.data, label, root, limits, job.cancel)
+        check_sizes(files, root, label, s.max_pixels, s.max_voxels)
+        items = collect_inputs([root]).items
+        if len(items) > MAX_ZIP_INPUTS:
+            raise ApiError(
+                413, f"{label}: the zip holds {len(items)} inputs (DICOM series, slice folders, images); "
+                f"the limit is {MAX_ZIP_INPUTS} per upload; split it over several zips",
+            )  # fmt: skip
+        scrub = _Scrub(root, tmp, label)
+        cap = max(1, s.max_slice_images // len(items))
+        results = [self._zip_entry(analyzer, item, job, scrub, cap) for item in items]
+        if not any(r["ok"] for r in results):
+            first = results[0]
+            more = f" (and {len(results) - 1} more inputs of the zip failed)" if len(results) > 1 else ""
+            raise ApiError(first["status"], f"{first['error']}{more}")
+        return {"input": label, "name": label, "format": "zip", "kind": "archive", "results": results}
+
+    def _zip_entry(
+        self, analyzer: Analyzer, item: InputItem, job: _Job, scrub: _Scrub, cap: int
+    ) -> dict[str, Any]:
+        """One input of a zip: its body, or ``{input, name, ok: false, error, status}``."""
+        shown = scrub(item.source)
+        stop_if(job.cancel)
+        fmt = _format_of(item)
+        try:
+            scan = self._read(item, scrub, fmt, zipped=True)
+            body = self._render(analyzer, scan, job, scrub, shown, fmt, cap)
+        except ApiError as exc:
+            return {
+                "input": shown,
+                "name": item.name,
+                "ok": False,
+                "error": exc.message,
+                "status": exc.status,
+            }
+        body["name"] = item.name
+        return body
+
+    def _read(self, item: InputItem, scrub: _Scrub, fmt: str, zipped: bool = False) -> Scan:
+        label = scrub.label
         try:
             s = self.settings
             return read_scan(item, s.max_pixels, s.max_slices, s.max_voxels)
         except MissingExtraError as exc:  # 501: this server cannot read the format (pydicom absent)
-            raise ApiError(501, _scrub(str(exc), path, label)) from None
+            raise ApiError(501, scrub(str(exc))) from None
         except DataError as exc:
-            message = f"{label}: {_scrub(exc.problem, path, label)}"
+            message = scrub(str(exc)) if zipped else f"{label}: {scrub(exc.problem)}"
             raise ApiError(status_for(message), message) from None
         except Exception as exc:  # a decoder failing in a way the readers do not expect
-            message = _scrub(f"{label}: cannot decode the {fmt.name} file ({type(exc).__name__}: {exc})",
-                             path, label)  # fmt: skip
+            where = scrub(item.source) if zipped else label
+            message = scrub(f"{where}: cannot decode the {fmt} file ({type(exc).__name__}: {exc})")
             raise ApiError(422, message) from None
 
     def model_ref(self) -> dict[str, str]:

@@ -13,6 +13,9 @@ MB = 1_000_000
 DEFAULT_MAX_PIXELS = 16_000_000  # one slice: 4000 × 4000
 DEFAULT_MAX_VOXELS = 64_000_000  # one volume: 512 × 512 × 244
 DEFAULT_MAX_SLICES = 1024
+DEFAULT_MAX_ZIP_MB = 512.0  # a zip's files, uncompressed
+DEFAULT_MAX_ZIP_MEMBERS = 2048  # a zip's files (two series at the slice limit)
+DEFAULT_MAX_SLICE_IMAGES = 256  # volume slices whose PNG layers one response carries
 PORTS = range(1, 65536)
 
 
@@ -39,6 +42,10 @@ class ServeSettings:
         timeout_s: whole-request deadline (upload + queue + analysis); past it the answer is 504.
         max_pending: requests admitted at once (running + queued; None: 8 per worker); more get 503.
         max_pixels / max_slices / max_voxels: decoded-size limits per slice / volume (413 beyond).
+        max_zip_mb / max_zip_members: a zip upload's files, their uncompressed size in MB and
+            their number (413 beyond; see :mod:`~braintumor.serve.archive`).
+        max_slice_images: volume slices whose PNG layers one response carries (over all volumes of
+            a zip); beyond it the tumour slices and evenly spaced others get them.
         allowed_hosts: Host header values answered (``*``: any; ``*.example.org``: its subdomains);
             requests naming another host get 400 (see :func:`parse_hosts`).
     """
@@ -55,6 +62,9 @@ class ServeSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_slices: int = DEFAULT_MAX_SLICES
     max_voxels: int = DEFAULT_MAX_VOXELS
+    max_zip_mb: float = DEFAULT_MAX_ZIP_MB
+    max_zip_members: int = DEFAULT_MAX_ZIP_MEMBERS
+    max_slice_images: int = DEFAULT_MAX_SLICE_IMAGES
     allowed_hosts: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
@@ -68,6 +78,11 @@ class ServeSettings:
                 raise ConfigError(f"{name}={value}; expected at least 1 (or leave it unset)")
         if min(self.max_pixels, self.max_slices, self.max_voxels) < 1:
             raise ConfigError("max_pixels, max_slices and max_voxels must be positive")
+        if self.max_zip_mb <= 0 or min(self.max_zip_members, self.max_slice_images) < 1:
+            raise ConfigError(
+                f"max_zip_mb={self.max_zip_mb}, max_zip_members={self.max_zip_members}, "
+                f"max_slice_images={self.max_slice_images}; expected positive numbers"
+            )
         if self.api_key is not None:
             check_api_key(self.api_key)
         if not self.allowed_hosts:
@@ -78,6 +93,10 @@ class ServeSettings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MB)
+
+    @property
+    def max_zip_bytes(self) -> int:
+        return int(self.max_zip_mb * MB)
 
     def plan(self, cores: int | None = None) -> tuple[int, int]:
         """(workers, threads per worker) with workers × threads <= cores unless workers > cores."""

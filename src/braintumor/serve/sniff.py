@@ -1,7 +1,8 @@
 """Decide an upload's format from its first bytes (never from its name).
 
 Accepted: PNG, JPEG, TIFF (classic and BigTIFF), NIfTI-1/2 single files (``n+1``/``n+2``),
-also gzip-compressed, and DICOM Part 10 files (``DICM`` at byte 128).
+also gzip-compressed, DICOM Part 10 files (``DICM`` at byte 128), and zip archives of such files
+(the DICOM files of one or several series, numbered slices; see :mod:`~braintumor.serve.archive`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from dataclasses import dataclass
 
 from braintumor.serve.errors import ApiError
 
-ACCEPTED = "PNG, JPEG, TIFF, NIfTI (.nii, .nii.gz) or DICOM (Part 10, 'DICM' at byte 128)"
+ACCEPTED = (
+    "PNG, JPEG, TIFF, NIfTI (.nii, .nii.gz), DICOM (Part 10, 'DICM' at byte 128) "
+    "or a .zip of DICOM series or image slices"
+)
 _NIFTI_HEAD = 544  # enough for the NIfTI-1 magic (344) and the NIfTI-2 one (4)
 
 
 @dataclass(frozen=True)
 class UploadFormat:
-    """``name`` (png, jpeg, tiff, nifti, dicom), the file suffix the readers expect, and
+    """``name`` (png, jpeg, tiff, nifti, dicom, zip), the file suffix the readers expect, and
     whether the bytes are gzip-compressed (NIfTI only)."""
 
     name: str
@@ -68,6 +72,8 @@ def sniff(data: bytes) -> UploadFormat:
         return UploadFormat("tiff", ".tif")
     if len(data) >= 132 and data[128:132] == b"DICM":
         return UploadFormat("dicom", ".dcm")
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a local file header; an empty archive
+        return UploadFormat("zip", ".zip")
     found = _nifti(data[:_NIFTI_HEAD], gz=False)
     if found:
         return found
