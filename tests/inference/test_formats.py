@@ -259,3 +259,16 @@ def test_patient_folder_slices_of_different_sizes_are_refused(trained: Trained, 
     (item,) = expand_inputs([folder])
     with pytest.raises(DataError, match=r"P_2\.png.*--slices-as-images"):
         read_scan(item)
+
+
+def test_dicom_files_named_by_uid_are_found_in_a_folder(trained: Trained, tmp_path: Path) -> None:
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for k in range(3):  # scanners name files by UID: the "suffix" is the UID's last number
+        write_dicom(
+            folder / f"1.2.840.113619.2.55.3.{k + 120}", phantom_array(trained) * 10, k + 1, k * 3.0, SERIES
+        )
+    (folder / "notes.126").write_text("not a DICOM file")
+    items = expand_inputs([folder])
+    assert len(items) == 1 and items[0].dicom and len(items[0].files) == 3
+    assert read_scan(items[0]).kind == "volume"

@@ -28,6 +28,12 @@ from braintumor.extras import require
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DICOM_SUFFIXES = (".dcm", ".dicom")
+# suffixes of files that are never DICOM (images, arrays, tables, text, archives, analysis outputs)
+OTHER_SUFFIXES = frozenset({
+    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".mat", ".npy", ".npz", ".h5", ".hdf5",
+    ".csv", ".tsv", ".json", ".txt", ".md", ".html", ".yaml", ".yml", ".xml", ".pdf", ".zip", ".gz",
+    ".tar", ".py", ".safetensors", ".onnx",
+})  # fmt: skip
 
 
 @dataclass
@@ -59,10 +65,13 @@ def is_nifti(path: Path) -> bool:
 
 
 def is_dicom(path: Path) -> bool:
-    """``.dcm``/``.dicom`` suffix, or the ``DICM`` marker at byte 128 of a suffix-less file."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
+    """``.dcm``/``.dicom`` suffix, or the ``DICM`` marker at byte 128 of a file whose suffix is not a
+    known other format (scanners name files by UID, ``1.2.840.113619.2.55.3.6046.126``, or not at
+    all)."""
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES:
         return True
-    if path.suffix:
+    if suffix in OTHER_SUFFIXES or path.name.lower().endswith(NIFTI_SUFFIXES):
         return False
     try:
         with open(path, "rb") as fh:
