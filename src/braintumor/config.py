@@ -30,6 +30,8 @@ PRECISIONS = ("bf16-mixed", "32-true", "16-mixed", "bf16-true", "16-true", "64-t
 # the names `braintumor.training.losses.LOSSES` registers (a test holds the two equal)
 LOSS_NAMES = ("dice", "dice-bce", "dice-bce-batch", "focal", "ce", "ce-smooth")
 POSTPROCESS_SCOPES = ("slice", "patient")
+# how a dataset is split into folds (`braintumor.data.splits.METHODS`; a test holds the two equal)
+SPLIT_METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined", "site")
 COORD_CHANNELS = 2  # roi_coords' row and column position channels of a ROI crop
 IMAGE_SIZES = (8, 4096)  # smallest and largest square side, in pixels
 SEED_LIMIT = 2**32  # seeds lie in 0 .. 2**32 - 1 (numpy's range)
@@ -73,6 +75,10 @@ class DataConfig:
             column at every pixel, -1..1), so the model sees where the tumour lies and how large
             the box is; the model then takes ``channels`` + 2 inputs. Needs ``roi_expansion``.
         folds: k of the patient-level k-fold; ``fold`` is the held-out one.
+        split: how folds are made: ``auto`` (official folds when the dataset has them, else
+            patient-level k-fold, the predefined Training/Testing split for Kaggle folders),
+            ``patient-kfold``, ``official``, ``image-kfold``, ``predefined``, or ``site`` (leave one
+            site out: LGG's TCGA institutions CS, DU, EZ, FG, HT, fold f testing the f-th).
         val_fraction: share of the training patients kept for validation/early stopping.
         exclude_copies_of: another dataset whose images must not be trained or scored on here
             (e.g. the figshare slices inside Kaggle, before Kaggle pretraining for figshare folds);
@@ -89,6 +95,7 @@ class DataConfig:
     roi_coords: bool = False
     folds: int = 5
     fold: int = 0
+    split: str = "auto"
     val_fraction: float = 0.15
     seed: int = 42
     cache_dir: str = ""
@@ -109,6 +116,7 @@ class DataConfig:
                               "null (whole slices) or a factor >= 1 (1 = the tight tumour box)"),
             "folds": (self.folds >= 2, "2 or more (the k of the patient-level k-fold)"),
             "fold": (0 <= self.fold < self.folds, f"a fold in 0..{self.folds - 1}"),
+            "split": (self.split in SPLIT_METHODS, one_of(SPLIT_METHODS)),
             "val_fraction": (0 <= self.val_fraction < 1, "a share of training patients in [0, 1), e.g. 0.15"),
             "seed": (0 <= self.seed < SEED_LIMIT, f"a seed in 0..{SEED_LIMIT - 1}"),
             "num_workers": (self.num_workers >= 0, "0 (load in the main process) or more"),

@@ -98,3 +98,14 @@ def test_user_class_folder_without_splits(tmp_path: Path) -> None:
     index = load_dataset(tmp_path)
     assert index.classes == ["no", "yes"] and len(index) == 6
     assert set(index.frame["split"]) == {""}
+
+
+@pytest.mark.realdata
+def test_lgg128_leave_one_institution_out(shared_data: Path) -> None:
+    from braintumor.data.lgg import load_lgg
+    from braintumor.data.splits import make_splits
+
+    splits = make_splits(load_lgg(shared_data / "lgg128"), method="site")
+    sites = [sorted({p.split("_")[1] for p in fold["test"]}) for fold in splits.folds]
+    assert sites == [["CS"], ["DU"], ["FG"], ["HT"]]  # the shared sample has no EZ patient
+    assert [len(f["test"]) for f in splits.folds] == [13, 37, 11, 28]

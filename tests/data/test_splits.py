@@ -173,3 +173,28 @@ def test_broken_splits_file(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(DataError, match="not a valid splits file"):
         Splits.load(path)
+
+
+def test_leave_one_site_out(tmp_path: Path) -> None:
+    index = make_index(per_class=4, classes=["glioma"], slices=2)
+    patients = sorted(set(index.frame["patient_id"]))
+    index.extra["sites"] = {p: ("CS", "DU", "EZ")[i % 3] for i, p in enumerate(patients)}
+    splits = make_splits(index, k=5, seed=1, val_fraction=0.25, method="site")
+    assert splits.method == "site" and splits.k == 3 and len(splits.folds) == 3
+    for fold, site in zip(splits.folds, ("CS", "DU", "EZ"), strict=True):
+        assert {index.extra["sites"][p] for p in fold["test"]} == {site}
+        assert site not in {index.extra["sites"][p] for p in fold["train"] + fold["val"]}
+    assert sorted(p for f in splits.folds for p in f["test"]) == patients  # each patient tested once
+    index.save(tmp_path / "index.csv")
+    assert SampleIndex.load(tmp_path / "index.csv").extra["sites"] == index.extra["sites"]
+    with pytest.raises(ValueError, match="needs the patients' sites"):
+        make_splits(make_index(), method="site")
+
+
+def test_config_split_methods_are_the_splitters() -> None:
+    from braintumor.config import SPLIT_METHODS, DataConfig
+    from braintumor.data.splits import METHODS
+
+    assert SPLIT_METHODS == METHODS
+    with pytest.raises(ConfigError, match=r"data\.split"):
+        DataConfig(split="by-hospital")

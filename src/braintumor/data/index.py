@@ -133,8 +133,9 @@ class SampleIndex:
         else:
             atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
         meta: dict[str, Any] = {"classes": self.classes, "patient_ids_known": self.patient_ids_known}
-        if "official_folds" in self.extra:
-            meta["official_folds"] = self.extra["official_folds"]
+        for key in ("official_folds", "sites"):
+            if key in self.extra:
+                meta[key] = self.extra[key]
         atomic_write_json(path.with_suffix(".classes.json"), meta)
 
     @classmethod
@@ -166,6 +167,8 @@ class SampleIndex:
             classes, known = list(meta["classes"]), bool(meta["patient_ids_known"])
             if "official_folds" in meta:
                 extra["official_folds"] = {str(k): int(v) for k, v in meta["official_folds"].items()}
+            if "sites" in meta:
+                extra["sites"] = {str(k): str(v) for k, v in meta["sites"].items()}
         else:
             order = frame.drop_duplicates("label").sort_values("label_index")
             classes, known = [c for c in order["label"] if c], True

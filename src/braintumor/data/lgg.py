@@ -42,6 +42,13 @@ def patient_id(folder_name: str) -> str:
     return match.group(1) if match else folder_name
 
 
+def tcga_site(pid: str) -> str:
+    """The tissue-source site of a TCGA patient id (``TCGA_CS_4942`` -> ``CS``: the institution
+    that contributed the scans; the LGG release has CS, DU, EZ, FG, HT)."""
+    parts = pid.split("_")
+    return parts[1] if len(parts) >= 3 and parts[0] == "TCGA" else "unknown"
+
+
 def read_clinical(path: str | Path) -> pd.DataFrame:
     """Read ``data.csv``; every documented column must be present."""
     path = Path(path)
@@ -83,7 +90,10 @@ def load_lgg(path: str | Path) -> SampleIndex:
     if not samples:
         raise DataError(root, "patient folders hold no <patient>_<n>.tif slices")
     samples.sort(key=lambda s: (s.patient_id, s.slice))
-    extra: dict[str, object] = {"problems": []}
+    extra: dict[str, object] = {
+        "problems": [],
+        "sites": {s.patient_id: tcga_site(s.patient_id) for s in samples},
+    }
     clinical = root / "data.csv"
     try:
         extra["clinical"] = read_clinical(clinical)

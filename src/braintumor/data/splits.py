@@ -22,7 +22,7 @@ from braintumor.data.index import SampleIndex
 from braintumor.errors import BrainTumorError, ConfigError, DataError
 from braintumor.io_utils import atomic_write_json
 
-METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined")
+METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined", "site")
 PARTS = ("train", "val", "test")
 
 
@@ -99,6 +99,29 @@ def patient_kfold(
         for train_rows, test_rows in splitter.split(np.zeros(len(y)), y, groups):
             folds.append((sorted(set(groups[train_rows])), sorted(set(groups[test_rows]))))
     return folds
+
+
+def site_kfold(index: SampleIndex) -> list[tuple[list[str], list[str]]]:
+    """Leave one site out: fold f tests every patient of the f-th site (sorted by name) and trains
+    on the others; the sites come from ``index.extra["sites"]`` (patient id -> site, e.g. the TCGA
+    tissue-source site ``CS`` of ``TCGA_CS_4941``), so a test fold's scanners and protocols are
+    unseen in training."""
+    sites = index.extra.get("sites")
+    if not isinstance(sites, Mapping) or not sites:
+        raise ValueError(
+            "split method 'site' needs the patients' sites (index.extra['sites']); the LGG loader "
+            "records them (TCGA tissue-source site), other datasets do not"
+        )
+    patients = sorted({str(p) for p in index.frame["patient_id"]})
+    missing = [p for p in patients if p not in sites]
+    if missing:
+        raise ValueError(f"{len(missing)} patient(s) have no site (e.g. {missing[:3]})")
+    by_site: dict[str, list[str]] = {}
+    for pid in patients:
+        by_site.setdefault(str(sites[pid]), []).append(pid)
+    if len(by_site) < 2:
+        raise ValueError(f"leave-one-site-out needs 2 or more sites, found {sorted(by_site)}")
+    return [([p for p in patients if sites[p] != site], members) for site, members in sorted(by_site.items())]
 
 
 def official_kfold(index: SampleIndex) -> list[tuple[list[str], list[str]]]:
@@ -260,6 +283,8 @@ def _resolve(index: SampleIndex, k: int, method: str) -> tuple[str, int]:
         method = "image-kfold"
     if method == "official":
         k = len(set(index.extra.get("official_folds", {}).values()))
+    if method == "site":
+        k = len(set(index.extra.get("sites", {}).values()))
     return method, 1 if method == "predefined" else k
 
 
@@ -268,7 +293,7 @@ def make_splits(
 ) -> Splits:
     """Make splits: ``auto`` = official folds if the index has them, else patient k-fold
     (image-level, with a warning, when patient ids are unknown). ``predefined`` uses the dataset's
-    train/test column as a single fold."""
+    train/test column as a single fold; ``site`` leaves one site out per fold (:func:`site_kfold`)."""
     method, k = _resolve(index, k, method)
     if method in ("image-kfold", "predefined"):
         index = _as_images(index)
@@ -279,6 +304,8 @@ def make_splits(
         if not index.patient_ids_known:  # official test folds, but train/val drawn per image
             _warn_image_level(index)
         pairs = official_kfold(index)
+    elif method == "site":
+        pairs = site_kfold(index)
     else:
         pairs = patient_kfold(index, k, seed)
     folds = []

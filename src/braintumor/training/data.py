@@ -123,7 +123,12 @@ def prepare_fold(
     """Load, cache (decode once) and split the data; build the fold's datasets."""
     index, store = load_store(data, run_dir, progress)
     splits = load_or_make_splits(
-        splits_path, index, data.folds, data.seed, data.val_fraction, split_method(index)
+        splits_path,
+        index,
+        data.folds,
+        data.seed,
+        data.val_fraction,
+        split_method(index) if data.split == "auto" else data.split,
     )
     fold = splits.check_fold(data.fold)
     with_mask = train.task == "segment"
