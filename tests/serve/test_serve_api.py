@@ -15,6 +15,8 @@ import serve_files as files
 from fastapi.testclient import TestClient
 from serve_helpers import Served, decode, decode_png, make_client, upload
 
+from braintumor.inference.results import RESEARCH_USE
+
 # ---------------------------------------------------------------- health and model
 
 
@@ -37,6 +39,9 @@ def test_page_and_docs(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and 'id="file-input"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
+    note = [line for line in page.text.splitlines() if 'class="note"' in line]
+    assert len(note) == 1 and note[0].count(RESEARCH_USE) == 1 and "not stored" in note[0]
+    assert page.text.count(RESEARCH_USE) == 1 and "{{" not in page.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
@@ -44,6 +49,19 @@ def test_page_and_docs(client: TestClient) -> None:
 
 
 # ---------------------------------------------------------------- good uploads
+
+
+def test_report(client: TestClient, served: Served) -> None:
+    body = upload(client, files.nifti(np.stack([served.array(k) for k in range(3)], axis=2)),
+                  name="brain.nii.gz").json()  # fmt: skip
+    assert body["report"].startswith("data:text/html;base64,")
+    html = decode(body["report"]).decode("utf-8")
+    assert html.startswith("<!doctype html>") and "brain.nii.gz" in html
+    assert f"<dd>{body['class']}" in html and "<dd>bundle</dd>" in html and RESEARCH_USE in html
+    assert "braintumor-serve-" not in html and str(served.path.parent) not in html  # no server paths
+    if body["tumour"]:
+        assert "data:image/png;base64," in html  # the figures are embedded
+    assert upload(client, served.png().read_bytes(), name="scan.png", report="false").json()["report"] is None
 
 
 def test_png_upload(client: TestClient, served: Served) -> None:

@@ -102,6 +102,9 @@ def test_dicom_zip_slider_and_downloads(
         pytest.fail(f"no DICOM SEG link; the tiny model found: {page.inner_text('#result-class')}")
     assert page.get_attribute("#dl-seg", "href").startswith("data:application/dicom;base64,")
     assert page.get_attribute("#dl-seg", "download") == "patient_seg.dcm"
+    assert page.is_visible("#dl-report") and page.inner_text("#dl-report") == "Report (HTML)"
+    assert page.get_attribute("#dl-report", "href").startswith("data:text/html;base64,")
+    assert page.get_attribute("#dl-report", "download") == "patient_report.html"
     page.screenshot(path=str(tmp_path / "serve-page-zip.png"), full_page=True)
     print(f"screenshot: {tmp_path / 'serve-page-zip.png'}")
     assert errors == []

@@ -13,16 +13,18 @@ import asyncio
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 
 from braintumor import __version__
+from braintumor.inference.results import RESEARCH_USE
 from braintumor.serve.docs import docs_page
 from braintumor.serve.errors import ApiError
 from braintumor.serve.handlers import AllowedHosts, SecurityHeaders, install_error_handlers
@@ -52,10 +54,17 @@ UPLOAD_BODY: dict[str, Any] = {
 DESCRIPTION = (
     "Upload an MRI slice or volume to `POST /api/analyze` and get the tumour's class, probabilities, "
     "area, bounding box, uncertainty and PNG layers (overlay, mask, Grad-CAM) as data URLs; for a "
-    "volume also its mask as NIfTI and, for DICOM, as DICOM SEG. A zip of DICOM series (or image "
-    "slices) answers `{'results': [...]}`, one entry per series. "
+    "volume also its mask as NIfTI and, for DICOM, as DICOM SEG; and a self-contained HTML report. "
+    "A zip of DICOM series (or image slices) answers `{'results': [...]}`, one entry per series. "
     f"Formats are recognised from the content: {ACCEPTED}. Errors are JSON `{{'error': message}}`."
 )
+
+
+def page_html() -> str:
+    """``static/index.html`` with its ``{{research_use}}`` placeholder filled in (the statement's one
+    source is :data:`~braintumor.inference.results.RESEARCH_USE`, as in the HTML reports)."""
+    text = (STATIC / "index.html").read_text(encoding="utf-8")
+    return text.replace("{{research_use}}", escape(RESEARCH_USE))
 
 
 def _service(request: Request) -> AnalysisService:
@@ -101,9 +110,11 @@ def create_app(settings: ServeSettings | None = None, service: AnalysisService |
 
 
 def _add_routes(app: FastAPI) -> None:
+    index = page_html()  # read once, at startup
+
     @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+    def page() -> HTMLResponse:
+        return HTMLResponse(index)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -145,6 +156,10 @@ def _add_routes(app: FastAPI) -> None:
             "(volumes: at most the server's max_slice_images slices per response).",
         ),
         dicom_seg: bool = Query(True, description="DICOM input with a tumour: its DICOM SEG as a data URL."),
+        report: bool = Query(
+            True,
+            description="Each input's self-contained HTML report (no patient identifiers) as a data URL.",
+        ),
     ) -> Response:
         service = _service(request)
         s = service.settings
@@ -155,7 +170,7 @@ def _add_routes(app: FastAPI) -> None:
                         request.headers.get("content-type", ""), request.headers.get("content-length"),
                         request.stream(), s.max_upload_bytes,
                     )  # fmt: skip
-                    body = await service.analyze(upload, gradcam, images, dicom_seg)
+                    body = await service.analyze(upload, gradcam, images, dicom_seg, report)
             except TimeoutError:
                 raise ApiError(
                     504, f"the request took longer than {s.timeout_s:g} s (upload, queue and analysis); "

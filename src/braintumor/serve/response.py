@@ -11,6 +11,7 @@ Shape (all numbers plain JSON; ``None`` where unknown)::
      "images_omitted": int,             # volume slices left without images by the response's cap
      "mask_nifti": "data:application/gzip;base64,..." | None,          # volumes (NIfTI, DICOM, slices)
      "dicom_seg": "data:application/dicom;base64,..." | None,          # DICOM input with a tumour
+     "report": "data:text/html;base64,..." | None,     # the input's HTML report (unless report=false)
      "model": {"name", "version"}, "elapsed_ms": float}
 
 A zip upload answers ``{"input": label, "format": "zip", "kind": "archive", "results": [body, ...],
@@ -20,6 +21,8 @@ numbered slices, an image), or ``{"input", "ok": false, "error", "status"}`` for
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +31,8 @@ import numpy as np
 from braintumor.errors import MissingExtraError
 from braintumor.inference.analyzer import Cancelled, stop_if
 from braintumor.inference.dicom_seg import seg_refusal, write_dicom_seg
-from braintumor.inference.outputs import write_nifti_mask
+from braintumor.inference.outputs import write_nifti_mask, write_slice_files
+from braintumor.inference.report import MAX_FIGURE_SLICES, ReportContext, report_html
 from braintumor.inference.results import AnalysisResult
 from braintumor.inference.sources import Scan
 from braintumor.serve.render import data_url, slice_layers
@@ -83,6 +87,27 @@ def dicom_seg_url(scan: Scan, result: AnalysisResult, folder: Path) -> tuple[str
     return data_url(path.read_bytes(), "application/dicom"), ""
 
 
+def report_url(
+    scan: Scan, result: AnalysisResult, context: ReportContext, folder: Path, scrub: Callable[[str], str]
+) -> str:
+    """The input's self-contained HTML report (:func:`~braintumor.inference.report.report_html`,
+    as ``braintumor analyze --report`` writes it) as a data URL. Its figures (the overlays and
+    Grad-CAM maps of the image, or of a volume's largest tumour slices) are written to ``folder``
+    first; ``scrub`` turns server paths in the input's name and notes into the client's label.
+    ``context`` should not carry identifiers: the report names the input by its label only."""
+    if scan.kind == "image":
+        s = result.slices[0]
+        write_slice_files(scan.slices[0], s, folder, "report")
+        result.outputs.update(s.outputs)
+    else:
+        hits = sorted((s for s in result.slices if s.tumour), key=lambda s: -s.area_px)[:MAX_FIGURE_SLICES]
+        for s in hits:
+            write_slice_files(scan.slices[s.index], s, folder, f"report_s{s.index:03d}")
+    shown = dataclasses.replace(scan, source=scrub(scan.source))
+    public = dataclasses.replace(result, notes=[scrub(n) for n in result.notes])
+    return data_url(report_html(shown, public, context).encode("utf-8"), "text/html")
+
+
 def image_slices(result: AnalysisResult, images: ImagesMode, cap: int) -> set[int]:
     """Indices of the volume slices that get PNG layers: those ``images`` asks for, at most ``cap``:
     then the slice shown first, the other tumour slices nearest to it, and evenly spaced others."""
@@ -112,6 +137,7 @@ def analysis_json(
     cancelled: Cancelled | None = None,
     dicom_seg: str | None = None,
     max_slice_images: int | None = None,
+    report: str | None = None,
 ) -> dict[str, Any]:
     """The response body for one analysed upload (see the module doc); ``max_slice_images`` caps
     the volume slices that get PNG layers (:func:`image_slices`; None: no cap).
@@ -122,7 +148,7 @@ def analysis_json(
     body = result.to_dict()
     body.pop("outputs", None)
     body.update(input=label, name=label, format=fmt, slice_index=first_slice(result), mask_nifti=mask_nifti)
-    body.update(dicom_seg=dicom_seg, images=None, images_omitted=0)
+    body.update(dicom_seg=dicom_seg, report=report, images=None, images_omitted=0)
     if scan.kind == "image":
         body["slices"][0].pop("outputs", None)
         if images != "none":

@@ -11,6 +11,7 @@ running one stops at its next batch of slices or rendered slice, freeing the wor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import queue
@@ -31,12 +32,13 @@ from braintumor.errors import DataError, MissingExtraError
 from braintumor.inference.analyzer import AnalysisCancelled, Analyzer, stop_if
 from braintumor.inference.backends import make_backend
 from braintumor.inference.pipeline import AnalysisSettings
+from braintumor.inference.report import ReportContext
 from braintumor.inference.sources import InputItem, Scan, collect_inputs, read_scan
 from braintumor.io_utils import safe_stem
 from braintumor.serve.archive import ZipLimits, check_sizes, extract_zip
 from braintumor.serve.errors import ApiError, status_for
 from braintumor.serve.preflight import check_size
-from braintumor.serve.response import ImagesMode, analysis_json, dicom_seg_url, mask_nifti_url
+from braintumor.serve.response import ImagesMode, analysis_json, dicom_seg_url, mask_nifti_url, report_url
 from braintumor.serve.settings import ServeSettings
 from braintumor.serve.sniff import UploadFormat, sniff
 from braintumor.serve.upload import Upload
@@ -71,6 +73,7 @@ class _Job:
     images: ImagesMode
     dicom_seg: bool
     cancel: threading.Event
+    report: bool = True
 
 
 def _format_of(item: InputItem) -> str:
@@ -108,6 +111,8 @@ class AnalysisService:
             self.bundle, max_pixels=settings.max_pixels, max_slices=settings.max_slices, prefetch=False
         )
         self.backend_name = backend.name
+        context = ReportContext.create(self.bundle, backend, analysis, identifiers=False)
+        self.report_context = dataclasses.replace(context, bundle=_public_info(context.bundle))
         self._idle: queue.SimpleQueue[Analyzer] = queue.SimpleQueue()
         for _ in range(self.workers):
             self._idle.put(Analyzer(self.bundle, backend, analysis))
@@ -132,14 +137,14 @@ class AnalysisService:
             self.pending -= 1
 
     async def analyze(
-        self, upload: Upload, gradcam: bool, images: ImagesMode, dicom_seg: bool = True
+        self, upload: Upload, gradcam: bool, images: ImagesMode, dicom_seg: bool = True, report: bool = True
     ) -> bytes:
         """Sniff the format here, then decode and analyse in a worker; returns the JSON body.
 
         When the caller stops waiting (its deadline cancels this coroutine), the job is cancelled too.
         """
         fmt = sniff(upload.data)
-        job = _Job(upload, fmt, gradcam, images, dicom_seg, threading.Event())
+        job = _Job(upload, fmt, gradcam, images, dicom_seg, threading.Event(), report)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self._job, job)
         try:
@@ -195,7 +200,9 @@ class AnalysisService:
         seg, why = dicom_seg_url(scan, result, out) if job.dicom_seg else (None, "")
         if why:
             result.notes.append(why)
-        body = analysis_json(result, scan, label, fmt, job.images, nifti, job.cancel, seg, cap)
+        stop_if(job.cancel)
+        html = report_url(scan, result, self.report_context, out, scrub) if job.report else None
+        body = analysis_json(result, scan, label, fmt, job.images, nifti, job.cancel, seg, cap, html)
         body["notes"] = [scrub(note) for note in body["notes"]]
         return body
 
@@ -279,6 +286,17 @@ class AnalysisService:
             "workers": self.workers,
             "threads_per_worker": self.threads,
         }
+
+
+def _public_info(info: dict[str, Any]) -> dict[str, Any]:
+    """``bundle.json`` as the server's reports show it: without the folders the models were
+    trained in, nor the one the fusion forest was fitted on (server paths)."""
+    models = info.get("models") or {}
+    return {
+        **info,
+        "models": {role: {k: v for k, v in m.items() if k != "source"} for role, m in models.items()},
+        "fusion": _public(info.get("fusion")),
+    }
 
 
 def _public(fusion: dict[str, Any] | None) -> dict[str, Any] | None:

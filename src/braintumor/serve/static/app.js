@@ -389,7 +389,7 @@ function renderMetrics(r) {
 }
 
 function stripImages(r) {
-  const copy = { ...r, images: undefined, mask_nifti: undefined, dicom_seg: undefined, file: undefined };
+  const copy = { ...r, images: undefined, mask_nifti: undefined, dicom_seg: undefined, report: undefined, file: undefined };
   copy.slices = r.slices.map((s) => ({ ...s, images: undefined }));
   return copy;
 }
@@ -411,6 +411,7 @@ function renderDownloads(r) {
   };
   link("dl-nifti", r.mask_nifti, `${stem}_mask.nii.gz`);
   link("dl-seg", r.dicom_seg, `${stem}_seg.dcm`);
+  link("dl-report", r.report, `${stem}_report.html`);
 }
 
 function renderTicks(r) {
