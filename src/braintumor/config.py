@@ -83,6 +83,10 @@ class DataConfig:
         exclude_copies_of: another dataset whose images must not be trained or scored on here
             (e.g. the figshare slices inside Kaggle, before Kaggle pretraining for figshare folds);
             the copies found (``data/dedup.py``) are dropped and listed in ``excluded_copies.json``.
+        exclude_copies_fold: -1 drops the copies of every image of ``exclude_copies_of``; ``k`` only
+            those of the test patients of its fold ``k`` (its folds as ``braintumor cv`` makes them
+            with this ``folds`` and ``seed``: the official ones when it has them), so that a model
+            scored on that fold (a gate, a pretrained start) keeps the copies of the other folds.
     """
 
     path: str = ""
@@ -103,6 +107,7 @@ class DataConfig:
     phantom_count: int = 240
     phantom_size: int = 64
     exclude_copies_of: str = ""
+    exclude_copies_fold: int = -1
 
     def __post_init__(self) -> None:
         low, high = self.percentiles if len(self.percentiles) == 2 else (math.nan, math.nan)
@@ -126,6 +131,18 @@ class DataConfig:
         })  # fmt: skip
         if self.roi_coords and self.roi_expansion is None:
             raise ConfigError("data.roi_coords=true needs ROI crops; set data.roi_expansion (e.g. 1.5)")
+        if self.exclude_copies_fold < -1:
+            raise ConfigError(
+                f"data.exclude_copies_fold={self.exclude_copies_fold}: -1 (copies of every image of "
+                "data.exclude_copies_of) or a fold k >= 0 of that dataset (copies of its test patients)"
+            )
+        if self.exclude_copies_fold >= 0 and not self.exclude_copies_of:
+            raise ConfigError("data.exclude_copies_fold needs data.exclude_copies_of (whose fold it is)")
+
+    def for_other_data(self, path: str | Path) -> DataConfig:
+        """The same preprocessing and folds read from ``path``, nothing excluded (how a run is scored
+        on data it did not train on)."""
+        return dataclasses.replace(self, path=str(path), exclude_copies_of="", exclude_copies_fold=-1)
 
 
 @dataclass(frozen=True)

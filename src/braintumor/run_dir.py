@@ -7,7 +7,8 @@ Single-fold run (``train``; a fold of a CV run)::
 
     config.yaml            resolved ExperimentConfig (channels and fold as used)
     splits.json            seeded patient splits, written once and reused (shared by a CV run's folds)
-    excluded_copies.json   images dropped as copies of ``data.exclude_copies_of`` (when set)
+    excluded_copies.json   images dropped as copies of ``data.exclude_copies_of`` (when set; of its
+                           fold ``data.exclude_copies_fold`` only, when that is set)
     phantoms/              seeded phantom data of a run without ``data.path`` (a fold uses its CV folder's)
     history.csv            one row per epoch (and resumed session): losses, metrics, lr, seconds
     checkpoints/           best.safetensors + best.json (weights and their card), best.ckpt and

@@ -184,6 +184,38 @@ def test_copies_of_another_dataset_are_dropped_before_splitting_and_recorded(tmp
     assert not {"Training/a/a1", "Training/b/b2"} & {g for ids in parts.values() for g in ids}
 
 
+def test_copies_of_one_reference_fold_keep_the_other_folds_copies(tmp_path: Path) -> None:
+    from braintumor.config import DataConfig
+    from braintumor.data.loaders import load_dataset
+    from braintumor.training.data import without_copies
+
+    reference = _class_folders(tmp_path / "reference")  # its one fold tests the Testing images
+    query = tmp_path / "query" / "x"
+    query.mkdir(parents=True)
+    for name in ("Training/a/a0", "Training/a/a1", "Testing/a/a0"):
+        image = Image.open(reference / f"{name}.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        image.save(query / f"{name.replace('/', '_')}.png")
+    index = load_dataset(query.parent)
+
+    def dropped(fold: int, run: Path) -> tuple[set[str], dict[str, Any]]:
+        cfg = DataConfig(path=str(query.parent), exclude_copies_of=str(reference), exclude_copies_fold=fold)
+        kept = without_copies(index, cfg, run)
+        record = json.loads((run / "excluded_copies.json").read_text())
+        assert len(kept) == len(index) - record["n_dropped"]
+        return {d["copy_of"] for d in record["dropped"]}, record
+
+    copied, record = dropped(0, tmp_path / "fold0")
+    assert copied == {"Testing/a/a0"}  # the copies of training images stay
+    assert record["reference_fold"] == 0 and record["reference_split"] == "predefined"
+    assert "Testing/a/a0" in record["reference_test_groups"]
+    copied, record = dropped(-1, tmp_path / "all")
+    assert copied == {"Training/a/a0", "Training/a/a1", "Testing/a/a0"} and record["reference_fold"] is None
+    with pytest.raises(ConfigError, match=r"exclude_copies_fold needs data\.exclude_copies_of"):
+        DataConfig(exclude_copies_fold=0)
+    with pytest.raises(ConfigError, match="exclude_copies_fold=-2"):
+        DataConfig(exclude_copies_of=str(reference), exclude_copies_fold=-2)
+
+
 def test_external_classification_maps_labels_by_class_name(tmp_path: Path) -> None:
     from braintumor.data.phantom import generate_phantoms
     from braintumor.errors import DataError

@@ -127,7 +127,7 @@ def evaluate_as_shipped(
         )
     trained_on = cfg.data
     if data_path is not None:
-        cfg = replace(cfg, data=replace(cfg.data, path=str(data_path), exclude_copies_of=""))
+        cfg = replace(cfg, data=cfg.data.for_other_data(data_path))
     index = load_index(cfg.data, run_dir)
     held_out = held_out_groups(run_dir, cfg, trained_on, index)
     bundle = from_run(run_dir)

@@ -17,7 +17,7 @@ from braintumor.data.dataset import CachedDataset, positions_for_patients, posit
 from braintumor.data.index import SampleIndex
 from braintumor.data.loaders import load_dataset
 from braintumor.data.roi import coord_channels
-from braintumor.data.splits import Splits, load_or_make_splits
+from braintumor.data.splits import Splits, load_or_make_splits, make_splits
 from braintumor.data.transforms import eval_transforms, train_transforms
 from braintumor.io_utils import atomic_write_json
 from braintumor.run_dir import RunDir
@@ -35,7 +35,7 @@ def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
     into the run folder when no path is set."""
     if cfg.path:
         index = load_dataset(cfg.path, cfg.format)
-        return without_copies(index, cfg.exclude_copies_of, run_dir) if cfg.exclude_copies_of else index
+        return without_copies(index, cfg, run_dir) if cfg.exclude_copies_of else index
     from braintumor.data.phantom import generate_phantoms, is_phantom_folder, load_phantoms
 
     folder = RunDir(run_dir).phantoms
@@ -46,19 +46,41 @@ def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
                              channels=max(cfg.channels, 1), seed=cfg.seed)  # fmt: skip
 
 
-def without_copies(index: SampleIndex, reference: str, run_dir: Path) -> SampleIndex:
-    """``index`` less the copies of ``reference``'s images; the record (``excluded_copies.json``)
-    is written once and reused by later loads of the same run folder (evaluation, resume)."""
+def copy_reference(cfg: DataConfig) -> tuple[SampleIndex, dict[str, object]]:
+    """The images of ``cfg.exclude_copies_of`` whose copies must go: all of them, or with
+    ``exclude_copies_fold = k`` the test patients of its fold ``k``; and how they were chosen."""
+    reference = load_dataset(cfg.exclude_copies_of)
+    if cfg.exclude_copies_fold < 0:
+        return reference, {"reference_path": cfg.exclude_copies_of, "reference_fold": None}
+    splits = make_splits(reference, cfg.folds, cfg.seed, cfg.val_fraction, split_method(reference))
+    fold = splits.check_fold(cfg.exclude_copies_fold)
+    test = splits.folds[fold]["test"]
+    how = {
+        "reference_path": cfg.exclude_copies_of,
+        "reference_fold": fold,
+        "reference_split": splits.method,
+        "reference_test_groups": sorted(test),
+    }
+    return splits.subset(reference, fold, "test"), how
+
+
+def without_copies(index: SampleIndex, cfg: DataConfig, run_dir: Path) -> SampleIndex:
+    """``index`` less the copies of ``cfg.exclude_copies_of``'s images (see :func:`copy_reference`);
+    the record (``excluded_copies.json``) is written once and reused by later loads of the same run
+    folder (evaluation, resume) while it answers the same question."""
     from braintumor.data.dedup import drop_copies
 
     record_path = RunDir(run_dir).excluded_copies
+    fold = None if cfg.exclude_copies_fold < 0 else cfg.exclude_copies_fold
     if record_path.is_file():
         record = json.loads(record_path.read_text())
-        if record.get("reference_path") == reference and record.get("n_before") == len(index):
+        same = (record.get("reference_path"), record.get("reference_fold"), record.get("n_before"))
+        if same == (cfg.exclude_copies_of, fold, len(index)):
             gone = {d["sample_id"] for d in record["dropped"]}
             return index.subset(~index.frame["sample_id"].isin(gone))
-    kept, record = drop_copies(index, load_dataset(reference))
-    atomic_write_json(record_path, {"reference_path": reference, **record})
+    reference, how = copy_reference(cfg)
+    kept, record = drop_copies(index, reference)
+    atomic_write_json(record_path, {**how, **record})
     return kept
 
 

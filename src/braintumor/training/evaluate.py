@@ -239,7 +239,7 @@ def evaluate_run(
     trained_on = cfg.data
     _check_overrides_keep_model_inputs(cfg, load_config(RunDir(run_dir).config), run_dir)
     if data_path is not None:
-        cfg = replace(cfg, data=replace(cfg.data, path=str(data_path), exclude_copies_of=""))
+        cfg = replace(cfg, data=cfg.data.for_other_data(data_path))
     index, store = load_store(cfg.data, run_dir)
     held_out = held_out_groups(run_dir, cfg, trained_on, index)
     splits, k, part, scored, copies, own_data = (
