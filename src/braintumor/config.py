@@ -147,7 +147,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which registered network to build, and with what arguments."""
+    """Which registered network to build, and with what arguments.
+
+    ``init_from`` starts training from saved weights (a ``.safetensors`` file); in a
+    cross-validation ``{fold}`` in it is replaced by the fold number, so each fold can start from
+    its own model (e.g. a Kaggle model trained without the copies of that fold's test patients).
+    """
 
     name: str = "unet"
     in_channels: int = 1

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from braintumor.cli import app
 from braintumor.config import ExperimentConfig, load_config
 from braintumor.models.weights import load_weights
-from braintumor.training.cv import cross_validate
+from braintumor.training.cv import cross_validate, fold_config
 from braintumor.training.runner import train_fold
 
 QUIET = {"enable_progress_bar": False}
@@ -175,6 +175,14 @@ def test_cli_train_evaluate_predict(tmp_path: Path) -> None:
     first, second = json.loads(result.stdout.strip().splitlines()[-1])["results"]
     assert first["outputs"]["mask"] != second["outputs"]["mask"]  # neither overwrites the other
     assert Path(second["outputs"]["mask"]).name == "slice_2_mask.png"
+
+
+def test_each_fold_can_start_from_its_own_weights() -> None:
+    cfg = load_config(None, ["model.init_from=runs/gates/fold{fold}/checkpoints/best.safetensors"])
+    fold3 = fold_config(cfg, 3)
+    assert fold3.data.fold == 3 and fold3.model.init_from == "runs/gates/fold3/checkpoints/best.safetensors"
+    plain = load_config(None, ["model.init_from=kaggle/best.safetensors"])
+    assert fold_config(plain, 2).model.init_from == "kaggle/best.safetensors"
 
 
 def test_classification_and_cv(tmp_path: Path) -> None:

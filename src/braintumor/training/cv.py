@@ -36,7 +36,7 @@ def cross_validate(
     chosen = folds if folds is not None else list(range(cfg.data.folds))
     results = []
     for k in chosen:
-        fold_cfg = replace(cfg, data=replace(cfg.data, fold=k))
+        fold_cfg = fold_config(cfg, k)
         fold_dir = run.fold(k)
         shared = run.splits
         if shared.is_file():
@@ -55,6 +55,12 @@ def cross_validate(
     )
     atomic_write(run.cv_folds, lambda tmp: table.to_csv(tmp, index=False))
     return summary
+
+
+def fold_config(cfg: ExperimentConfig, k: int) -> ExperimentConfig:
+    """The config of fold ``k``: ``data.fold = k``, and ``{fold}`` in ``model.init_from`` replaced."""
+    model = replace(cfg.model, init_from=cfg.model.init_from.replace("{fold}", str(k)))
+    return replace(cfg, data=replace(cfg.data, fold=k), model=model)
 
 
 def aggregate(results: list[dict[str, Any]], task: str) -> dict[str, Any]:
