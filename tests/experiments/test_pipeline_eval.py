@@ -279,6 +279,28 @@ def test_fusion_scores_cnn_forest_and_their_average(runs: Path, tmp_path: Path) 
         fuse_run(runs / "seg", tmp_path / "bad")
 
 
+def test_fusion_averages_several_cnn_runs_of_one_split(runs: Path, tmp_path: Path) -> None:
+    from braintumor.experiments.fusion import fuse_run
+
+    other = tmp_path / "cls-other"  # a second CNN on the same patients, sure of the first class
+    shutil.copytree(runs / "cls", other)
+    table = pd.read_csv(other / "predictions.csv", dtype={"sample_id": str})
+    prob_columns = [c for c in table.columns if c.startswith("prob_")]
+    table[prob_columns] = np.eye(len(prob_columns))[0]
+    table.to_csv(other / "predictions.csv", index=False)
+    both = fuse_run([runs / "cls", other], tmp_path / "both", weight=1.0, trees=20)["folds"][0]
+    own = pd.read_csv(runs / "cls" / "predictions.csv", dtype={"sample_id": str})
+    mean = (own[prob_columns].to_numpy() + table[prob_columns].to_numpy()) / 2
+    right = mean.argmax(1) == own["target"].to_numpy()
+    assert both["accuracy_cnn"] == pytest.approx(right.mean()) and both["accuracy"] == both["accuracy_cnn"]
+    splits = json.loads((other / "splits.json").read_text())
+    fold = splits["folds"][0]
+    fold["val"].append(fold["train"].pop())  # the second CNN chose its checkpoint on other patients
+    (other / "splits.json").write_text(json.dumps(splits))
+    with pytest.raises(DataError, match="train/val patients differ"):
+        fuse_run([runs / "cls", other], tmp_path / "bad")
+
+
 def test_fuse_cli(runs: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -165,7 +165,14 @@ def experiment_pipeline(
 
 @experiment_app.command("fuse")
 def experiment_fuse(
-    cls: Annotated[Path, typer.Option("--cls", help="Tumour-region classification run (CV folder or fold).")],
+    cls: Annotated[
+        list[Path],
+        typer.Option(
+            "--cls",
+            help="Tumour-region classification run (CV folder or fold); repeat it to average several "
+            "runs on the same splits as one CNN (e.g. the arms of a sweep-roi).",
+        ),
+    ],
     out_dir: OutOpt,
     weight: Annotated[float, typer.Option(help="The CNN's share of the averaged probabilities.")] = 0.5,
     trees: Annotated[int, typer.Option(help="Trees in the random forest.")] = 1000,
@@ -177,6 +184,7 @@ def experiment_fuse(
 
     Example:
       braintumor experiment fuse --cls runs/figshare-roi-cpu --out runs/figshare-roi-fused
+      braintumor experiment fuse --cls runs/sweep/roi-1.5 --cls runs/sweep/roi-whole --out runs/multiscale
     """
     from braintumor.experiments.fusion import fuse_run
 

@@ -5,7 +5,8 @@ fitted on the :mod:`~braintumor.data.region_features` of that fold's **training 
 patients** (the patients the CNN learnt from; never its test patients), and its class probabilities
 on the test slices are averaged with the CNN's (``predictions.csv`` of the fold) with a fixed weight
 chosen beforehand, not fitted. The masks are the dataset's ground-truth masks, as for the CNN's own
-tumour-region scores.
+tumour-region scores. Several CNN runs on the same folds (e.g. the arms of an expansion-factor sweep:
+crops at several scales) are averaged with equal weights first and count as one CNN.
 
 Layout of the output folder (a cross-validation folder, so ``braintumor report`` reads it)::
 
@@ -17,6 +18,7 @@ Layout of the output folder (a cross-validation folder, so ``braintumor report``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ import pandas as pd
 
 from braintumor.errors import DataError
 from braintumor.evaluation import ClassificationAccumulator
-from braintumor.experiments.segment import fold_runs
+from braintumor.experiments.segment import fold_parts, fold_runs
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.run_dir import RunDir
 from braintumor.runtime.fusion import fuse
@@ -51,18 +53,33 @@ def _cnn_probabilities(run_dir: Path, classes: list[str], sample_ids: list[str])
     return frame.loc[sample_ids, columns].to_numpy(dtype=float)
 
 
+def _same_patients(runs: Sequence[Path]) -> None:
+    """Refuse CNN runs of one fold that did not learn from (and test on) the same patients."""
+    first = fold_parts(runs[0])[1]
+    for run in runs[1:]:
+        parts = fold_parts(run)[1]
+        if parts != first:
+            differ = [p for p in ("train", "val", "test") if parts[p] != first[p]]
+            raise DataError(
+                run, f"its {'/'.join(differ)} patients differ from {runs[0]}'s; fuse runs of one split"
+            )
+
+
 def fuse_fold(
-    run_dir: Path, out_dir: Path, weight: float = 0.5, trees: int = 1000, seed: int = 0,
+    run_dirs: Path | Sequence[Path], out_dir: Path, weight: float = 0.5, trees: int = 1000, seed: int = 0,
     cache: dict[str, dict[str, float] | None] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Fit the forest on one fold's training patients and score CNN, forest and fusion on its test
-    patients; ``weight`` is the CNN's share of the averaged probabilities."""
-    data = fold_regions(run_dir, cache)
+    patients; ``weight`` is the CNN's share of the averaged probabilities. Several CNN runs of the
+    fold are averaged first (equal weights)."""
+    runs = [run_dirs] if isinstance(run_dirs, Path) else list(run_dirs)
+    _same_patients(runs)
+    data = fold_regions(runs[0], cache)
     classes = data.classes
     forest = fit_region_forest(data.x_train, data.y_train, trees, seed)
     sids = [str(s) for s in data.x_test.index]
     p_forest = forest_probabilities(forest, data.x_test, len(classes))
-    p_cnn = _cnn_probabilities(run_dir, classes, sids)
+    p_cnn = np.mean([_cnn_probabilities(run, classes, sids) for run in runs], axis=0)
     p_fused = fuse(p_cnn, p_forest, weight)
     target = np.asarray(data.y_test)
     reports = {}
@@ -70,7 +87,7 @@ def fuse_fold(
         acc = ClassificationAccumulator(classes, inputs="probs")
         acc.add(probs, target, sids)
         reports[name] = acc.report()
-    facts = {"fold": data.fold, "cls_run": str(run_dir), "weight_cnn": weight, "trees": trees}
+    facts = {"fold": data.fold, "cls_run": ", ".join(map(str, runs)), "weight_cnn": weight, "trees": trees}
     table = pd.DataFrame({"sample_id": sids, "target": [classes[t] for t in target],
                           **{f"pred_{n}": [classes[i] for i in p.argmax(1)]
                              for n, p in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest))},
@@ -101,12 +118,14 @@ def _write_fold(
 
 
 def fuse_run(
-    cls: str | Path, out: str | Path, weight: float = 0.5, trees: int = 1000, seed: int = 0
-) -> dict[str, Any]:
+    cls: str | Path | Sequence[str | Path], out: str | Path, weight: float = 0.5, trees: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
     """:func:`fuse_fold` on every finished fold of ``cls``; writes and returns the aggregate.
 
     Args:
-        cls: tumour-region classification run (``fold<k>/`` CV folder or one fold).
+        cls: tumour-region classification run (``fold<k>/`` CV folder or one fold), or several on
+            the same splits (averaged as one CNN); each must have finished the same folds.
         out: output folder (see the module docstring).
         weight: the CNN's share of the averaged probabilities, in [0, 1] (0.5: plain average).
         trees: trees in the forest.
@@ -114,9 +133,14 @@ def fuse_run(
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight={weight}; expected the CNN's share in [0, 1]")
     out, cache = Path(out), dict[str, dict[str, float] | None]()
-    runs = fold_runs(cls)
+    folders = [cls] if isinstance(cls, str | Path) else list(cls)
+    every = [fold_runs(folder) for folder in folders]
+    for folder, runs in zip(folders[1:], every[1:], strict=True):
+        if set(runs) != set(every[0]):
+            raise DataError(folder, f"has finished folds {sorted(runs)}, {folders[0]} {sorted(every[0])}")
     results = [
-        fuse_fold(run, RunDir(out).fold(k).path, weight, trees, seed, cache) for k, run in runs.items()
+        fuse_fold([runs[k] for runs in every], RunDir(out).fold(k).path, weight, trees, seed, cache)
+        for k in every[0]
     ]
     mean, std = {}, {}
     for key in FUSION_KEYS:
