@@ -10,10 +10,14 @@ What must match between the models, and what need not:
   its own metadata) is applied to the raw slice separately, and the ROI crop is resized to the
   classifier's own ``image_size``, exactly as the training cache built its crops, so the crop
   bridges any size or intensity-recipe difference.
-* **The classifier must be a ROI classifier** (``roi_expansion`` set); a whole-slice classifier
-  (``roi_expansion`` None) can only be the tumour/no-tumour gate, which must be whole-slice and
-  have a no-tumour class.
-* **The segmenter must be binary** (one output channel: tumour logits).
+* **Beside a segmenter, the classifier must be a ROI classifier** (``roi_expansion`` set); a
+  whole-slice classifier (``roi_expansion`` None) can then only be the tumour/no-tumour gate, which
+  must be whole-slice and have a no-tumour class.
+* **Without a segmenter (classify-only bundles) the classifier must classify whole slices**: a ROI
+  classifier needs the segmenter's masks to crop its input, and a gate or a region-feature forest
+  would have no mask to act on, so neither is allowed.
+* **The segmenter must be binary** (one output channel: tumour logits); it is optional only when a
+  whole-slice classifier stands alone.
 * **The classifier is optional.** Without one the bundle only segments (tumour slices are labelled
   ``tumour``); a gate may still accompany the segmenter alone, since it only decides whether a
   slice holds a tumour.
@@ -50,14 +54,35 @@ def read_card(record: Any, where: str) -> ModelCard:
 
 
 def check_compatible(
-    seg: ModelCard, cls: ModelCard | None, gate: ModelCard | None, where: dict[str, str]
+    seg: ModelCard | None, cls: ModelCard | None, gate: ModelCard | None, where: dict[str, str]
 ) -> None:
     """Raise BundleError listing every reason the models cannot work together (see module doc).
 
     Args:
-        seg, cls, gate: model cards of the segmenter, optional ROI classifier and optional gate.
+        seg, cls, gate: model cards of the optional segmenter, optional classifier (ROI beside a
+            segmenter, whole-slice without one) and optional gate.
         where: role -> display name of its source (run folder or bundle file) for messages.
     """
+    if seg is None:
+        problems = _classify_only_problems(cls, gate, where)
+    else:
+        problems = _segmenter_problems(seg, cls, gate, where)
+    roles = {"seg": seg, "cls": cls, "gate": gate}
+    channels = {role: card.image_channels for role, card in roles.items() if card is not None}
+    if len(set(channels.values())) > 1:
+        shown = ", ".join(f"{where[r]} takes {c}" for r, c in channels.items())
+        problems.append(
+            f"the models take different input channels ({shown}); they read the same slices, "
+            "so train them on the same channels (data.channels)"
+        )
+    if problems:
+        raise BundleError("models cannot work together:\n  " + "\n  ".join(problems))
+
+
+def _segmenter_problems(
+    seg: ModelCard, cls: ModelCard | None, gate: ModelCard | None, where: dict[str, str]
+) -> list[str]:
+    """What is wrong with a segmenter and the ROI classifier and gate beside it."""
     problems: list[str] = []
     if seg.task != "segment":
         problems.append(f"{where['seg']}: --seg must be a segmentation model, got task={seg.task!r}")
@@ -68,8 +93,9 @@ def check_compatible(
             problems.append(f"{where['cls']}: --cls must be a classifier, got task={cls.task!r}")
         elif cls.preprocessing.roi_expansion is None:
             problems.append(
-                f"{where['cls']}: is a whole-slice classifier (data.roi_expansion is None); it can only "
-                "be the --gate. Train the ROI classifier with --set data.roi_expansion=1.5"
+                f"{where['cls']}: is a whole-slice classifier (data.roi_expansion is None); beside a "
+                "segmenter it can only be the --gate (or leave out --seg for a classify-only bundle). "
+                "Train the ROI classifier with --set data.roi_expansion=1.5"
             )
     if gate is not None:
         if gate.task != "classify":
@@ -81,13 +107,30 @@ def check_compatible(
                 f"{where['gate']}: has no no-tumour class among {list(gate.classes)}; expected one of "
                 f"{', '.join(NO_TUMOUR_NAMES[:6])}, no, normal"
             )
-    roles = {"seg": seg, "cls": cls, "gate": gate}
-    channels = {role: card.image_channels for role, card in roles.items() if card is not None}
-    if len(set(channels.values())) > 1:
-        shown = ", ".join(f"{where[r]} takes {c}" for r, c in channels.items())
+    return problems
+
+
+def _classify_only_problems(
+    cls: ModelCard | None, gate: ModelCard | None, where: dict[str, str]
+) -> list[str]:
+    """What is wrong with a bundle without segmenter: it needs a whole-slice classifier and no gate."""
+    if cls is None:
+        return [
+            "no model to bundle: pass --seg RUN (a segmenter, optionally with --cls and --gate) or "
+            "--cls RUN alone (a whole-slice classifier)"
+        ]
+    problems: list[str] = []
+    if cls.task != "classify":
+        problems.append(f"{where['cls']}: --cls must be a classifier, got task={cls.task!r}")
+    elif cls.preprocessing.roi_expansion is not None:
         problems.append(
-            f"the models take different input channels ({shown}); they read the same slices, "
-            "so train them on the same channels (data.channels)"
+            f"{where['cls']}: is a ROI classifier (data.roi_expansion={cls.preprocessing.roi_expansion}); "
+            "it classifies tumour crops cut around a segmenter's mask, so it needs --seg RUN. A bundle "
+            "without --seg takes a whole-slice classifier (trained without data.roi_expansion)"
         )
-    if problems:
-        raise BundleError("models cannot work together:\n  " + "\n  ".join(problems))
+    if gate is not None:
+        problems.append(
+            f"{where['gate']}: --gate vetoes a segmenter's tumours and this bundle has no --seg; a "
+            "whole-slice classifier with a no-tumour class already says which slices are tumour-free"
+        )
+    return problems

@@ -5,8 +5,10 @@ writes ``bundle.json`` and ``manifest.json``, and refuses models that cannot wor
 (see :mod:`braintumor.bundle.checks`); :func:`from_run` builds the same bundle in
 memory, so a run can be scored through exactly the code that analyses with its bundle. Without a
 classifier the bundle only segments (``classes`` [], ``expansion`` null; see
-:mod:`braintumor.bundle.load`). With ``fuse_forest`` a region-feature random forest is fitted
-on the classifier run's training patients (train + val of its fold, as
+:mod:`braintumor.bundle.load`); without a segmenter it holds a whole-slice classifier alone and
+classifies slices whole (classify-only: no gate, no forest, no mask). With ``fuse_forest`` a
+region-feature random forest is fitted on the classifier run's training patients (train + val of
+its fold, as
 :mod:`braintumor.training.region_forest`) and stored beside it. The folder is built beside ``out``
 and renamed into place (or zipped), so a failed creation leaves nothing half-written.
 """
@@ -30,6 +32,7 @@ from braintumor.bundle.checks import check_compatible, read_card
 from braintumor.bundle.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
 from braintumor.bundle.load import (
     BUNDLE_FORMAT,
+    CLASSIFY_ONLY_FORMAT_VERSION,
     DEFAULT_ANALYSIS,
     FULL_FORMAT_VERSION,
     FUSION_FORMAT_VERSION,
@@ -152,13 +155,14 @@ def _write_forest(forest: RegionForest, folder: Path) -> None:
     (folder / FOREST_META).write_text(json_text(meta, indent=2) + "\n")
 
 
-def run_analysis(seg_weights: Path) -> dict[str, Any]:
-    """The bundle's ``analysis`` defaults: how the segmentation run was scored (its ``eval``
-    settings: threshold, post-processing and its scope, flip TTA), so that analysing with the
-    bundle reproduces the run's evaluation."""
+def run_analysis(weights: Path) -> dict[str, Any]:
+    """The bundle's ``analysis`` defaults: how the run of ``weights`` (the segmenter; the
+    classifier of a classify-only bundle) was scored (its ``eval`` settings: threshold,
+    post-processing and its scope, flip TTA), so that analysing with the bundle reproduces the
+    run's evaluation."""
     from braintumor.config import EvalConfig, load_config
 
-    config = RunDir.of_weights(seg_weights.resolve()).config
+    config = RunDir.of_weights(weights.resolve()).config
     ev = load_config(config).eval if config.is_file() else EvalConfig()
     return {
         **DEFAULT_ANALYSIS,
@@ -183,7 +187,7 @@ class Assembled:
 
 
 def assemble(
-    seg: str | Path,
+    seg: str | Path | None,
     cls: str | Path | None = None,
     gate: str | Path | None = None,
     name: str = "",
@@ -204,7 +208,12 @@ def assemble(
         for role, (w, _) in sources.items()
     }
     cls_card = cards.get("cls")
-    check_compatible(cards["seg"], cls_card, cards.get("gate"), {r: str(p) for r, p in runs.items()})
+    check_compatible(cards.get("seg"), cls_card, cards.get("gate"), {r: str(p) for r, p in runs.items()})
+    if seg is None and fuse_forest:
+        raise BundleError(
+            "--fuse-forest fits a forest on the features of the tumour the segmenter outlines, and "
+            "this bundle has no --seg; pass --seg RUN or leave out --fuse-forest"
+        )
     forest, fusion = None, None
     if fuse_forest:
         if cls_card is None:
@@ -214,6 +223,8 @@ def assemble(
             )
         forest, fusion = fit_fusion(sources["cls"][0], list(cls_card.classes), fuse_weight, forest_trees)
     version_written = FULL_FORMAT_VERSION if cls_card else SEGMENT_ONLY_FORMAT_VERSION
+    if seg is None:
+        version_written = CLASSIFY_ONLY_FORMAT_VERSION
     info = {
         "format": BUNDLE_FORMAT,
         "format_version": FUSION_FORMAT_VERSION if fusion else version_written,
@@ -227,21 +238,22 @@ def assemble(
         "models": {r: _model_entry(cards[r], sources[r][1], Path(runs[r])) for r in cards},
         "training_command": command,
         "data": data,
-        "analysis": run_analysis(sources["seg"][0]),
+        "analysis": run_analysis(sources["seg" if seg is not None else "cls"][0]),
         **({"fusion": fusion} if fusion else {}),
     }
     return Assembled(info, {r: w for r, (w, _) in sources.items()}, cards, forest)
 
 
 def from_run(
-    seg: str | Path, cls: str | Path | None = None, gate: str | Path | None = None, **options: Any
+    seg: str | Path | None, cls: str | Path | None = None, gate: str | Path | None = None, **options: Any
 ) -> Bundle:
     """The bundle :func:`create_bundle` would write from these runs (float32), built in memory:
     scoring a run through it is scoring what ships."""
     from safetensors.torch import load_file
 
-    parts = assemble(seg, cls, gate, name=options.pop("name", "") or Path(seg).name, **options)
-    bundle = Bundle(Path(seg), parts.info, forest=parts.forest)
+    main = Path(seg if seg is not None else cls or "")
+    parts = assemble(seg, cls, gate, name=options.pop("name", "") or main.name, **options)
+    bundle = Bundle(main, parts.info, forest=parts.forest)
     for role, weights in parts.weights.items():
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
         net = build_from_card(parts.cards[role], state, str(weights))
@@ -250,7 +262,7 @@ def from_run(
 
 
 def create_bundle(
-    seg: str | Path,
+    seg: str | Path | None,
     cls: str | Path | None,
     out: str | Path,
     gate: str | Path | None = None,
@@ -266,11 +278,13 @@ def create_bundle(
     forest_trees: int = 300,
 ) -> Path:
     """Bundle the best weights of a segmentation run, optionally a ROI classification run and
-    optionally a whole-slice gate run.
+    optionally a whole-slice gate run; or of a whole-slice classification run alone.
 
     Args:
         seg, cls, gate: run folders (or their ``best.safetensors``); ``cls=None`` makes a
-            segmentation-only bundle (tumour slices are labelled ``tumour``), with or without a gate.
+            segmentation-only bundle (tumour slices are labelled ``tumour``), with or without a gate;
+            ``seg=None`` with a whole-slice ``cls`` (no ``data.roi_expansion``) and no gate makes a
+            classify-only bundle (each slice labelled by the classifier, no mask).
         out: bundle folder to write (``out.zip`` with ``zip_output``; a ``.zip`` suffix implies it).
         name, version: recorded in ``bundle.json`` (name defaults to the folder name).
         fp16: store weights as float16 (half the size; loading casts back to float32).
@@ -280,13 +294,15 @@ def create_bundle(
             it with the classifier at analysis (needs ``cls``); ``fuse_weight`` is the
             classifier's share of the averaged probabilities, ``forest_trees`` the forest's size.
 
-    The ``analysis`` defaults are the segmentation run's evaluation settings (:func:`run_analysis`).
+    The ``analysis`` defaults are the segmentation run's evaluation settings, or the classifier
+    run's in a classify-only bundle (:func:`run_analysis`).
 
     Returns:
         The written folder or zip.
 
     Raises:
-        BundleError: missing runs, weights that do not fit, or models that cannot work together.
+        BundleError: missing runs, no model at all, weights that do not fit, or models that cannot
+            work together (a ROI classifier, a gate or ``fuse_forest`` without a segmenter...).
     """
     out = Path(out)
     zip_output = zip_output or out.suffix == ".zip"

@@ -1,12 +1,14 @@
-"""Load a model bundle: segmenter (+ optional ROI classifier, + optional whole-slice gate) in one
-folder/zip.
+"""Load a model bundle: segmenter (+ optional ROI classifier, + optional whole-slice gate), or a
+whole-slice classifier alone, in one folder/zip.
 
 Layout (flat; every file listed with its sha256 in ``manifest.json``)::
 
     bundle.json                      name, version, created, expansion, classes, per-model
                                      preprocessing and training metrics, analysis defaults
-    seg.safetensors  seg.json        segmentation weights + their training metadata
-    cls.safetensors  cls.json        optional ROI classifier (tumour type)
+    seg.safetensors  seg.json        segmentation weights + their training metadata (absent in
+                                     classify-only bundles)
+    cls.safetensors  cls.json        optional ROI classifier (tumour type); the whole-slice
+                                     classifier of a classify-only bundle
     gate.safetensors gate.json       optional whole-slice tumour/no-tumour classifier
     forest.safetensors forest.json   optional region-feature random forest fused with the classifier
                                      (``"fusion"`` in bundle.json; :mod:`~braintumor.bundle.forest`)
@@ -22,6 +24,13 @@ with "upgrade braintumor" rather than a confusing error; bundles with a classifi
 version 1. Analysis then labels tumour slices ``"tumour"`` (:data:`~braintumor.inference.results.
 TUMOUR_LABEL`) with no class probabilities. A gate may accompany a segmenter alone: it vetoes
 tumour-free slices exactly as in a full bundle.
+
+**Classify-only bundles** (e.g. a Kaggle-style glioma / meningioma / notumor / pituitary
+classifier of whole slices) hold ``cls`` alone, a whole-slice classifier (its ``roi_expansion``
+None): ``"expansion": null``, ``"classes"`` its classes and ``"format_version": 4``, so that older
+packages, which require a segmenter, refuse them with "upgrade braintumor". Analysis classifies each
+slice whole, through the same forward pass and flip TTA as the gate
+(:class:`~braintumor.inference.pipeline.SliceEngine`), and makes no mask.
 
 **Fused bundles** record ``"fusion": {"weight_cnn", "features", "trees", "fitted_on"}`` and hold a
 forest over the classifier's classes: analysis averages the classifier's probabilities (weight
@@ -51,10 +60,11 @@ from braintumor.config import Preprocessing
 from braintumor.models.card import ModelCard
 
 BUNDLE_FORMAT = "braintumor-bundle"
-FORMAT_VERSION = 3  # the newest this package reads
+FORMAT_VERSION = 4  # the newest this package reads
 FULL_FORMAT_VERSION = 1  # written for bundles with a classifier (readable by older packages)
 SEGMENT_ONLY_FORMAT_VERSION = 2  # the classifier may be absent
 FUSION_FORMAT_VERSION = 3  # a region-feature forest is fused with the classifier
+CLASSIFY_ONLY_FORMAT_VERSION = 4  # a whole-slice classifier alone, no segmenter
 ROLES = ("seg", "cls", "gate")
 DEFAULT_ANALYSIS: dict[str, Any] = {
     "min_area_px": 10,
@@ -101,8 +111,8 @@ class BundleModel:
 
 @dataclass
 class Bundle:
-    """A loaded, verified bundle. ``models`` maps role (seg, and optionally cls, gate) to
-    :class:`BundleModel`; ``forest`` is the region-feature forest of a fused bundle."""
+    """A loaded, verified bundle. ``models`` maps role (seg, and optionally cls, gate; or cls
+    alone) to :class:`BundleModel`; ``forest`` is the region-feature forest of a fused bundle."""
 
     path: Path
     info: dict[str, Any]
@@ -116,18 +126,37 @@ class Bundle:
 
     @property
     def has_classifier(self) -> bool:
-        """Whether the bundle holds a ROI classifier (``cls``); False for segmentation-only bundles."""
+        """Whether the bundle holds a classifier (``cls``: a ROI classifier beside a segmenter, or
+        the whole-slice classifier of a classify-only bundle); False for segmentation-only bundles."""
         return "cls" in self.models
 
     @property
+    def has_segmenter(self) -> bool:
+        """Whether the bundle holds a segmenter (``seg``); False for classify-only bundles, whose
+        analyses make no mask."""
+        return "seg" in self.models
+
+    @property
+    def classifies_whole_slices(self) -> bool:
+        """Whether the bundle is classify-only: its classifier labels whole slices, without a mask."""
+        return self.has_classifier and not self.has_segmenter
+
+    @property
+    def whole_slice_roles(self) -> list[str]:
+        """Roles of the models that read whole slices, not tumour crops: the gate, or the classifier
+        of a classify-only bundle (they share one input preparation and forward pass)."""
+        models = self.models
+        return [r for r in ("cls", "gate") if r in models and models[r].prep.roi_expansion is None]
+
+    @property
     def expansion(self) -> float | None:
-        """ROI expansion factor of the classifier's crops; None without a classifier."""
+        """ROI expansion factor of the classifier's crops; None without a ROI classifier."""
         value = self.info["expansion"]
         return None if value is None else float(value)
 
     @property
     def classes(self) -> list[str]:
-        """The ROI classifier's classes (empty without a classifier)."""
+        """The classifier's classes (empty without a classifier)."""
         return list(self.info["classes"])
 
     @property
@@ -208,7 +237,7 @@ def load_bundle(path: str | Path, load_onnx: bool = False) -> Bundle:
     for role in roles:
         bundle.models[role] = _load_model(reader, role, info, load_onnx)
     cards = {r: m.card for r, m in bundle.models.items()}
-    check_compatible(cards["seg"], cards.get("cls"), cards.get("gate"), {r: f"{r}.json" for r in cards})
+    check_compatible(cards.get("seg"), cards.get("cls"), cards.get("gate"), {r: f"{r}.json" for r in cards})
     if "cls" in cards:
         roi_expansion = cards["cls"].preprocessing.roi_expansion
         if roi_expansion != bundle.expansion:
@@ -237,9 +266,24 @@ def _check_info(info: dict[str, Any], where: str) -> None:
             f"({FORMAT_VERSION}); upgrade braintumor"
         )
     models = info["models"]
-    if not isinstance(models, dict) or "seg" not in models or not set(models) <= set(ROLES):
-        raise BundleError(f"{where}: 'models' must hold 'seg' and optionally 'cls' and 'gate'")
+    if (
+        not isinstance(models, dict)
+        or not set(models) <= set(ROLES)
+        or ("seg" not in models and set(models) != {"cls"})
+    ):
+        raise BundleError(
+            f"{where}: 'models' must hold 'seg' and optionally 'cls' and 'gate', or 'cls' alone "
+            f"(a whole-slice classifier); got {sorted(models) if isinstance(models, dict) else models!r}"
+        )
     classes, expansion = info["classes"], info["expansion"]
+    if "seg" not in models:
+        if expansion is not None:
+            raise BundleError(
+                f"{where}: a bundle without segmenter must record expansion null, got {expansion!r}"
+            )
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+            raise BundleError(f"{where}: 'classes' must list the classifier's class names, got {classes!r}")
+        return
     if "cls" not in models:
         if expansion is not None or classes != []:
             raise BundleError(
@@ -322,6 +366,7 @@ def bundle_info(path: str | Path) -> dict[str, Any]:
         "path": str(path),
         "verified": True,
         "has_classifier": bundle.has_classifier,
+        "has_segmenter": bundle.has_segmenter,
         "fusion": bundle.fusion,
         "onnx": sorted(f for f in reader.files if f.endswith(".onnx")),
         "no_tumour_class": bundle.no_tumour_class,

@@ -95,7 +95,9 @@ def analyze(
     folder of several DICOM series gives one input per series (each with a note). Refuses an
     --out that holds an earlier analysis (unless --overwrite) and never writes over an input;
     folders given as input skip the files of earlier analyses. Exits 1 only when no input could
-    be analysed.
+    be analysed. With a classify-only bundle (`bundle create --cls RUN` without --seg) each slice
+    is classified whole: overlays carry the label, no mask files are written, and --dicom-seg
+    gives a note instead of a SEG.
 
     Example: braintumor analyze scans/ slice.png --bundle bundles/t1ce --out analysis --json
 
@@ -153,6 +155,7 @@ def _print_results(summary: dict[str, Any]) -> None:
     for r in summary["results"]:
         p = r["probabilities"].get(r["class"]) if r["class"] else None
         area = f"{r['area_mm2']:.0f} mm²" if r["area_mm2"] is not None else f"{r['area_px']} px"
+        area = "-" if r["area_px"] is None and r["area_mm2"] is None else area
         unc = r["uncertainty"]["segmentation"]
         note = r["error"] or ("warning: unlike the training slices" if r["warning"] else "")
         cells = (
@@ -175,11 +178,20 @@ def _print_results(summary: dict[str, Any]) -> None:
 
 @bundle_app.command("create")
 def bundle_create(
-    seg: Annotated[Path, typer.Option("--seg", help="Segmentation run folder (or its best.safetensors).")],
     out_path: Annotated[Path, typer.Option("--out", help="Bundle folder to write (or .zip).")],
+    seg: Annotated[
+        Path | None,
+        typer.Option(
+            "--seg", help="Segmentation run folder (or its best.safetensors); omit to classify whole slices."
+        ),
+    ] = None,
     cls: Annotated[
         Path | None,
-        typer.Option("--cls", help="ROI classification run (data.roi_expansion set); omit to only segment."),
+        typer.Option(
+            "--cls",
+            help="With --seg: a ROI classification run (data.roi_expansion set), omit to only segment. "
+            "Without --seg: a whole-slice classification run (no data.roi_expansion), the only model.",
+        ),
     ] = None,
     gate: Annotated[Path | None, typer.Option("--gate", help="Whole-slice tumour/no-tumour run.")] = None,
     name: Annotated[str | None, typer.Option(help="Bundle name (default: folder name).")] = None,
@@ -205,13 +217,17 @@ def bundle_create(
 ) -> None:
     """Bundle a segmenter, an optional ROI classifier and an optional gate; refuses models that
     cannot work together. Without --cls the bundle only segments (tumours are labelled "tumour").
-    With --fuse-forest the classifier is fused with a region-feature forest.
+    With --fuse-forest the classifier is fused with a region-feature forest. Without --seg, a
+    whole-slice classifier alone makes a classify-only bundle: each slice gets the classifier's
+    class, no mask (no --gate nor --fuse-forest then: they act on the segmenter's tumours).
 
     Example: braintumor bundle create --seg runs/seg --cls runs/roi --gate runs/gate --out bundles/t1ce --fp16
 
     Example (segmentation only): braintumor bundle create --seg runs/lgg-seg --out bundles/flair
 
     Example (fused): braintumor bundle create --seg runs/seg --cls runs/roi --fuse-forest --out bundles/fused
+
+    Example (classify whole slices): braintumor bundle create --cls runs/kaggle-slices --out bundles/kaggle
     """
     from braintumor.bundle.create import create_bundle
     from braintumor.bundle.load import bundle_info
@@ -248,7 +264,11 @@ def bundle_info_cmd(
             return
         table = Table(title=f"{info['name']} v{info['version']} ({info['created']})", show_header=False)
         segment_only = not info["has_classifier"]
-        table.add_row("expansion", "- (no classifier)" if segment_only else str(info["expansion"]))
+        if not info["has_segmenter"]:
+            table.add_row("kind", "classify-only: whole slices, no segmenter (no masks)")
+            table.add_row("expansion", "- (whole slices)")
+        else:
+            table.add_row("expansion", "- (no classifier)" if segment_only else str(info["expansion"]))
         table.add_row("classes", "none: segmentation only" if segment_only else ", ".join(info["classes"]))
         for role, m in info["models"].items():
             prep = m["preprocessing"]

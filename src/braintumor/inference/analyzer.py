@@ -70,7 +70,8 @@ def _message(source: str, exc: Exception) -> str:
 
 
 class Analyzer:
-    """Segment -> tumour present? -> ROI crop -> classify -> explain, with one bundle.
+    """Segment -> tumour present? -> ROI crop -> classify -> explain, with one bundle (or, with a
+    classify-only bundle, classify each whole slice -> explain; no masks).
 
     Args:
         bundle: a loaded bundle (:func:`~braintumor.bundle.load.load_bundle`).
@@ -150,10 +151,11 @@ class Analyzer:
         With ``out_dir``, writes per-input files and ``analysis.csv``/``slices.csv`` there (see
         :mod:`~braintumor.inference.out_folder`); ``overwrite`` replaces an earlier analysis there;
         ``dicom_seg`` adds a DICOM SEG per DICOM input (:mod:`~braintumor.inference.dicom_seg`;
-        other inputs get a note saying why they have none); ``report`` adds a printable
-        ``<name>_report.html`` per input (:mod:`~braintumor.inference.report`), naming the input by
-        its file or folder name only, unless ``identifiers`` adds its path and, for DICOM input,
-        the patient's ID and name and the study date.
+        other inputs, and every input of a classify-only bundle, get a note saying why they have
+        none); ``report`` adds a printable ``<name>_report.html`` per input
+        (:mod:`~braintumor.inference.report`), naming the input by its file or folder name only,
+        unless ``identifiers`` adds its path and, for DICOM input, the patient's ID and name and the
+        study date.
 
         Raises:
             OutputError: ``out_dir`` cannot be written, holds an input the analysis would write
@@ -163,7 +165,7 @@ class Analyzer:
         inputs = paths if isinstance(paths, Inputs) else collect_inputs(list(paths))
         items = inputs.items
         out = Path(out_dir) if out_dir is not None else None
-        if dicom_seg and out is not None:
+        if dicom_seg and out is not None and self.bundle.has_segmenter:
             require("highdicom", "dicom", "writing DICOM SEG files (dicom_seg, --dicom-seg)")
         if out is not None:
             prepare_out_dir(out)
@@ -313,12 +315,15 @@ class Analyzer:
             spacing_mm=spacing,
             notes=list(scan.notes),
         )
-        summarize(result, slices, self.bundle.no_tumour_class, scan.slice_spacing)
+        whole = self.bundle.classifies_whole_slices
+        summarize(result, slices, self.bundle.no_tumour_class, scan.slice_spacing, by_majority=whole)
         if prepared.input_check is not None:
             result.input_distance, result.warning = prepared.input_check
         if out_dir is not None:
             try:
-                write_input_files(scan, result, out_dir, dicom_seg=dicom_seg, report=report)
+                write_input_files(
+                    scan, result, out_dir, dicom_seg=dicom_seg, report=report, segmented=not whole
+                )
             except Exception as exc:
                 return AnalysisResult.failed(scan.source, _message(scan.source, exc), scan.notes)
         return result

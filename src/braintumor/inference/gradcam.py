@@ -1,4 +1,6 @@
-"""Grad-CAM heat maps for the ROI classifier (``monai.visualize.GradCAM``).
+"""Grad-CAM heat maps for the classifier (``monai.visualize.GradCAM``): of the ROI classifier on
+its tumour crop (:func:`paste_heatmap` maps it back into the slice), or of a classify-only bundle's
+whole-slice classifier (:func:`unpad_heatmap`).
 
 The target layer is found per registered model family: the last conv block's activation
 (``layer4`` for ResNets, ``class_layers.relu`` for DenseNet-121, the last ReLU of ``features``
@@ -87,11 +89,17 @@ def paste_heatmap(cam: np.ndarray, mask: np.ndarray, expansion: float, shape: tu
     resized to S×S, so the map is resized to the square's side and its padding cut off.
     """
     r0, r1, c0, c1 = roi_box(mask, expansion)
-    h, w = r1 - r0, c1 - c0
+    heat = np.zeros(shape, np.float32)
+    heat[r0:r1, c0:c1] = unpad_heatmap(cam, (r1 - r0, c1 - c0))
+    return heat
+
+
+def unpad_heatmap(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Map an S×S heat map of an image padded to a square and resized to S×S back onto the H×W
+    image (``shape``): resized to the square's side, its padding cut off; float32 in [0, 1]."""
+    h, w = shape
     side = max(h, w)
     t = torch.from_numpy(np.ascontiguousarray(cam, dtype=np.float32))[None, None]
     up = F.interpolate(t, size=(side, side), mode="bilinear", align_corners=False)[0, 0].numpy()
     top, left = (side - h) // 2, (side - w) // 2
-    heat = np.zeros(shape, np.float32)
-    heat[r0:r1, c0:c1] = np.clip(up[top : top + h, left : left + w], 0, 1)
-    return heat
+    return np.clip(up[top : top + h, left : left + w], 0, 1).astype(np.float32)

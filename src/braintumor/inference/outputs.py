@@ -11,12 +11,14 @@ without positions), the same voxel order with an affine that reads back in the v
 pixel and slice spacing where known, else 1 mm). With ``dicom_seg``, a DICOM input also gets
 ``<name>_seg.dcm`` (:mod:`~braintumor.inference.dicom_seg`); any other input gets a note in its
 result's ``notes`` saying why it has none. With a report context, each input also gets
-``<name>_report.html`` (:mod:`~braintumor.inference.report`). Batch: ``analysis.csv`` (one row per
-input, failures included with their error) and ``slices.csv`` (one row per analysed slice), with a
-``prob_<class>`` column per class (none for segmentation-only bundles), ``gate_prob_<class>``
-with a gate and ``cnn_prob_<class>`` (the classifier alone) with a fused bundle. Text cells of
-the CSVs that a spreadsheet would run as a formula get a leading ``'`` (the JSON keeps the true
-text). The folder also gets the marker ``.braintumor-analysis.json`` (see
+``<name>_report.html`` (:mod:`~braintumor.inference.report`). A classify-only bundle makes no
+mask (``segmented=False``): no ``_mask.png`` nor ``_mask.nii.gz``, overlays show the slice with its
+label only, and ``dicom_seg`` gives a note (:func:`no_mask_note`) instead of a SEG. Batch:
+``analysis.csv`` (one row per input, failures included with their error) and ``slices.csv`` (one
+row per analysed slice), with a ``prob_<class>`` column per class (none for segmentation-only
+bundles), ``gate_prob_<class>`` with a gate and ``cnn_prob_<class>`` (the classifier alone) with
+a fused bundle. Text cells of the CSVs that a spreadsheet would run as a formula get a leading
+``'`` (the JSON keeps the true text). The folder also gets the marker ``.braintumor-analysis.json`` (see
 :mod:`~braintumor.inference.out_folder`). Every write is atomic.
 """
 
@@ -55,13 +57,19 @@ def _upscale(rgb: np.ndarray) -> np.ndarray:
 
 
 def caption(result: SliceResult) -> str:
-    """Overlay label: class, its probability (when classified) and the tumour area."""
+    """Overlay label: class, its probability (when classified) and the tumour area (when known)."""
     if not result.tumour:
         return f"no tumour ({result.label})" if result.label else "no tumour"
     prob = result.probabilities.get(result.label or "")
-    area = f"{result.area_mm2:.0f} mm2" if result.area_mm2 is not None else f"{result.area_px} px"
     label = f"{result.label} {prob:.2f}" if prob is not None else str(result.label or "tumour")
-    return f"{label} | {area}"
+    if result.area_mm2 is not None:
+        return f"{label} | {result.area_mm2:.0f} mm2"
+    return f"{label} | {result.area_px} px" if result.area_px is not None else label
+
+
+def no_mask_note(source: str, what: str) -> str:
+    """Why an input has no ``what`` (a DICOM SEG...): the bundle classifies whole slices."""
+    return f"{source}: no {what} written: the bundle classifies whole slices and makes no tumour mask"
 
 
 def _draw_caption(rgb: np.ndarray, text: str) -> np.ndarray:
@@ -101,11 +109,15 @@ def gradcam_image(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return _upscale((blend * 255).round().astype(np.uint8))
 
 
-def write_slice_files(image: np.ndarray, result: SliceResult, out_dir: Path, prefix: str) -> None:
-    """Overlay, mask and (if computed) Grad-CAM PNGs of one slice; paths go to ``result.outputs``."""
+def write_slice_files(
+    image: np.ndarray, result: SliceResult, out_dir: Path, prefix: str, with_mask: bool = True
+) -> None:
+    """Overlay, mask (unless ``with_mask`` is False) and (if computed) Grad-CAM PNGs of one slice;
+    paths go to ``result.outputs``."""
     mask = result.mask if result.mask is not None else np.zeros(image.shape[:2], np.uint8)
     result.outputs["overlay"] = _save_png(out_dir / f"{prefix}_overlay.png", overlay_image(image, result))
-    result.outputs["mask"] = _save_png(out_dir / f"{prefix}_mask.png", (mask > 0).astype(np.uint8) * 255)
+    if with_mask:
+        result.outputs["mask"] = _save_png(out_dir / f"{prefix}_mask.png", (mask > 0).astype(np.uint8) * 255)
     if result.heatmap is not None:
         result.outputs["gradcam"] = _save_png(
             out_dir / f"{prefix}_gradcam.png", gradcam_image(image, result.heatmap)
@@ -160,10 +172,12 @@ def write_input_files(
     out_dir: Path,
     dicom_seg: bool = False,
     report: ReportContext | None = None,
+    segmented: bool = True,
 ) -> None:
     """Every per-input file of ``result`` (see the module doc); paths go to ``result.outputs``,
     with ``dicom_seg`` the SEG's to ``outputs["dicom_seg"]`` or why there is none to ``notes``;
-    with ``report`` the HTML report's (written last but for the JSON) to ``outputs["report"]``."""
+    with ``report`` the HTML report's (written last but for the JSON) to ``outputs["report"]``;
+    ``segmented=False`` (a classify-only bundle: no masks) leaves out every mask file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = result.name
     masks = np.stack(
@@ -171,14 +185,17 @@ def write_input_files(
     )
     if scan.kind == "image":
         s = result.slices[0]
-        write_slice_files(scan.slices[0], s, out_dir, name)
+        write_slice_files(scan.slices[0], s, out_dir, name, with_mask=segmented)
         result.outputs.update(s.outputs)
     else:
         for s in result.slices:
             if s.tumour:
-                write_slice_files(scan.slices[s.index], s, out_dir, f"{name}_s{s.index:03d}")
-        result.outputs["mask_nifti"] = write_nifti_mask(scan, masks, out_dir / f"{name}_mask.nii.gz")
-    if dicom_seg:
+                write_slice_files(scan.slices[s.index], s, out_dir, f"{name}_s{s.index:03d}", segmented)
+        if segmented:
+            result.outputs["mask_nifti"] = write_nifti_mask(scan, masks, out_dir / f"{name}_mask.nii.gz")
+    if dicom_seg and not segmented:
+        result.notes.append(no_mask_note(scan.source, "DICOM SEG"))
+    elif dicom_seg:
         _write_seg(scan, result, masks, out_dir / f"{name}{SEG_SUFFIX}")
     if report is not None:
         result.outputs["report"] = write_report(scan, result, report, out_dir / f"{name}{REPORT_SUFFIX}")

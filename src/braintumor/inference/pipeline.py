@@ -23,6 +23,14 @@ Without a classifier (segmentation-only bundles) steps 3-5 are skipped: a tumour
 :data:`~braintumor.inference.results.TUMOUR_LABEL` with empty ``probabilities`` and no
 classification uncertainty, and Grad-CAM (which explains the classifier) is skipped with one
 warning per engine.
+
+Without a segmenter (classify-only bundles: a whole-slice classifier alone) each non-blank slice
+goes through the whole-slice path the gate uses (:meth:`SliceEngine.whole_slice_probabilities`:
+its own preprocessing, one batched forward pass over the flipped copies, mean over flips): its
+label is the classifier's class, probabilities over all its classes, classification uncertainty
+from the flip variance; the no-tumour class (if any) makes it tumour-free. No mask is made, so a
+tumour slice's ``area_px``/``area_mm2``/``bbox`` stay unknown (None); Grad-CAM explains the
+classifier on the whole slice.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from braintumor.data.roi import crop_roi, foreground_box
 from braintumor.errors import ConfigError, DataError
 from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.inference.backends import Backend
-from braintumor.inference.gradcam import GradCamExplainer, paste_heatmap
+from braintumor.inference.gradcam import GradCamExplainer, paste_heatmap, unpad_heatmap
 from braintumor.inference.predict import mask_to_original
 from braintumor.inference.prepare import PreparedScan
 from braintumor.inference.results import TUMOUR_LABEL, SliceResult
@@ -100,6 +108,13 @@ class AnalysisSettings:
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(q / (1 - q)).astype(np.float32)
+
+
+def _input(stack: np.ndarray | None, role: str) -> np.ndarray:
+    """A prepared model input, or ValueError when the scan was prepared without it."""
+    if stack is None:
+        raise ValueError(f"the scan was prepared without the {role!r} model's input")
+    return stack
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -164,6 +179,8 @@ class SliceEngine:
     def run(self, items: list[tuple[PreparedScan, int]], gradcam: bool = False) -> list[SliceResult]:
         """Analyse the slices, each post-processed on its own (2D); blank slices come back as
         ``skipped`` without touching a network."""
+        if self.bundle.classifies_whole_slices:
+            return self.classify_whole(items, gradcam)
         segmented = self.segment(items)
         self.postprocess(segmented)
         return self.decide(items, segmented, gradcam)
@@ -177,13 +194,20 @@ class SliceEngine:
         cancellation check)."""
         items = [(prepared, i) for i in range(len(prepared.blank))]
         step = self.settings.batch_size
+        if self.bundle.classifies_whole_slices:  # nothing to post-process: batch by batch
+            results: list[SliceResult] = []
+            for start in range(0, len(items), step):
+                if between is not None:
+                    between()
+                results += self.classify_whole(items[start : start + step], gradcam)
+            return results
         segmented: list[Segmented | None] = []
         for start in range(0, len(items), step):
             if between is not None:
                 between()
             segmented += self.segment(items[start : start + step])
         self.postprocess(segmented, volume=True)
-        results: list[SliceResult] = []
+        results = []
         for start in range(0, len(items), step):
             if between is not None:
                 between()
@@ -218,7 +242,7 @@ class SliceEngine:
         live = [k for k, (p, i) in enumerate(items) if not p.blank[i]]
         if not live:
             return out
-        seg_x = np.stack([items[k][0].seg[items[k][1]] for k in live])
+        seg_x = np.stack([_input(items[k][0].seg, "seg")[items[k][1]] for k in live])
         seg_probs = self._probs("seg", seg_x, "segment")
         mean = seg_probs.mean(axis=0)
         seg_var = mask_variance(seg_probs, mean > self.settings.threshold)
@@ -241,8 +265,7 @@ class SliceEngine:
             prepared, res = items[k][0], results[k]
             spacing = prepared.scan.spacing
             if seg is None:
-                res.skipped, res.label = "blank slice", self.bundle.no_tumour_class
-                res.area_mm2 = 0.0 if spacing else None
+                self._blank(res, spacing)
                 continue
             mask, p_no = seg.mask, 0.0
             if seg.gate is not None and self.bundle.gate is not None and self.gate_no is not None:
@@ -258,19 +281,64 @@ class SliceEngine:
             else:
                 res.mask = np.zeros_like(mask)
                 res.label, res.probabilities = self.bundle.no_tumour_class, dict(res.gate_probabilities)
-            res.area_mm2 = res.area_px * spacing[0] * spacing[1] if spacing else None
+            res.area_mm2 = (res.area_px or 0) * spacing[0] * spacing[1] if spacing else None
         if positives and self.bundle.has_classifier:
             self._classify(items, results, positives, gradcam)
         elif positives and gradcam:
             self._warn_no_gradcam()
         return results
 
+    def _blank(self, res: SliceResult, spacing: tuple[float, float] | None) -> None:
+        """A blank (constant) slice: skipped, tumour-free, no network run."""
+        res.skipped, res.label = "blank slice", self.bundle.no_tumour_class
+        res.area_mm2 = 0.0 if spacing else None
+
+    def whole_slice_probabilities(
+        self, role: str, items: list[tuple[PreparedScan, int]], live: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The B×C×G×G prepared inputs of whole-slice model ``role`` (the gate, or a classify-only
+        bundle's classifier) for the slices ``live`` indexes in ``items``, and its F×B×K per-flip
+        class probabilities on them: one batched call over every flipped copy."""
+        x = np.stack([_input(items[k][0].whole_slice.get(role), role)[items[k][1]] for k in live])
+        return x, self._probs(role, x, "classify")
+
     def _gate(self, items: list[tuple[PreparedScan, int]], live: list[int]) -> np.ndarray | None:
         """B×K mean gate probabilities of the live slices, or None without a gate."""
         if self.bundle.gate is None:
             return None
-        gate_x = np.stack([g[i] for g, i in ((items[k][0].gate, items[k][1]) for k in live) if g is not None])
-        return self._probs("gate", gate_x, "classify").mean(axis=0)
+        return self.whole_slice_probabilities("gate", items, live)[1].mean(axis=0)
+
+    def classify_whole(
+        self, items: list[tuple[PreparedScan, int]], gradcam: bool = False
+    ) -> list[SliceResult]:
+        """A classify-only bundle's results: each non-blank slice classified whole (see the module
+        notes); Grad-CAM of the predicted class on the tumour slices when asked."""
+        results = [SliceResult(i) for _, i in items]
+        live = [k for k, (p, i) in enumerate(items) if not p.blank[i]]
+        for k, (prepared, i) in enumerate(items):
+            if prepared.blank[i]:
+                self._blank(results[k], prepared.scan.spacing)
+        if not live:
+            return results
+        x, probs = self.whole_slice_probabilities("cls", items, live)
+        mean, var = probs.mean(axis=0), class_variance(probs)
+        classes, no = self.bundle.classes, no_tumour_class(self.bundle.classes)
+        for j, k in enumerate(live):
+            res = results[k]
+            res.label = classes[int(mean[j].argmax())]
+            res.probabilities = dict(zip(classes, mean[j].tolist(), strict=True))
+            res.uncertainty.classification = float(var[j])
+            res.tumour = res.label != no
+            if res.tumour:
+                res.area_px = None  # no mask: the tumour's size is unknown
+            elif items[k][0].scan.spacing:
+                res.area_mm2 = 0.0
+        hits = [j for j, k in enumerate(live) if results[k].tumour]
+        if gradcam and hits:
+            cams = self.explainer()(x[hits], mean[hits].argmax(axis=-1))
+            for cam, j in zip(cams, hits, strict=True):
+                results[live[j]].heatmap = unpad_heatmap(cam, items[live[j]][0].scan.shape)
+        return results
 
     def _classify(
         self,

@@ -4,6 +4,8 @@ Each model's preprocessing is read from its metadata and applied to the raw slic
 training cache did: channels, then normalisation (``percentile-volume`` over the whole volume;
 single images fall back to per-image percentiles), then pad-to-square + antialiased resize. The
 ROI classifier's input stays at native resolution here; it is cropped once the mask is known.
+Whole-slice models (the gate, or the classifier of a classify-only bundle) get their input the same
+way, keyed by role in ``whole_slice``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ class PreparedScan:
 
     Attributes:
         order: position of the input in the batch.
-        seg: N×C×S×S float32 segmenter input.
-        gate: N×C×G×G float32 gate input, or None without a gate.
+        seg: N×C×S×S float32 segmenter input; None without a segmenter (classify-only bundles).
+        whole_slice: role -> N×C×G×G float32 input of each whole-slice model (the ``gate``; the
+            ``cls`` of a classify-only bundle); empty when there is none.
         cls_native: N×C×H×W float32, normalised for the ROI classifier, not yet cropped; None
-            without a classifier (segmentation-only bundles).
+            without a ROI classifier (segmentation-only and classify-only bundles).
         blank: N bool, constant slices (skipped).
         input_check: (distance, warning) of the input check when the bundle has a profile
             (:func:`~braintumor.bundle.input_check.input_warning`); computed here, off the
@@ -39,11 +42,16 @@ class PreparedScan:
 
     scan: Scan
     order: int
-    seg: np.ndarray
-    gate: np.ndarray | None
+    seg: np.ndarray | None
+    whole_slice: dict[str, np.ndarray]
     cls_native: np.ndarray | None
     blank: np.ndarray
     input_check: tuple[float, str] | None = None
+
+    @property
+    def gate(self) -> np.ndarray | None:
+        """N×C×G×G float32 gate input, or None without a gate."""
+        return self.whole_slice.get("gate")
 
 
 _EXAMPLE = {1: "e.g. grayscale T1-CE slices", 3: "e.g. LGG pre-contrast/FLAIR/post-contrast slices"}
@@ -110,8 +118,8 @@ def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
 def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
     """Every model input of ``scan`` (normalisation shared between models with the same recipe)."""
     norm = normalised_all(scan, list(bundle.models.values()))
-    seg_model, cls_model, gate_model = bundle.models["seg"], bundle.models.get("cls"), bundle.gate
-    seg = resize_stack(norm["seg"], seg_model.prep.image_size)
-    gate = resize_stack(norm["gate"], gate_model.prep.image_size) if gate_model else None
-    cls_native = norm["cls"] if cls_model else None
-    return PreparedScan(scan, order, seg, gate, cls_native, blank_slices(scan))
+    seg_model = bundle.models.get("seg")
+    seg = resize_stack(norm["seg"], seg_model.prep.image_size) if seg_model else None
+    whole = {r: resize_stack(norm[r], bundle.models[r].prep.image_size) for r in bundle.whole_slice_roles}
+    cls_native = norm["cls"] if "cls" in bundle.models and "cls" not in whole else None
+    return PreparedScan(scan, order, seg, whole, cls_native, blank_slices(scan))

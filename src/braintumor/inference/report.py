@@ -188,7 +188,7 @@ def _findings(result: AnalysisResult, hidden: str) -> str:
     prob = result.probabilities.get(result.label or "")
     label = str(result.label or "-") + (f" (p = {prob:.3f})" if prob is not None else "")
     rows = [("tumour", "yes" if result.tumour else "no"), ("class", label)]
-    area = f"{result.area_px} px"
+    area = f"{result.area_px} px" if result.area_px is not None else "- (no mask: whole-slice classifier)"
     if result.area_mm2 is not None:
         area = f"{result.area_mm2:.1f} mm² ({area})"
     if result.kind == "volume":
@@ -247,7 +247,7 @@ def _figures(result: AnalysisResult) -> str:
         items = [("", result.outputs)]
     else:
         hits = [s for s in result.slices if s.tumour and s.outputs]
-        largest = sorted(hits, key=lambda s: -s.area_px)[:MAX_FIGURE_SLICES]
+        largest = sorted(hits, key=lambda s: -(s.area_px or 0))[:MAX_FIGURE_SLICES]
         items = [(f"slice {s.index}: ", s.outputs) for s in sorted(largest, key=lambda s: s.index)]
         if len(hits) > len(largest):
             intro = (
@@ -290,7 +290,7 @@ def _slice_row(s: SliceResult) -> list[str]:
         "yes" if s.tumour else "no",
         str(s.label or "-"),
         _value(prob, ".3f"),
-        str(s.area_px),
+        _value(s.area_px, "d"),
         _value(s.area_mm2, ".1f"),
         _value(s.uncertainty.segmentation, ".4f"),
         s.skipped,
@@ -311,19 +311,24 @@ def _model_card(info: dict[str, Any], settings: dict[str, Any]) -> str:
     parts = [_facts(rows), "<h3>Training data</h3>", f"<p>{escape(str(info.get('data') or '-'))}</p>"]
     if info.get("training_command"):
         parts.append(f"<h3>Training command</h3><pre>{escape(str(info['training_command']))}</pre>")
-    for role, entry in _dict(info, "models").items():
-        parts.append(_model(str(role), entry if isinstance(entry, dict) else {}))
+    models = _dict(info, "models")
+    for role, entry in models.items():
+        name = ROLE_NAMES["whole"] if role == "cls" and "seg" not in models else None
+        parts.append(_model(str(role), entry if isinstance(entry, dict) else {}, name))
     rows_settings = [[k, _text(v)] for k, v in settings.items()]
     parts.append(_table(["setting", "value"], rows_settings, "Analysis settings in effect"))
     return "".join(parts)
 
 
-ROLE_NAMES = {"seg": "segmenter", "cls": "tumour-region classifier", "gate": "whole-slice gate"}
+ROLE_NAMES = {
+    "seg": "segmenter", "cls": "tumour-region classifier", "gate": "whole-slice gate",
+    "whole": "whole-slice classifier",  # the cls of a classify-only bundle
+}  # fmt: skip
 
 
-def _model(role: str, entry: dict[str, Any]) -> str:
-    """One model: architecture, classes, preprocessing, and the metrics recorded for it on data
-    it never saw (held-out fold or test set)."""
+def _model(role: str, entry: dict[str, Any], name: str | None = None) -> str:
+    """One model (shown as ``name``, default by role): architecture, classes, preprocessing, and
+    the metrics recorded for it on data it never saw (held-out fold or test set)."""
     prep = ", ".join(f"{k}={_text(v)}" for k, v in _dict(entry, "preprocessing").items())
     rows = [
         ("task", str(entry.get("task", "-"))),
@@ -337,7 +342,8 @@ def _model(role: str, entry: dict[str, Any]) -> str:
     numbers = [[str(k), _text(v)] for k, v in metrics.items() if isinstance(v, int | float) and k != "fold"]
     fold = f" (fold {metrics['fold']})" if metrics.get("fold") is not None else ""
     table = _table(["metric", "value"], numbers, f"Held-out metrics{fold}") if numbers else ""
-    return f"<h3>{escape(ROLE_NAMES.get(role, role))} ({escape(role)})</h3>{_facts(rows)}{table}"
+    title = name or ROLE_NAMES.get(role, role)
+    return f"<h3>{escape(title)} ({escape(role)})</h3>{_facts(rows)}{table}"
 
 
 # ---------------------------------------------------------------------------- HTML pieces

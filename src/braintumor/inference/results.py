@@ -6,7 +6,9 @@ under the key ``class``. Masks and heat maps stay on the objects (``mask``, ``he
 With a segmentation-only bundle a tumour's class is :data:`TUMOUR_LABEL` (``"tumour"``), its
 ``probabilities`` are empty and its classification uncertainty is ``None``. With a fused bundle
 ``probabilities`` are the fused ones and ``cnn_probabilities`` the classifier's alone (empty
-otherwise).
+otherwise). With a classify-only bundle (a whole-slice classifier, no segmenter) ``probabilities``
+cover all the classifier's classes, the no-tumour class included; no mask is made, so a tumour's
+``area_px``, ``area_mm2`` and ``bbox`` are ``None`` (unknown) and its segmentation uncertainty too.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class SliceResult:
     """Analysis of one 2D slice (``index`` is its position in the volume; 0 for images).
 
     ``bbox`` is ``(row0, row1, col0, col1)``, half-open, in the slice's own pixels; ``mask`` is the
-    post-processed H×W uint8 {0,1} prediction and ``heatmap`` the H×W Grad-CAM in [0, 1].
+    post-processed H×W uint8 {0,1} prediction (None for blank slices and without a segmenter) and
+    ``heatmap`` the H×W Grad-CAM in [0, 1]. ``area_px`` is None for a tumour found without a mask
+    (classify-only bundles).
     """
 
     index: int
@@ -63,7 +67,7 @@ class SliceResult:
     probabilities: dict[str, float] = field(default_factory=dict)
     gate_probabilities: dict[str, float] = field(default_factory=dict)
     cnn_probabilities: dict[str, float] = field(default_factory=dict)
-    area_px: int = 0
+    area_px: int | None = 0
     area_mm2: float | None = None
     bbox: Box | None = None
     uncertainty: Uncertainty = field(default_factory=Uncertainty)
@@ -96,9 +100,11 @@ class AnalysisResult:
     For volumes, ``area_px`` counts tumour pixels over all slices, ``volume_mm3`` is that volume
     in mm³ when the spacing is known, ``label`` is the probability-weighted class (mean
     probabilities over tumour slices; the most frequent slice class when there are no class
-    probabilities, as with segmentation-only bundles) and ``majority_label`` the most frequent
-    slice class. ``warning`` is non-empty when the input does not look like the bundle's training
-    slices (``input_distance`` over the bundle's threshold; :mod:`~braintumor.bundle.input_check`).
+    probabilities, as with segmentation-only bundles, or when they include the no-tumour class, as
+    with classify-only bundles) and ``majority_label`` the most frequent slice class; ``area_px``
+    is None when a tumour slice has no mask (classify-only bundles). ``warning`` is non-empty when
+    the input does not look like the bundle's training slices (``input_distance`` over the
+    bundle's threshold; :mod:`~braintumor.bundle.input_check`).
     ``notes`` are other things worth knowing: the input is one of several DICOM series of a folder,
     an output that could not be written for it (a DICOM SEG of a non-DICOM input...).
     """
@@ -185,9 +191,17 @@ def _union(boxes: list[Box]) -> Box | None:
 
 
 def summarize(
-    result: AnalysisResult, slices: list[SliceResult], no_tumour: str, slice_spacing: float | None
+    result: AnalysisResult,
+    slices: list[SliceResult],
+    no_tumour: str,
+    slice_spacing: float | None,
+    by_majority: bool = False,
 ) -> AnalysisResult:
-    """Fill ``result``'s input-level fields from its slices (one slice for an image)."""
+    """Fill ``result``'s input-level fields from its slices (one slice for an image).
+
+    ``by_majority`` labels a volume with its tumour slices' most frequent class (ties: the higher
+    mean probability) rather than the argmax of their mean probabilities: for whole-slice
+    classifiers, whose probabilities include the no-tumour class."""
     result.slices = slices
     if result.kind == "image":
         s = slices[0]
@@ -206,7 +220,8 @@ def summarize(
     analysed = [s for s in slices if not s.skipped]
     result.tumour = bool(hits)
     result.tumour_slices = [s.index for s in hits]
-    result.area_px = int(sum(s.area_px for s in hits))
+    pixels = [s.area_px for s in hits]
+    result.area_px = int(sum(a for a in pixels if a is not None)) if None not in pixels else None
     areas = [s.area_mm2 for s in hits]
     if hits and all(a is not None for a in areas):
         result.area_mm2 = float(sum(a for a in areas if a is not None))
@@ -218,14 +233,18 @@ def summarize(
         result.probabilities = _mean_dict([s.probabilities for s in hits if s.probabilities])
         result.cnn_probabilities = _mean_dict([s.cnn_probabilities for s in hits if s.cnn_probabilities])
         counts = Counter(s.label for s in hits)
-        if result.probabilities:
-            result.label = max(result.probabilities, key=lambda k: result.probabilities[k])
+        mean = result.probabilities
+        if by_majority:
+            result.label = max(counts, key=lambda k: (counts[k], mean.get(k or "", 0.0)))
+        elif mean:
+            result.label = max(mean, key=lambda k: mean[k])
         else:  # no classifier: every hit is TUMOUR_LABEL
             result.label = max(counts, key=lambda k: counts[k])
         result.majority_label = max(counts, key=lambda k: (counts[k], k == result.label))
     else:
         result.label = result.majority_label = no_tumour
-        result.probabilities = dict(result.gate_probabilities)
+        # the gate's (tumour-free slices carry them as their probabilities), or the whole-slice classifier's
+        result.probabilities = _mean_dict([s.probabilities for s in analysed if s.probabilities])
     result.bbox = _union([s.bbox for s in hits if s.bbox])
     result.uncertainty = Uncertainty(
         _mean([s.uncertainty.segmentation for s in hits]), _mean([s.uncertainty.classification for s in hits])

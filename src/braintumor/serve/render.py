@@ -9,6 +9,8 @@ at least 256 px, as the CLI's overlays are. The page stacks them; API clients ca
 - ``gradcam``: the Grad-CAM heat map (jet colours, alpha rising with heat; RGBA), or None.
 - ``overlay``: the CLI overlay, outline and caption burnt in (RGB); images and tumour slices.
 - ``mask``: the mask at the slice's own size, {0, 255} grayscale (the download).
+
+Without a mask (a classify-only bundle) ``outline``, ``fill`` and ``mask`` are None.
 """
 
 from __future__ import annotations
@@ -64,8 +66,11 @@ def heat_rgba(heat: np.ndarray) -> np.ndarray:
     return (rgba * 255).round().astype(np.uint8)
 
 
-def slice_layers(image: np.ndarray, result: SliceResult, with_overlay: bool) -> dict[str, str | None]:
-    """The data URLs of one slice (see the module doc). ``image`` is H×W or H×W×C, any dtype."""
+def slice_layers(
+    image: np.ndarray, result: SliceResult, with_overlay: bool, with_mask: bool = True
+) -> dict[str, str | None]:
+    """The data URLs of one slice (see the module doc). ``image`` is H×W or H×W×C, any dtype;
+    ``with_mask=False`` (no segmenter) leaves the mask layers None."""
     factor = upscale_factor(image.shape)
     mask = result.mask if result.mask is not None else np.zeros(image.shape[:2], np.uint8)
     mask_up = _up(mask > 0, factor)
@@ -79,6 +84,8 @@ def slice_layers(image: np.ndarray, result: SliceResult, with_overlay: bool) -> 
         "overlay": data_url(png_bytes(overlay_image(image, result))) if with_overlay else None,
         "mask": data_url(png_bytes((mask > 0).astype(np.uint8) * 255)),
     }
+    if not with_mask:
+        layers.update(outline=None, fill=None, mask=None)
     if result.heatmap is not None:
         layers["gradcam"] = data_url(png_bytes(_up(heat_rgba(result.heatmap), factor)))
     return layers

@@ -17,6 +17,10 @@ Shape (all numbers plain JSON; ``None`` where unknown)::
 A zip upload answers ``{"input": label, "format": "zip", "kind": "archive", "results": [body, ...],
 "model", "elapsed_ms"}``: one body as above per input found in it (a DICOM series, a folder of
 numbered slices, an image), or ``{"input", "ok": false, "error", "status"}`` for one that failed.
+
+A classify-only bundle (a whole-slice classifier, no segmenter) makes no mask: ``area_px`` and
+``bbox`` of its tumours are None, the ``outline``, ``fill`` and ``mask`` layers are None, and
+``mask_nifti`` and ``dicom_seg`` too (a DICOM input gets a note saying why).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ def first_slice(result: AnalysisResult) -> int:
     """Index of the slice with the largest tumour, else the middle slice (0 for an image)."""
     hits = [s for s in result.slices if s.tumour]
     if hits:
-        return max(hits, key=lambda s: s.area_px).index
+        return max(hits, key=lambda s: s.area_px or 0).index
     return len(result.slices) // 2
 
 
@@ -100,7 +104,8 @@ def report_url(
         write_slice_files(scan.slices[0], s, folder, "report")
         result.outputs.update(s.outputs)
     else:
-        hits = sorted((s for s in result.slices if s.tumour), key=lambda s: -s.area_px)[:MAX_FIGURE_SLICES]
+        hits = sorted((s for s in result.slices if s.tumour), key=lambda s: -(s.area_px or 0))
+        hits = hits[:MAX_FIGURE_SLICES]
         for s in hits:
             write_slice_files(scan.slices[s.index], s, folder, f"report_s{s.index:03d}")
     shown = dataclasses.replace(scan, source=scrub(scan.source))
@@ -138,9 +143,11 @@ def analysis_json(
     dicom_seg: str | None = None,
     max_slice_images: int | None = None,
     report: str | None = None,
+    segmented: bool = True,
 ) -> dict[str, Any]:
     """The response body for one analysed upload (see the module doc); ``max_slice_images`` caps
-    the volume slices that get PNG layers (:func:`image_slices`; None: no cap).
+    the volume slices that get PNG layers (:func:`image_slices`; None: no cap); ``segmented=False``
+    (a classify-only bundle) leaves out the mask layers.
 
     Raises:
         AnalysisCancelled: ``cancelled`` turned true (checked before each volume slice's layers).
@@ -152,7 +159,7 @@ def analysis_json(
     if scan.kind == "image":
         body["slices"][0].pop("outputs", None)
         if images != "none":
-            body["images"] = slice_layers(scan.slices[0], result.slices[0], with_overlay=True)
+            body["images"] = slice_layers(scan.slices[0], result.slices[0], True, segmented)
         return body
     shown = image_slices(result, images, len(result.slices) if max_slice_images is None else max_slice_images)
     body["images_omitted"] = len(image_slices(result, images, len(result.slices))) - len(shown)
@@ -160,5 +167,5 @@ def analysis_json(
         stop_if(cancelled)
         entry.pop("outputs", None)
         wanted = s.index in shown
-        entry["images"] = slice_layers(scan.slices[s.index], s, with_overlay=s.tumour) if wanted else None
+        entry["images"] = slice_layers(scan.slices[s.index], s, s.tumour, segmented) if wanted else None
     return body

@@ -31,6 +31,7 @@ from braintumor.bundle.load import Bundle, load_bundle, resolve_bundle_path
 from braintumor.errors import DataError, MissingExtraError
 from braintumor.inference.analyzer import AnalysisCancelled, Analyzer, stop_if
 from braintumor.inference.backends import make_backend
+from braintumor.inference.outputs import no_mask_note
 from braintumor.inference.pipeline import AnalysisSettings
 from braintumor.inference.report import ReportContext
 from braintumor.inference.sources import InputItem, Scan, collect_inputs, read_scan
@@ -196,13 +197,20 @@ class AnalysisService:
             raise ApiError(status, message)
         out = scrub.tmp / "out"
         out.mkdir(exist_ok=True)
-        nifti = mask_nifti_url(scan, result, out)
-        seg, why = dicom_seg_url(scan, result, out) if job.dicom_seg else (None, "")
+        segmented = self.bundle.has_segmenter
+        nifti, seg, why = None, None, ""
+        if segmented:
+            nifti = mask_nifti_url(scan, result, out)
+            seg, why = dicom_seg_url(scan, result, out) if job.dicom_seg else (None, "")
+        elif job.dicom_seg and scan.dicom is not None:
+            why = no_mask_note(scan.source, "DICOM SEG")
         if why:
             result.notes.append(why)
         stop_if(job.cancel)
         html = report_url(scan, result, self.report_context, out, scrub) if job.report else None
-        body = analysis_json(result, scan, label, fmt, job.images, nifti, job.cancel, seg, cap, html)
+        body = analysis_json(
+            result, scan, label, fmt, job.images, nifti, job.cancel, seg, cap, html, segmented
+        )
         body["notes"] = [scrub(note) for note in body["notes"]]
         return body
 
@@ -280,6 +288,7 @@ class AnalysisService:
             "fusion": _public(self.bundle.fusion),
             "no_tumour_class": self.bundle.no_tumour_class,
             "has_classifier": self.bundle.has_classifier,
+            "has_segmenter": self.bundle.has_segmenter,
             "analysis": self.bundle.analysis,
             "models": models,
             "backend": self.backend_name,

@@ -436,7 +436,9 @@ function showSlice(k) {
   const s = r.slices[k];
   if (r.kind === "volume") {
     $("slice-label").textContent = `${k + 1} / ${r.slices.length}`;
-    const what = s.skipped ? s.skipped : s.tumour ? `${label(s.class)} · ${num(s.area_px, 0)} px` : "no tumour";
+    // a classify-only bundle makes no mask: its tumour slices have no area
+    const size = s.area_px == null ? "" : ` · ${num(s.area_px, 0)} px`;
+    const what = s.skipped ? s.skipped : s.tumour ? `${label(s.class)}${size}` : "no tumour";
     $("slice-summary").textContent = what;
     $("slice").setAttribute("aria-valuetext", `slice ${k + 1} of ${r.slices.length}: ${what}`);
     const note = $("slice-note");
