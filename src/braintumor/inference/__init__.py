@@ -1,4 +1,5 @@
-"""Inference: analyse scans with a model bundle (segment -> crop -> classify -> explain).
+"""Inference: analyse scans with a model bundle (segment -> crop -> classify -> explain, or, with a
+classify-only bundle, classify whole slices -> explain).
 
 Modules (one job each):
     backends       torch (bf16 + channels_last where native) and ONNX Runtime
