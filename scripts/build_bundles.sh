@@ -16,6 +16,8 @@ CLS=(train classify --config configs/figshare-roi-cpu.yaml --data $D/figshare --
      --set "model.kwargs={width: 24}")
 GATE=(train classify --config configs/kaggle4-cpu.yaml --data $D/kaggle4 --out runs/kaggle4-w24
       --set "model.kwargs={width: 24}" --set train.epochs=12)
+KAGGLE=(train classify --config configs/kaggle4-cpu.yaml --data $D/kaggle4 --out runs/kaggle4-w24-e24
+        --set "model.kwargs={width: 24}")
 LGG=(train segment --config configs/lgg-unet-cpu.yaml --data $D/lgg128 --out runs/lgg-flair-140ep-fold0 --set train.epochs=140
      --set train.max_minutes=0)
 
@@ -26,6 +28,7 @@ train runs/figshare-unet-fold0/metrics.json "${SEG[@]}"
 train runs/figshare-roi-w24-fold0/metrics.json "${CLS[@]}"
 train runs/kaggle4-w24/metrics.json "${GATE[@]}"
 train runs/lgg-flair-140ep-fold0/metrics.json "${LGG[@]}"
+train runs/kaggle4-w24-e24/metrics.json "${KAGGLE[@]}"
 
 "$BT" bundle create --seg runs/figshare-unet-fold0 --cls runs/figshare-roi-w24-fold0 --gate runs/kaggle4-w24 \
   --fuse-forest --forest-trees 300 --out $OUT/t1ce --name t1ce --fp16 --overwrite \
@@ -36,7 +39,12 @@ train runs/lgg-flair-140ep-fold0/metrics.json "${LGG[@]}"
 "$BT" bundle create --seg runs/lgg-flair-140ep-fold0 --out $OUT/flair-lgg --name flair-lgg --bundle-version 2 --fp16 --overwrite \
   --command "$(shown "${LGG[@]}"); braintumor evaluate runs/lgg-flair-140ep-fold0 --tta --postprocess --postprocess-scope slice" \
   --data "FLAIR (3-channel pre-contrast/FLAIR/post-contrast). LGG (Buda et al., TCGA) sample ../shared/data/lgg128 at 128 px, 89 patients, patient-level fold 0 of 5 held out (18 test patients); MONAI residual U-Net, channels 16-256, 140 epochs (the configuration's network and settings over the whole 60-min budget)."
+"$BT" bundle create --cls runs/kaggle4-w24-e24 --out $OUT/kaggle4 --name kaggle4 --fp16 --overwrite \
+  --command "$(shown "${KAGGLE[@]}")" \
+  --data "Whole slices, any of T1, T2, T1-CE, FLAIR as in the Kaggle Brain Tumor MRI dataset: ../shared/data/kaggle4, trained on its 5,084 Training images (figshare + SARTAJ + Br35H, at most 160 px), scored on its 147 Testing images (106 of them have a copy in Training). 4 classes: glioma, meningioma, notumor, pituitary. No segmenter: no mask, no tumour size."
+"$BT" bundle profile $OUT/kaggle4 --data $D/kaggle4 --source "Kaggle Brain Tumor MRI (whole slices)"
 "$BT" bundle profile $OUT/t1ce --data $D/figshare --source "figshare T1-CE"
 "$BT" bundle profile $OUT/flair-lgg --data $D/lgg128 --source "LGG FLAIR (pre-contrast, FLAIR, post-contrast)"
 "$BT" bundle info t1ce
 "$BT" bundle info flair-lgg
+"$BT" bundle info kaggle4

@@ -2,16 +2,17 @@
 
 figshare: the test patients of a run's fold (``--splits RUN/splits.json --fold K``): class accuracy,
 the share of tumour slices called "no tumour", and per-slice Dice of the analysis masks. Kaggle
-(``--kaggle``, with ``--figshare``): 4-class accuracy on the Testing images, and on those without a
-copy in the bundle's training data (Kaggle Training for the gate, the fold's training and
-validation patients' figshare slices for the segmenter and classifier; copies as ``data/dedup.py``
-finds them).
+(``--kaggle``): 4-class accuracy on the Testing images, and on those without a copy in the bundle's
+training data (Kaggle Training for the gate or a classify-only Kaggle bundle; with ``--figshare``
+also the fold's training and validation patients' figshare slices, for the segmenter and
+classifier; copies as ``data/dedup.py`` finds them).
 
 LGG (``--lgg``): mean per-patient Dice of the test patients' folders analysed as published
 (``--analyze-option=--slices-as-images`` for the slices one by one).
 
     python scripts/bundle_accuracy.py --bundle t1ce --figshare ../shared/data/figshare \
         --splits runs/figshare-unet-fold0/splits.json --fold 0 --kaggle ../shared/data/kaggle4
+    python scripts/bundle_accuracy.py --bundle kaggle4 --kaggle ../shared/data/kaggle4
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def kaggle_scores(bundle: str, root: Path, figshare_seen: list[str], out: Path) 
     correct = results["class"].to_numpy() == test["label"].to_numpy()
     query = copy_features(list(test["image"]))
     copied = {m.query for m in match_copies(query, copy_features(list(train["image"])))}
-    copied |= {m.query for m in match_copies(query, copy_features(figshare_seen))}
+    if figshare_seen:
+        copied |= {m.query for m in match_copies(query, copy_features(figshare_seen))}
     unseen = np.array([i not in copied for i in range(len(test))])
     return {
         "n": len(test),
@@ -134,25 +136,29 @@ def main() -> None:
     parser.add_argument("--bundle", default="t1ce")
     parser.add_argument("--figshare", type=Path)
     parser.add_argument("--lgg", type=Path, help="LGG root (kaggle_3m patient folders)")
-    parser.add_argument("--splits", type=Path, required=True)
+    parser.add_argument("--splits", type=Path, help="splits.json of the figshare/LGG fold")
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--kaggle", type=Path)
     parser.add_argument("--analyze-option", action="append", default=[], help="passed to analyze")
     args = parser.parse_args()
-    splits = Splits.load(args.splits)
+    if (args.lgg or args.figshare) and not args.splits:
+        parser.error("--figshare and --lgg need --splits (the fold's splits.json)")
+    splits = Splits.load(args.splits) if args.splits else None
     report: dict[str, object] = {"bundle": args.bundle, "analyze_options": args.analyze_option}
     extra = tuple(args.analyze_option)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.lgg:
+        if args.lgg and splits:
             report["lgg"] = lgg_scores(args.bundle, args.lgg, splits, args.fold, Path(tmp) / "l", *extra)
-        if args.figshare:
+        if args.figshare and splits:
             report["figshare"] = figshare_scores(
                 args.bundle, args.figshare, splits, args.fold, Path(tmp) / "f"
             )
-        if args.kaggle and args.figshare:
-            frame = load_dataset(args.figshare).frame
-            seen = set(splits.folds[args.fold]["train"]) | set(splits.folds[args.fold]["val"])
-            figshare_seen = list(frame[frame["patient_id"].astype(str).isin(seen)]["image"])
+        if args.kaggle:
+            figshare_seen: list[str] = []
+            if args.figshare and splits:
+                frame = load_dataset(args.figshare).frame
+                seen = set(splits.folds[args.fold]["train"]) | set(splits.folds[args.fold]["val"])
+                figshare_seen = list(frame[frame["patient_id"].astype(str).isin(seen)]["image"])
             report["kaggle"] = kaggle_scores(args.bundle, args.kaggle, figshare_seen, Path(tmp) / "k")
     print(json.dumps(report, indent=1))
 
