@@ -69,3 +69,14 @@ def test_flair_bundle_segments_an_lgg_slice(shared_data: Path, tmp_path: Path) -
     assert mask.shape == truth.shape == (256, 256)
     dice = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
     assert dice > 0.5, dice  # a patient of the training sample: checks the weights, not generalisation
+
+
+def test_kaggle4_bundle_classifies_a_kaggle_slice_without_a_mask(shared_data: Path, tmp_path: Path) -> None:
+    from braintumor.inference.analyzer import Analyzer
+
+    image = next(iter(sorted((shared_data / "kaggle4" / "Testing" / "pituitary").glob("*.jpg"))))
+    result = Analyzer.from_bundle("kaggle4").analyze(image)
+    assert result.ok and set(result.probabilities) == {"glioma", "meningioma", "notumor", "pituitary"}
+    assert sum(result.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+    assert result.label == max(result.probabilities, key=result.probabilities.__getitem__)
+    assert all(s.mask is None or not np.asarray(s.mask).any() for s in result.slices)  # no segmenter

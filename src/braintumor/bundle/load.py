@@ -187,12 +187,13 @@ class Bundle:
         return all(m.onnx is not None for m in self.models.values())
 
 
-PACKAGED_BUNDLES = ("t1ce", "flair-lgg")
+PACKAGED_BUNDLES = ("t1ce", "flair-lgg", "kaggle4")
 
 
 def default_bundle_path(kind: str = "t1ce") -> Path:
     """A bundle shipped inside the package, ``braintumor/bundles/<kind>/``: ``t1ce`` (figshare
-    segmenter + tumour-region classifier + Kaggle gate) or ``flair-lgg`` (LGG FLAIR segmenter).
+    segmenter + tumour-region classifier + Kaggle gate), ``flair-lgg`` (LGG FLAIR segmenter) or
+    ``kaggle4`` (Kaggle 4-class whole-slice classifier, no segmenter).
 
     Raises:
         BundleError: unknown kind, or not installed (the message says how to pass one instead).
