@@ -222,9 +222,10 @@ def assemble(
                 "pass --cls RUN or leave out --fuse-forest"
             )
         forest, fusion = fit_fusion(sources["cls"][0], list(cls_card.classes), fuse_weight, forest_trees)
-    version_written = FULL_FORMAT_VERSION if cls_card else SEGMENT_ONLY_FORMAT_VERSION
     if seg is None:
         version_written = CLASSIFY_ONLY_FORMAT_VERSION
+    else:
+        version_written = FULL_FORMAT_VERSION if cls_card else SEGMENT_ONLY_FORMAT_VERSION
     info = {
         "format": BUNDLE_FORMAT,
         "format_version": FUSION_FORMAT_VERSION if fusion else version_written,

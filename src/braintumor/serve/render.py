@@ -72,20 +72,22 @@ def slice_layers(
     """The data URLs of one slice (see the module doc). ``image`` is H×W or H×W×C, any dtype;
     ``with_mask=False`` (no segmenter) leaves the mask layers None."""
     factor = upscale_factor(image.shape)
-    mask = result.mask if result.mask is not None else np.zeros(image.shape[:2], np.uint8)
-    mask_up = _up(mask > 0, factor)
-    width = max(1, max(mask_up.shape) // 256)
     gray = _up(to_gray_uint8(image), factor)
     layers: dict[str, str | None] = {
         "image": data_url(png_bytes(np.repeat(gray[..., None], 3, axis=2))),
-        "outline": data_url(png_bytes(_rgba(outline(mask_up, width), (*OUTLINE_RGB, 255)))),
-        "fill": data_url(png_bytes(_rgba(mask_up, FILL_RGBA))),
+        "outline": None,
+        "fill": None,
         "gradcam": None,
         "overlay": data_url(png_bytes(overlay_image(image, result))) if with_overlay else None,
-        "mask": data_url(png_bytes((mask > 0).astype(np.uint8) * 255)),
+        "mask": None,
     }
-    if not with_mask:
-        layers.update(outline=None, fill=None, mask=None)
+    if with_mask:
+        mask = result.mask if result.mask is not None else np.zeros(image.shape[:2], np.uint8)
+        mask_up = _up(mask > 0, factor)
+        width = max(1, max(mask_up.shape) // 256)
+        layers["outline"] = data_url(png_bytes(_rgba(outline(mask_up, width), (*OUTLINE_RGB, 255))))
+        layers["fill"] = data_url(png_bytes(_rgba(mask_up, FILL_RGBA)))
+        layers["mask"] = data_url(png_bytes((mask > 0).astype(np.uint8) * 255))
     if result.heatmap is not None:
         layers["gradcam"] = data_url(png_bytes(_up(heat_rgba(result.heatmap), factor)))
     return layers
