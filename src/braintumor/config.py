@@ -25,8 +25,9 @@ NORMALIZATIONS = ("percentile-volume", "percentile-image", "zscore-image", "minm
 TASKS = ("segment", "classify")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "plateau", "none")
-# Lightning's precision names (the short aliases "32", "16" and "bf16" are left out: one spelling each)
-PRECISIONS = ("bf16-mixed", "32-true", "16-mixed", "bf16-true", "16-true", "64-true")
+# Lightning's precision names (the short aliases "32", "16" and "bf16" are left out: one spelling each),
+# and "auto": bf16 where the hardware has it, else float32 (`runtime.precision.training_precision`)
+PRECISIONS = ("auto", "bf16-mixed", "32-true", "16-mixed", "bf16-true", "16-true", "64-true")
 # the names `braintumor.training.losses.LOSSES` registers (a test holds the two equal)
 LOSS_NAMES = ("dice", "dice-bce", "dice-bce-batch", "focal", "ce", "ce-smooth")
 POSTPROCESS_SCOPES = ("slice", "patient")
@@ -188,7 +189,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     scheduler: str = "cosine"
     loss: str = "dice-bce"
-    precision: str = "bf16-mixed"
+    precision: str = "auto"
     channels_last: bool = True
     augment: bool = True
     tumour_fraction: float = 0.0

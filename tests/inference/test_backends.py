@@ -21,11 +21,11 @@ from braintumor.inference.backends import (
     OnnxBackend,
     OpenVinoBackend,
     TorchBackend,
-    bf16_supported,
     make_backend,
     openvino_available,
 )
 from braintumor.inference.results import AnalysisResult
+from braintumor.runtime.precision import bf16_supported
 from braintumor.runtime.tta import class_variance, mask_variance, tta_probabilities
 
 

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from braintumor.cli import app
 from braintumor.config import ExperimentConfig, load_config
 from braintumor.models.weights import load_weights
+from braintumor.runtime.precision import training_precision
 from braintumor.training.cv import cross_validate, fold_config
 from braintumor.training.runner import train_fold
 
@@ -50,6 +51,12 @@ def test_segmentation_run_folder(tmp_path: Path) -> None:
     splits = json.loads((run / "splits.json").read_text())
     fold = splits["folds"][0]
     assert not set(fold["train"]) & set(fold["test"]) and not set(fold["val"]) & set(fold["test"])
+
+
+def test_a_run_records_the_precision_auto_chose(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train_fold(seg_config("train.precision=auto"), run, trainer_overrides=QUIET)
+    assert load_config(run / "config.yaml").train.precision == training_precision("auto") != "auto"
 
 
 def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:

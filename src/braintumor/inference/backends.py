@@ -5,7 +5,6 @@ B×C×S×S batch to float32 logits for one bundle role.
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Any, Protocol
 
@@ -17,6 +16,7 @@ from braintumor.bundle.load import Bundle
 from braintumor.bundle.store import BundleError
 from braintumor.extras import available, require
 from braintumor.runtime.forward import torch_logits
+from braintumor.runtime.precision import bf16_supported
 
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -28,26 +28,6 @@ class Backend(Protocol):
     name: str
 
     def run(self, role: str, x: np.ndarray) -> np.ndarray: ...
-
-
-@functools.cache
-def bf16_supported() -> bool:
-    """Whether this CPU runs bf16 convolutions natively (oneDNN with AVX512-BF16/AMX), checked by
-    running a tiny bf16 convolution under autocast and comparing it with fp32."""
-    if not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return False
-        conv = nn.Conv2d(2, 4, 3, padding=1).eval()
-        x = torch.randn(1, 2, 8, 8)
-        with torch.inference_mode():
-            ref = conv(x)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = conv(x.contiguous(memory_format=torch.channels_last)).float()
-        return bool(torch.isfinite(out).all() and (out - ref).abs().max() < 0.1)
-    except Exception:  # any failure means: do not use bf16 here
-        return False
 
 
 class TorchBackend:

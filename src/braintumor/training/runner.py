@@ -25,6 +25,7 @@ from braintumor.models.card import ModelCard
 from braintumor.models.network import check_model
 from braintumor.models.weights import save_weights
 from braintumor.run_dir import RunDir
+from braintumor.runtime.precision import training_precision
 from braintumor.training.callbacks import (
     HistoryWriter,
     MidEpochCheckpoint,
@@ -92,7 +93,14 @@ class FitResult:
 
 # settings a resumed run may change: they do not alter what the checkpoint was trained to do
 RESUMABLE_CHANGES = frozenset(
-    {"train.max_minutes", "train.checkpoint_every_steps", "data.num_workers", "data.cache_dir", "data.path"}
+    {
+        "train.max_minutes",
+        "train.checkpoint_every_steps",
+        "data.num_workers",
+        "data.cache_dir",
+        "data.path",
+        "train.precision",
+    }
 )
 
 
@@ -199,9 +207,10 @@ def train_fold(
 
 
 def _resolved(cfg: ExperimentConfig, fold: FoldData) -> ExperimentConfig:
-    """Record the channel count and fold actually used."""
+    """Record the channel count, fold and precision actually used."""
     data = replace(cfg.data, channels=fold.image_channels, fold=fold.fold)
-    return replace(cfg, data=data, model=replace(cfg.model, in_channels=fold.in_channels))
+    train = replace(cfg.train, precision=training_precision(cfg.train.precision))
+    return replace(cfg, data=data, train=train, model=replace(cfg.model, in_channels=fold.in_channels))
 
 
 def _export_best(
