@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from braintumor.runtime import precision
+from braintumor.runtime import forward, precision
 from braintumor.runtime.precision import training_precision
 
 
@@ -38,3 +38,14 @@ def test_an_explicit_precision_is_kept_and_emulated_bf16_warned(
         assert not caplog.records
         assert training_precision("bf16-mixed") == "bf16-mixed"
     assert "emulated" in caplog.text and "32-true" in caplog.text
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_inference_autocast_auto_follows_the_cpu(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    monkeypatch.setattr(forward, "bf16_supported", lambda: native)
+    conv = torch.nn.Conv2d(1, 1, 1)
+    with forward.autocast("auto"):
+        dtype = conv(torch.ones(1, 1, 2, 2)).dtype
+    assert dtype == (torch.bfloat16 if native else torch.float32)
+    with forward.autocast("fp32"):
+        assert conv(torch.ones(1, 1, 2, 2)).dtype == torch.float32

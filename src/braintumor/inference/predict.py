@@ -73,7 +73,7 @@ class Predictor:
     ``evaluation`` says (default: the run's own ``eval`` settings, see :func:`run_evaluation`)."""
 
     def __init__(
-        self, weights: str | Path, precision: str = "bf16-mixed", evaluation: EvalConfig | None = None
+        self, weights: str | Path, precision: str = "auto", evaluation: EvalConfig | None = None
     ) -> None:
         self.evaluation = evaluation if evaluation is not None else run_evaluation(weights)
         self.net, self.card = network_from_weights(weights)

@@ -9,10 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from braintumor.runtime.precision import AUTO, bf16_supported
 
-def autocast(precision: str = "bf16-mixed") -> Any:
-    """bf16 autocast on CPU when asked for, else nothing."""
-    if precision.startswith("bf16"):
+
+def autocast(precision: str = "auto") -> Any:
+    """bf16 autocast on CPU when asked for (``auto``: where the CPU runs bf16 natively), else nothing."""
+    if precision.startswith("bf16") or (precision == AUTO and bf16_supported()):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
 
@@ -21,8 +23,8 @@ def torch_logits(
     net: nn.Module, x: np.ndarray, precision: str = "fp32", channels_last: bool = False
 ) -> np.ndarray:
     """The forward pass every path runs: B×C×S×S float32 -> float32 logits of ``net`` (eval mode),
-    under bf16 autocast when ``precision`` starts with ``bf16``, in NHWC memory with
-    ``channels_last``."""
+    under bf16 autocast when ``precision`` starts with ``bf16`` (or is ``auto`` on a CPU with native
+    bf16), in NHWC memory with ``channels_last``."""
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     if channels_last:
         t = t.contiguous(memory_format=torch.channels_last)

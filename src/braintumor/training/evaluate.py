@@ -39,7 +39,7 @@ def evaluate_fold(
     weights: Path | Sequence[Path],
     fold: FoldData,
     run_dir: Path,
-    precision: str = "bf16-mixed",
+    precision: str = "auto",
     options: EvalConfig | None = None,
 ) -> dict[str, Any]:
     """Score ``weights`` (several files: their mean probability) on ``fold.test``; writes tables

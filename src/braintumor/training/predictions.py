@@ -24,7 +24,7 @@ def predict(
     net: nn.Module,
     ds: CachedDataset,
     batch_size: int = 32,
-    precision: str = "bf16-mixed",
+    precision: str = "auto",
     tta: bool = False,
     task: str = "segment",
     coord_channels: int = 0,
