@@ -34,7 +34,7 @@ CASES: dict[str, tuple[list[str], str]] = {
     "phantoms OUT_DIR file": (["data", "phantoms", "{tmp}/afile"], "afile: exists and is not a folder"),
     "lr": (train("train.lr=-5"), "train.lr=-5.0; expected a learning rate > 0"),
     "batch size": (train("train.batch_size=0"), "train.batch_size=0; expected a batch size >= 1"),
-    "precision": (train("train.precision=fp8"), "train.precision='fp8'; expected one of auto, bf16-mixed, 32-true"),
+    "precision": (train("train.precision=fp8"), "train.precision='fp8'; expected one of auto, bf16-mixed"),
     "loss": (train("train.loss=foo"), "train.loss='foo'; expected one of dice, dice-bce"),
     "model": (train("model.name=unet3000"), "unknown model 'unet3000'; valid names: attention-unet"),
     "model of the other task": (train("model.name=resnet18"), "'resnet18' is a classify model"),

@@ -255,6 +255,13 @@ class RunDir:
         """``fold<k>/``, the single-fold run of fold ``k``."""
         return RunDir(self.path / f"{self.FOLD}{k}")
 
+    def cv_parent(self) -> RunDir | None:
+        """The cross-validation folder this fold run belongs to (``<cv>/fold<k>/`` with the folds'
+        ``cv_metrics.json`` beside it), or None."""
+        name, parent = self.path.name, RunDir(self.path.parent)
+        is_fold = name.startswith(self.FOLD) and name[len(self.FOLD) :].isdigit()
+        return parent if is_fold and parent.cv_metrics.is_file() else None
+
     def folds(self) -> dict[int, RunDir]:
         """Fold number -> fold folder for each ``fold<k>/`` present, in fold order."""
         found = {

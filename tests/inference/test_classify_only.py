@@ -286,3 +286,21 @@ def test_tumour_free_slices_and_the_volume_majority(classify_only: Path, tmp_pat
     (free,) = analyzer.analyze_files([write_nifti(tmp_path / "f.nii.gz", clear_volume)])
     assert free.tumour is False and free.label == free.majority_label == "notumor"
     assert free.probabilities["notumor"] > 0.9 and free.area_px == 0
+
+
+def test_a_bundle_from_a_cv_fold_records_and_shows_the_cv_figures(trained: Trained, tmp_path: Path) -> None:
+    from braintumor.training.cv import aggregate
+
+    cv = RunDir(tmp_path / "cv")
+    shutil.copytree(trained.gate, cv.fold(0).path)
+    metrics = json.loads(cv.fold(0).metrics.read_text())
+    other = {**metrics, "accuracy": metrics["accuracy"] / 2}
+    cv.cv_metrics.write_text(json.dumps(aggregate([metrics, other], "classify")))
+    record = bundle_info(create_bundle(None, cv.fold(0).path, tmp_path / "b"))["models"]["cls"]["cv_metrics"]
+    assert record["n_folds"] == 2 and record["source"] == str(cv.path)
+    assert record["mean"]["accuracy"] == pytest.approx(0.75 * metrics["accuracy"])
+    assert record["std"]["accuracy"] == pytest.approx(0.25 * metrics["accuracy"])
+    shown = runner.invoke(app, ["bundle", "info", str(tmp_path / "b")])
+    assert shown.exit_code == 0 and "cls CV" in shown.output and "(2 folds" in shown.output
+    plain = bundle_info(create_bundle(None, trained.gate, tmp_path / "p"))["models"]["cls"]
+    assert "cv_metrics" not in plain

@@ -107,13 +107,30 @@ def _copy_weights(weights: Path, card: ModelCard, dest: Path, fp16: bool) -> Non
     dest.with_suffix(".json").write_text(json_text(stored_card.to_dict(), indent=2) + "\n")
 
 
-def _model_entry(card: ModelCard, metrics: Path | None, source: Path) -> dict[str, Any]:
+def cv_record(weights: Path) -> dict[str, Any] | None:
+    """The cross-validation a fold run belongs to: ``{"n_folds", "mean", "std", "source"}`` with
+    the headline numbers of its ``cv_metrics.json``, or None for a run outside a CV folder."""
+    cv = RunDir.of_weights(weights).cv_parent()
+    if cv is None:
+        return None
+    summary = _read_json(cv.cv_metrics)
+    return {
+        "n_folds": summary.get("n_folds"),
+        "mean": headline_metrics(summary.get("mean") or {}),
+        "std": headline_metrics(summary.get("std") or {}),
+        "source": str(cv.path),
+    }
+
+
+def _model_entry(card: ModelCard, weights: Path, metrics: Path | None, source: Path) -> dict[str, Any]:
     record = card.to_dict()
+    cv = cv_record(weights)
     return {
         **{k: record[k] for k in ("task", "model", "in_channels", "classes", "preprocessing")},
         "best_score": card.best_score,
         "monitor": card.monitor,
         "metrics": headline_metrics(_read_json(metrics)) if metrics else {},
+        **({"cv_metrics": cv} if cv else {}),
         "source": str(source),
     }
 
@@ -236,7 +253,7 @@ def assemble(
         "expansion": cls_card.preprocessing.roi_expansion if cls_card else None,
         "classes": list(cls_card.classes) if cls_card else [],
         "dtype": "float16" if fp16 else "float32",
-        "models": {r: _model_entry(cards[r], sources[r][1], Path(runs[r])) for r in cards},
+        "models": {r: _model_entry(cards[r], *sources[r], Path(runs[r])) for r in cards},
         "training_command": command,
         "data": data,
         "analysis": run_analysis(sources["seg" if seg is not None else "cls"][0]),

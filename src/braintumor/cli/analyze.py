@@ -275,6 +275,8 @@ def bundle_info_cmd(
             table.add_row(role, f"{m['model']['name']} in={m['in_channels']} size={prep['image_size']} "
                                 f"{prep['normalization']} score={m.get('best_score')}")  # fmt: skip
             table.add_row(f"{role} metrics", _headline(m.get("metrics", {})))
+            if cv := m.get("cv_metrics"):
+                table.add_row(f"{role} CV", _headline_cv(cv))
         table.add_row("fusion", _fusion(info.get("fusion")))
         table.add_row("data", str(info.get("data") or "-"))
         table.add_row("training", str(info.get("training_command") or "-"))
@@ -334,6 +336,14 @@ def _headline(metrics: dict[str, Any]) -> str:
     parts = [f"{k}={metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
              for k in HEADLINE if metrics.get(k) is not None]  # fmt: skip
     return " ".join(parts) or "-"
+
+
+def _headline_cv(cv: dict[str, Any]) -> str:
+    """Cross-validation figures as mean ± std over folds, e.g. ``accuracy=0.923±0.014 (5 folds)``."""
+    mean, std = cv.get("mean", {}), cv.get("std", {})
+    parts = [f"{k}={mean[k]:.3f}±{std.get(k, float('nan')):.3f}"
+             for k in HEADLINE if isinstance(mean.get(k), float)]  # fmt: skip
+    return f"{' '.join(parts) or '-'} ({cv.get('n_folds')} folds: {cv.get('source')})"
 
 
 @app.command("export")
