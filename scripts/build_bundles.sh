@@ -16,10 +16,14 @@ TARGETS=" ${*:-t1ce flair-lgg kaggle4} "
 want() { [[ $TARGETS == *" $1 "* ]]; }
 
 # t1ce: folds 0 and 1 of the official figshare folds (the CV figures go into the bundle), fold 0's
-# networks shipped; the gate trained on Kaggle less its copies of fold 0's test patients
+# networks shipped: the U-Net, the factor-3.0 classifier (the factor chosen on validation) averaged
+# with the fold's classifiers at the sweep's other factors, and the gate trained on Kaggle less its
+# copies of fold 0's test patients
 SEG=(cv --config configs/figshare-unet-cpu.yaml --data $D/figshare --out runs/figshare-unet-cv --only 0 --only 1)
 CLS=(cv --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-w24
      --set "model.kwargs={width: 24}" --only 0 --only 1)
+MEMBERS=(sweep-roi --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-sweep-w24
+         --factors 1.0,1.5,2.0,3.0,whole --only 0 --set "model.kwargs={width: 24}")
 GATE=(train classify --config configs/kaggle4-cpu.yaml --data $D/kaggle4 --out runs/gate-w24-figfold/fold0
       --set "model.kwargs={width: 24}" --set train.epochs=12 --set data.exclude_copies_of=$D/figshare
       --set data.exclude_copies_fold=0)
@@ -34,11 +38,14 @@ train() { local done=$1; shift; [ -f "$done" ] || "$BT" "$@"; }
 if want t1ce; then
   train runs/figshare-unet-cv/cv_metrics.json "${SEG[@]}"
   train runs/figshare-roi-w24/cv_metrics.json "${CLS[@]}"
+  train runs/figshare-roi-sweep-w24/sweep.json "${MEMBERS[@]}"
   train runs/gate-w24-figfold/fold0/metrics.json "${GATE[@]}"
-  "$BT" bundle create --seg runs/figshare-unet-cv/fold0 --cls runs/figshare-roi-w24/fold0 --gate runs/gate-w24-figfold/fold0 \
+  SWEPT=runs/figshare-roi-sweep-w24
+  "$BT" bundle create --seg runs/figshare-unet-cv/fold0 --cls runs/figshare-roi-w24/fold0 --cls $SWEPT/roi-1.0/fold0 \
+    --cls $SWEPT/roi-1.5/fold0 --cls $SWEPT/roi-2.0/fold0 --cls $SWEPT/roi-whole/fold0 --gate runs/gate-w24-figfold/fold0 \
     --fuse-forest --forest-trees 300 --out $OUT/t1ce --name t1ce --bundle-version 2 --fp16 --overwrite \
-    --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${GATE[@]}") (fold 0's networks: official fold 0 held out; the classifier fused with a 300-tree region-feature forest fitted on its fold-0 training patients)" \
-    --data "T1-CE. Segmenter and tumour-region classifier (expansion factor 3.0): figshare (Cheng et al.) ../shared/data/figshare, 2,545 slices of 196 patients at 256 px, official patient-level fold 0 held out. Gate: Kaggle Brain Tumor MRI ../shared/data/kaggle4, its 5,084 Training images less the copies of fold 0's test patients' slices (excluded_copies.json), scored on its 147 Testing images."
+    --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${MEMBERS[@]}"); $(shown "${GATE[@]}") (fold 0's networks: official fold 0 held out; the five classifiers averaged, then fused with a 300-tree region-feature forest fitted on the fold-0 training patients)" \
+    --data "T1-CE. Segmenter and tumour-region classifiers (expansion factor 3.0, averaged with 1.0, 1.5, 2.0 and the whole slice): figshare (Cheng et al.) ../shared/data/figshare, 2,545 slices of 196 patients at 256 px, official patient-level fold 0 held out. Gate: Kaggle Brain Tumor MRI ../shared/data/kaggle4, its 5,084 Training images less the copies of fold 0's test patients' slices (excluded_copies.json), scored on its 147 Testing images."
   "$BT" bundle profile $OUT/t1ce --data $D/figshare --source "figshare T1-CE"
   "$BT" bundle info t1ce
 fi

@@ -359,3 +359,15 @@ def test_pipeline_fusion_is_the_bundles_and_weight_one_is_the_cnn(runs: Path, tm
     cnn_only = evaluate_pipeline(runs / "seg", runs / "cls", tmp_path / "pipe1", fuse_weight=1.0)["folds"][0]
     assert cnn_only["accuracy_fused"] == pytest.approx(cnn_only["accuracy"])
     assert cnn_only["accuracy_gt_crop_fused"] == pytest.approx(cnn_only["accuracy_gt_crop"])
+
+
+def test_an_ensemble_of_one_classifier_twice_scores_as_the_classifier(runs: Path, tmp_path: Path) -> None:
+    """Averaging identical members changes nothing: the ensemble path reproduces the single run."""
+    single = evaluate_pipeline(runs / "seg", runs / "cls", tmp_path / "one")["folds"][0]
+    double = evaluate_pipeline(runs / "seg", [runs / "cls", runs / "cls"], tmp_path / "two")["folds"][0]
+    for key in ("accuracy", "accuracy_gt_crop", "macro_f1", "dice_per_slice_mean", "n_classified"):
+        assert double[key] == pytest.approx(single[key]), key
+    assert double["cls_run"] == f"{runs / 'cls'}, {runs / 'cls'}"
+    one = pd.read_csv(tmp_path / "one" / "fold0" / "per_slice.csv")
+    two = pd.read_csv(tmp_path / "two" / "fold0" / "per_slice.csv")
+    pd.testing.assert_series_equal(one["pred_gt_crop"], two["pred_gt_crop"])

@@ -16,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from braintumor.bundle.create import create_bundle, from_run
-from braintumor.bundle.load import CLASSIFY_ONLY_FORMAT_VERSION, bundle_info, load_bundle
+from braintumor.bundle.load import CLASSIFY_ONLY_FORMAT_VERSION, FORMAT_VERSION, bundle_info, load_bundle
 from braintumor.bundle.store import BundleError, write_manifest
 from braintumor.cli import app
 from braintumor.data.phantom import CLASSES
@@ -110,7 +110,7 @@ def test_edited_manifests_are_refused(classify_only: Path, tmp_path: Path) -> No
         ({"expansion": 1.5}, "without segmenter must record expansion null"),
         ({"classes": []}, "'classes' must list the classifier's class names"),
         ({"models": {"gate": info["models"]["cls"]}}, "or 'cls' alone"),
-        ({"format_version": 5}, "upgrade braintumor"),
+        ({"format_version": FORMAT_VERSION + 1}, "upgrade braintumor"),
     ):
         info_path.write_text(json.dumps({**info, **edit}))
         write_manifest(copy)

@@ -18,6 +18,9 @@ What must match between the models, and what need not:
   would have no mask to act on, so neither is allowed.
 * **The segmenter must be binary** (one output channel: tumour logits); it is optional only when a
   whole-slice classifier stands alone.
+* **Ensemble members match their primary** (``cls2``, ``cls3``... beside ``cls``): ROI
+  classifiers of the same classes and channels, preprocessed alike but for ``roi_expansion``,
+  since one normalised slice feeds every member's crop and their probabilities are averaged.
 * **The classifier is optional.** Without one the bundle only segments (tumour slices are labelled
   ``tumour``); a gate may still accompany the segmenter alone, since it only decides whether a
   slice holds a tumour.
@@ -134,3 +137,35 @@ def _classify_only_problems(
             "whole-slice classifier with a no-tumour class already says which slices are tumour-free"
         )
     return problems
+
+
+def check_members(cards: list[ModelCard], where: list[str]) -> None:
+    """Raise BundleError unless an ensemble's ROI classifiers (``cards[0]`` the primary ``cls``)
+    can be averaged: all ROI classifiers of the primary's classes, channels and preprocessing but
+    for ``roi_expansion`` (see module doc)."""
+    if len(cards) < 2:
+        return
+    first = cards[0]
+    problems = []
+    for card, name in zip(cards[1:], where[1:], strict=True):
+        if card.task != "classify" or card.preprocessing.roi_expansion is None:
+            problems.append(f"{name}: an ensemble member must be a ROI classifier (data.roi_expansion set)")
+            continue
+        if list(card.classes) != list(first.classes):
+            problems.append(
+                f"{name}: classes {list(card.classes)} differ from {where[0]}'s {list(first.classes)}"
+            )
+        if card.in_channels != first.in_channels:
+            problems.append(
+                f"{name}: takes {card.in_channels} input channels, {where[0]} {first.in_channels}"
+            )
+        ours = card.preprocessing.to_dict() | {"roi_expansion": None}
+        theirs = first.preprocessing.to_dict() | {"roi_expansion": None}
+        differ = sorted(k for k in ours if ours[k] != theirs.get(k))
+        if differ:
+            problems.append(
+                f"{name}: preprocessing differs from {where[0]}'s in {', '.join(differ)}; members may "
+                "differ only in data.roi_expansion"
+            )
+    if problems:
+        raise BundleError("the classifiers cannot be averaged:\n  " + "\n  ".join(problems))

@@ -9,7 +9,9 @@ classifier the bundle only segments (``classes`` [], ``expansion`` null; see
 classifies slices whole (classify-only: no gate, no forest, no mask). With ``fuse_forest`` a
 region-feature random forest is fitted on the classifier run's training patients (train + val of
 its fold, as
-:mod:`braintumor.training.region_forest`) and stored beside it. The folder is built beside ``out``
+:mod:`braintumor.training.region_forest`) and stored beside it. Several ROI classification runs
+make a classifier ensemble (``cls``, ``cls2``...; the first is the primary, see
+:mod:`braintumor.bundle.load`). The folder is built beside ``out``
 and renamed into place (or zipped), so a failed creation leaves nothing half-written.
 """
 
@@ -20,6 +22,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,18 +31,20 @@ from typing import Any
 import torch
 
 from braintumor import __version__
-from braintumor.bundle.checks import check_compatible, read_card
+from braintumor.bundle.checks import check_compatible, check_members, read_card
 from braintumor.bundle.forest import FOREST_META, FOREST_WEIGHTS, RegionForest
 from braintumor.bundle.load import (
     BUNDLE_FORMAT,
     CLASSIFY_ONLY_FORMAT_VERSION,
     DEFAULT_ANALYSIS,
+    ENSEMBLE_FORMAT_VERSION,
     FULL_FORMAT_VERSION,
     FUSION_FORMAT_VERSION,
     SEGMENT_ONLY_FORMAT_VERSION,
     Bundle,
     BundleModel,
     build_from_card,
+    classifier_role,
 )
 from braintumor.bundle.store import BundleError, write_manifest
 from braintumor.io_utils import atomic_write, atomic_write_json, json_text
@@ -47,6 +52,8 @@ from braintumor.models.card import ModelCard
 from braintumor.run_dir import RunDir
 
 FP16_MAX = 65504.0
+RunPath = str | Path
+Classifiers = RunPath | Sequence[RunPath] | None  # one run, or an ensemble's runs
 
 
 def resolve_run(path: str | Path) -> tuple[Path, Path | None]:
@@ -203,9 +210,15 @@ class Assembled:
     forest: RegionForest | None
 
 
+def _classifier_runs(cls: Classifiers) -> dict[str, RunPath]:
+    """Role -> run of the classifier(s): one run is ``cls``; several an ensemble ``cls``, ``cls2``..."""
+    runs: list[RunPath] = [cls] if isinstance(cls, str | Path) else list(cls or [])
+    return {classifier_role(i): run for i, run in enumerate(runs)}
+
+
 def assemble(
     seg: str | Path | None,
-    cls: str | Path | None = None,
+    cls: Classifiers = None,
     gate: str | Path | None = None,
     name: str = "",
     version: str = "1",
@@ -217,7 +230,8 @@ def assemble(
     forest_trees: int = 300,
 ) -> Assembled:
     """Check the runs and compose the bundle's record (see :func:`create_bundle` for the arguments)."""
-    given = {"seg": seg, "cls": cls, "gate": gate}
+    classifiers = _classifier_runs(cls)
+    given = {"seg": seg, **classifiers, "gate": gate}
     runs = {role: path for role, path in given.items() if path is not None}
     sources = {role: resolve_run(path) for role, path in runs.items()}
     cards = {
@@ -225,7 +239,14 @@ def assemble(
         for role, (w, _) in sources.items()
     }
     cls_card = cards.get("cls")
-    check_compatible(cards.get("seg"), cls_card, cards.get("gate"), {r: str(p) for r, p in runs.items()})
+    where = {r: str(p) for r, p in runs.items()}
+    check_compatible(cards.get("seg"), cls_card, cards.get("gate"), where)
+    if len(classifiers) > 1 and seg is None:
+        raise BundleError(
+            "several --cls make an ensemble of ROI classifiers, which crop the segmenter's tumours, "
+            "and this bundle has no --seg; pass --seg RUN or one --cls"
+        )
+    check_members([cards[r] for r in classifiers], [where[r] for r in classifiers])
     if seg is None and fuse_forest:
         raise BundleError(
             "--fuse-forest fits a forest on the features of the tumour the segmenter outlines, and "
@@ -243,9 +264,13 @@ def assemble(
         version_written = CLASSIFY_ONLY_FORMAT_VERSION
     else:
         version_written = FULL_FORMAT_VERSION if cls_card else SEGMENT_ONLY_FORMAT_VERSION
+    if fusion:
+        version_written = FUSION_FORMAT_VERSION
+    if len(classifiers) > 1:
+        version_written = ENSEMBLE_FORMAT_VERSION
     info = {
         "format": BUNDLE_FORMAT,
-        "format_version": FUSION_FORMAT_VERSION if fusion else version_written,
+        "format_version": version_written,
         "name": name,
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -263,13 +288,13 @@ def assemble(
 
 
 def from_run(
-    seg: str | Path | None, cls: str | Path | None = None, gate: str | Path | None = None, **options: Any
+    seg: str | Path | None, cls: Classifiers = None, gate: str | Path | None = None, **options: Any
 ) -> Bundle:
     """The bundle :func:`create_bundle` would write from these runs (float32), built in memory:
     scoring a run through it is scoring what ships."""
     from safetensors.torch import load_file
 
-    main = Path(seg if seg is not None else cls or "")
+    main = Path(seg if seg is not None else next(iter(_classifier_runs(cls).values()), ""))
     parts = assemble(seg, cls, gate, name=options.pop("name", "") or main.name, **options)
     bundle = Bundle(main, parts.info, forest=parts.forest)
     for role, weights in parts.weights.items():
@@ -281,7 +306,7 @@ def from_run(
 
 def create_bundle(
     seg: str | Path | None,
-    cls: str | Path | None,
+    cls: Classifiers,
     out: str | Path,
     gate: str | Path | None = None,
     name: str | None = None,
@@ -302,7 +327,9 @@ def create_bundle(
         seg, cls, gate: run folders (or their ``best.safetensors``); ``cls=None`` makes a
             segmentation-only bundle (tumour slices are labelled ``tumour``), with or without a gate;
             ``seg=None`` with a whole-slice ``cls`` (no ``data.roi_expansion``) and no gate makes a
-            classify-only bundle (each slice labelled by the classifier, no mask).
+            classify-only bundle (each slice labelled by the classifier, no mask). Several ROI
+            ``cls`` runs beside a segmenter make an ensemble whose probabilities analysis
+            averages; the first is the primary (its expansion, Grad-CAM and forest).
         out: bundle folder to write (``out.zip`` with ``zip_output``; a ``.zip`` suffix implies it).
         name, version: recorded in ``bundle.json`` (name defaults to the folder name).
         fp16: store weights as float16 (half the size; loading casts back to float32).

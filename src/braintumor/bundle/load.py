@@ -38,12 +38,20 @@ forest over the classifier's classes: analysis averages the classifier's probabi
 so that older packages refuse them rather than silently classify with the CNN alone; without the
 key a bundle has no fusion.
 
+**Classifier ensembles** hold ROI classifiers beyond ``cls`` as ``cls2``, ``cls3``... (files
+``cls2.safetensors`` / ``cls2.json``...), trained alike on crops at other expansion factors:
+analysis crops each tumour once per member at that member's own factor and averages the members'
+probabilities (every member and flip weighing the same) before any fusion; ``cls`` stays the
+primary (``expansion``, Grad-CAM, the forest's training patients). They are ``"format_version": 5``
+so that older packages refuse them rather than classify with ``cls`` alone.
+
 Loading verifies every hash, validates every key and shape, and never unpickles code: weights
 are safetensors (float16 ones are cast back to float32), metadata is JSON.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -52,7 +60,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from braintumor.bundle.checks import check_compatible, no_tumour_class, read_card
+from braintumor.bundle.checks import check_compatible, check_members, no_tumour_class, read_card
 from braintumor.bundle.forest import RegionForest, read_fusion
 from braintumor.bundle.input_check import PROFILE_FILE, InputProfile
 from braintumor.bundle.store import MANIFEST, BundleError, BundleReader
@@ -60,12 +68,27 @@ from braintumor.config import Preprocessing
 from braintumor.models.card import ModelCard
 
 BUNDLE_FORMAT = "braintumor-bundle"
-FORMAT_VERSION = 4  # the newest this package reads
 FULL_FORMAT_VERSION = 1  # written for bundles with a classifier (readable by older packages)
 SEGMENT_ONLY_FORMAT_VERSION = 2  # the classifier may be absent
 FUSION_FORMAT_VERSION = 3  # a region-feature forest is fused with the classifier
 CLASSIFY_ONLY_FORMAT_VERSION = 4  # a whole-slice classifier alone, no segmenter
+ENSEMBLE_FORMAT_VERSION = 5  # ROI classifiers beyond cls: cls2, cls3...
+FORMAT_VERSION = ENSEMBLE_FORMAT_VERSION  # the newest this package reads
 ROLES = ("seg", "cls", "gate")
+_MEMBER_ROLE = re.compile(r"cls([2-9]|[1-9][0-9])")
+
+
+def classifier_role(index: int) -> str:
+    """The role of an ensemble's ``index``-th ROI classifier (0-based): ``cls``, ``cls2``, ``cls3``..."""
+    return "cls" if index == 0 else f"cls{index + 1}"
+
+
+def _ordered_roles(names: Any) -> list[str]:
+    """Known roles among ``names``: seg, cls, gate, then the ensemble's cls2, cls3... in order."""
+    members = sorted((r for r in names if _MEMBER_ROLE.fullmatch(str(r))), key=lambda r: int(r[3:]))
+    return [r for r in ROLES if r in names] + members
+
+
 DEFAULT_ANALYSIS: dict[str, Any] = {
     "min_area_px": 10,
     "gate_threshold": 0.5,
@@ -140,6 +163,12 @@ class Bundle:
     def classifies_whole_slices(self) -> bool:
         """Whether the bundle is classify-only: its classifier labels whole slices, without a mask."""
         return self.has_classifier and not self.has_segmenter
+
+    @property
+    def classifier_roles(self) -> list[str]:
+        """The ROI classifiers whose probabilities analysis averages: ``cls``, then an ensemble's
+        ``cls2``, ``cls3``... (empty without a classifier)."""
+        return [r for r in _ordered_roles(self.models) if r.startswith("cls")]
 
     @property
     def whole_slice_roles(self) -> list[str]:
@@ -233,12 +262,13 @@ def load_bundle(path: str | Path, load_onnx: bool = False) -> Bundle:
     reader = BundleReader(path)
     info = reader.read_json("bundle.json")
     _check_info(info, reader.where("bundle.json"))
-    roles = [r for r in ROLES if r in info["models"]]
     bundle = Bundle(Path(path), info)
-    for role in roles:
+    for role in _ordered_roles(info["models"]):
         bundle.models[role] = _load_model(reader, role, info, load_onnx)
     cards = {r: m.card for r, m in bundle.models.items()}
-    check_compatible(cards.get("seg"), cards.get("cls"), cards.get("gate"), {r: f"{r}.json" for r in cards})
+    where = {r: f"{r}.json" for r in cards}
+    check_compatible(cards.get("seg"), cards.get("cls"), cards.get("gate"), where)
+    check_members([cards[r] for r in bundle.classifier_roles], [where[r] for r in bundle.classifier_roles])
     if "cls" in cards:
         roi_expansion = cards["cls"].preprocessing.roi_expansion
         if roi_expansion != bundle.expansion:
@@ -269,12 +299,14 @@ def _check_info(info: dict[str, Any], where: str) -> None:
     models = info["models"]
     if (
         not isinstance(models, dict)
-        or not set(models) <= set(ROLES)
+        or len(_ordered_roles(models)) != len(models)
         or ("seg" not in models and set(models) != {"cls"})
+        or (any(_MEMBER_ROLE.fullmatch(str(r)) for r in models) and "cls" not in models)
     ):
         raise BundleError(
-            f"{where}: 'models' must hold 'seg' and optionally 'cls' and 'gate', or 'cls' alone "
-            f"(a whole-slice classifier); got {sorted(models) if isinstance(models, dict) else models!r}"
+            f"{where}: 'models' must hold 'seg' and optionally 'cls' (with ensemble members cls2, "
+            "cls3...) and 'gate', or 'cls' alone (a whole-slice classifier); got "
+            f"{sorted(models) if isinstance(models, dict) else models!r}"
         )
     classes, expansion = info["classes"], info["expansion"]
     if "seg" not in models:

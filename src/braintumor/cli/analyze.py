@@ -186,10 +186,11 @@ def bundle_create(
         ),
     ] = None,
     cls: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             "--cls",
-            help="With --seg: a ROI classification run (data.roi_expansion set), omit to only segment. "
+            help="With --seg: a ROI classification run (data.roi_expansion set), omit to only segment; "
+            "repeat it for an ensemble averaged at analysis (the first is the primary). "
             "Without --seg: a whole-slice classification run (no data.roi_expansion), the only model.",
         ),
     ] = None,
@@ -227,13 +228,16 @@ def bundle_create(
 
     Example (fused): braintumor bundle create --seg runs/seg --cls runs/roi --fuse-forest --out bundles/fused
 
+    Example (ensemble of crops at two factors): braintumor bundle create --seg runs/seg --cls runs/roi-3.0
+    --cls runs/roi-1.5 --out bundles/ensemble
+
     Example (classify whole slices): braintumor bundle create --cls runs/kaggle-slices --out bundles/kaggle
     """
     from braintumor.bundle.create import create_bundle
     from braintumor.bundle.load import bundle_info
 
     def go() -> None:
-        path = create_bundle(seg, cls, out_path, gate=gate, name=name, version=version, fp16=fp16,
+        path = create_bundle(seg, cls or None, out_path, gate=gate, name=name, version=version, fp16=fp16,
                              zip_output=zip_out, command=command, data=data, overwrite=overwrite,
                              fuse_forest=fuse_forest, fuse_weight=fuse_weight,
                              forest_trees=forest_trees)  # fmt: skip

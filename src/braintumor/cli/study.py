@@ -112,7 +112,13 @@ def _print_summary(record: dict[str, Any]) -> None:
 @experiment_app.command("pipeline")
 def experiment_pipeline(
     seg: Annotated[Path, typer.Option("--seg", help="Segmentation run (CV folder or single fold).")],
-    cls: Annotated[Path, typer.Option("--cls", help="ROI classification run on the same splits.")],
+    cls: Annotated[
+        list[Path],
+        typer.Option(
+            "--cls",
+            help="ROI classification run on the same splits; repeat it for an ensemble (as `bundle create`).",
+        ),
+    ],
     out_dir: OutOpt,
     postprocess: Annotated[
         bool | None,

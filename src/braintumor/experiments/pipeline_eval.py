@@ -8,8 +8,10 @@ evaluation settings), and the fold's test patients are analysed with it as ``bra
 analyses them: one input per patient volume or per image
 (:func:`~braintumor.experiments.shipped.held_out_inputs`), read, prepared and run through the
 analyser's :class:`~braintumor.inference.pipeline.SliceEngine` (segment, post-process, gate, crop,
-classify, fuse). The same engine also classifies each tumour slice from its **ground-truth** mask
-(``*_gt_crop``), so the two accuracies differ only by the mask. Both runs must share their splits
+classify, fuse). Several classification runs make the bundle's classifier ensemble (``bundle
+create --cls A --cls B``), averaged as analysis averages them. The same engine also classifies
+each tumour slice from its **ground-truth** mask (``*_gt_crop``), so the two accuracies differ
+only by the mask. Both runs must share their splits
 (``splits_from``); a gate must not have trained on the test patients.
 
 Scores, over the tumour slices (those whose ground-truth mask is not empty):
@@ -74,16 +76,17 @@ FOREST_TREES = 1000
 TUMOUR_CALL = "tumour"
 
 
-def _check_splits(seg_dir: Path, cls_dir: Path, gate_dir: Path | None) -> tuple[str, set[str]]:
+def _check_splits(seg_dir: Path, cls_dirs: list[Path], gate_dir: Path | None) -> tuple[str, set[str]]:
     """(group column, test groups) of the seg run's fold, after checking no model saw them."""
     column, parts = fold_parts(seg_dir)
     test = parts["test"]
-    if fold_parts(cls_dir)[1]["test"] != test:
-        raise DataError(
-            cls_dir,
-            f"its test patients differ from those of {seg_dir}; train both on the same splits "
-            "(study steps: splits_from) so the pipeline is scored on patients neither model saw",
-        )
+    for cls_dir in cls_dirs:
+        if fold_parts(cls_dir)[1]["test"] != test:
+            raise DataError(
+                cls_dir,
+                f"its test patients differ from those of {seg_dir}; train both on the same splits "
+                "(study steps: splits_from) so the pipeline is scored on patients neither model saw",
+            )
     if gate_dir is not None and RunDir(gate_dir).splits.is_file():
         gate_parts = fold_parts(gate_dir)[1]
         seen = sorted((gate_parts["train"] | gate_parts["val"]) & test)
@@ -233,7 +236,7 @@ def _settings(bundle: Bundle, postprocess: bool | None) -> AnalysisSettings:
 
 def evaluate_pipeline_fold(
     seg_dir: Path,
-    cls_dir: Path,
+    cls_dirs: list[Path],
     out_dir: Path,
     postprocess: bool | None = None,
     fuse_weight: float | None = None,
@@ -246,11 +249,11 @@ def evaluate_pipeline_fold(
     from braintumor.config import load_config
     from braintumor.training.data import load_index
 
-    column, test = _check_splits(seg_dir, cls_dir, gate_dir)
+    column, test = _check_splits(seg_dir, cls_dirs, gate_dir)
     fusion: dict[str, Any] = {}
     if fuse_weight is not None:
         fusion = {"fuse_forest": True, "fuse_weight": fuse_weight, "forest_trees": forest_trees}
-    bundle = from_run(seg_dir, cls_dir, gate_dir, **fusion)
+    bundle = from_run(seg_dir, cls_dirs, gate_dir, **fusion)
     fold = _Fold.of(bundle, _settings(bundle, postprocess))
     cfg = load_config(RunDir(seg_dir).config)
     index = load_index(cfg.data, seg_dir)
@@ -259,8 +262,9 @@ def evaluate_pipeline_fold(
     if not fold.rows:
         raise DataError(seg_dir, "no test slice with a tumour mask; nothing to classify")
     s = fold.engine.settings
-    facts = {"fold": cfg.data.fold, "engine": "shipped", "seg_run": str(seg_dir), "cls_run": str(cls_dir),
-             "gate_run": str(gate_dir) if gate_dir else None, "roi_expansion": bundle.expansion,
+    facts = {"fold": cfg.data.fold, "engine": "shipped", "seg_run": str(seg_dir),
+             "cls_run": ", ".join(map(str, cls_dirs)), "gate_run": str(gate_dir) if gate_dir else None,
+             "roi_expansion": bundle.expansion,
              "postprocess": s.largest_component or s.fill_holes,
              "analysis": {k: v for k, v in vars(s).items() if k not in ("batch_size", "prefetch")},
     }  # fmt: skip
@@ -342,7 +346,7 @@ def _gate_runs(gate: str | Path | None, folds: list[int]) -> dict[int, Path | No
 
 def evaluate_pipeline(
     seg: str | Path,
-    cls: str | Path,
+    cls: str | Path | list[Path],
     out: str | Path,
     postprocess: bool | None = None,
     fuse_weight: float | None = None,
@@ -353,7 +357,7 @@ def evaluate_pipeline(
 
     Args:
         seg: segmentation run (``fold<k>/`` CV folder or a single-fold run).
-        cls: ROI classification run trained on the same splits.
+        cls: ROI classification run trained on the same splits, or several (an ensemble).
         out: output folder (see the module docstring).
         postprocess: force the largest component + hole filling on (True) or off (False); None
             post-processes as the segmentation run was evaluated (what its bundle ships).
@@ -365,18 +369,20 @@ def evaluate_pipeline(
     Returns:
         The aggregate written to ``out/cv_metrics.json``.
     """
-    seg_runs, cls_runs = fold_runs(seg), fold_runs(cls)
-    common = sorted(set(seg_runs) & set(cls_runs))
+    seg_runs = fold_runs(seg)
+    cls_paths = cls if isinstance(cls, list) else [Path(cls)]
+    cls_runs = [fold_runs(c) for c in cls_paths]
+    common = sorted(set(seg_runs).intersection(*cls_runs))
     if not common:
-        raise DataError(
-            cls, f"shares no finished fold with {seg} (folds {sorted(seg_runs)} vs {sorted(cls_runs)})"
-        )
+        folds = [sorted(runs) for runs in cls_runs]
+        where = ", ".join(map(str, cls_paths))
+        raise DataError(where, f"shares no finished fold with {seg} (folds {sorted(seg_runs)} vs {folds})")
     gates = _gate_runs(gate, common)
     out = Path(out)
     results = [
         evaluate_pipeline_fold(
             seg_runs[k],
-            cls_runs[k],
+            [runs[k] for runs in cls_runs],
             RunDir(out).fold(k).path,
             postprocess,
             fuse_weight,

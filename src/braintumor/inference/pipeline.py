@@ -169,7 +169,7 @@ class SliceEngine:
             )
 
     def _probs(self, role: str, x: np.ndarray, task: str) -> np.ndarray:
-        coords = self.cls_coords if role == "cls" else 0
+        coords = self.cls_coords if role in self.bundle.classifier_roles else 0
 
         def run(batch: np.ndarray) -> np.ndarray:
             return self.backend.run(role, batch)
@@ -350,16 +350,13 @@ class SliceEngine:
         expansion = self.bundle.expansion
         if expansion is None:
             raise ValueError(f"bundle {self.bundle.name!r} has a classifier but no expansion")
-        crops = []
-        for k, mask in positives:
-            prepared, i = items[k]
-            if prepared.cls_native is None:
-                raise ValueError(f"{prepared.scan.source}: prepared without the classifier's input")
-            crop, _ = crop_roi(prepared.cls_native[i], mask, expansion, self.cls_size, self.cls_coords > 0)
-            crops.append(crop)
-        x = np.stack(crops)
-        probs = self._probs("cls", x, "classify")[..., self.keep]
-        probs = renormalised(probs)
+        per_member = []
+        for role in self.bundle.classifier_roles:
+            x_role = self._crops(items, positives, self.bundle.models[role].prep.roi_expansion or expansion)
+            per_member.append(renormalised(self._probs(role, x_role, "classify")[..., self.keep]))
+            if role == "cls":
+                x = x_role  # the primary's crops, for Grad-CAM
+        probs = np.concatenate(per_member)  # (members x flips) x B x K': each weighs the same
         mean, var = probs.mean(axis=0), class_variance(probs)
         fused = self._fuse(items, positives, mean) if self.bundle.forest is not None else None
         names = [self.bundle.classes[i] for i in self.keep]
@@ -375,6 +372,19 @@ class SliceEngine:
             res.uncertainty.classification = float(var[j])
             if cams is not None:
                 res.heatmap = paste_heatmap(cams[j], mask, expansion, mask.shape)
+
+    def _crops(
+        self, items: list[tuple[PreparedScan, int]], positives: list[tuple[int, np.ndarray]], expansion: float
+    ) -> np.ndarray:
+        """B×C×S×S classifier inputs: each positive slice cropped around its mask at ``expansion``."""
+        crops = []
+        for k, mask in positives:
+            prepared, i = items[k]
+            if prepared.cls_native is None:
+                raise ValueError(f"{prepared.scan.source}: prepared without the classifier's input")
+            crop, _ = crop_roi(prepared.cls_native[i], mask, expansion, self.cls_size, self.cls_coords > 0)
+            crops.append(crop)
+        return np.stack(crops)
 
     def _fuse(
         self, items: list[tuple[PreparedScan, int]], positives: list[tuple[int, np.ndarray]], cnn: np.ndarray

@@ -117,7 +117,8 @@ def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
 
 def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
     """Every model input of ``scan`` (normalisation shared between models with the same recipe)."""
-    norm = normalised_all(scan, list(bundle.models.values()))
+    members = bundle.classifier_roles[1:]  # an ensemble's members share the primary's input
+    norm = normalised_all(scan, [m for r, m in bundle.models.items() if r not in members])
     seg_model = bundle.models.get("seg")
     seg = resize_stack(norm["seg"], seg_model.prep.image_size) if seg_model else None
     whole = {r: resize_stack(norm[r], bundle.models[r].prep.image_size) for r in bundle.whole_slice_roles}

@@ -314,6 +314,8 @@ def _model_card(info: dict[str, Any], settings: dict[str, Any]) -> str:
     models = _dict(info, "models")
     for role, entry in models.items():
         name = ROLE_NAMES["whole"] if role == "cls" and "seg" not in models else None
+        if role not in ROLE_NAMES:  # an ensemble member: cls2, cls3...
+            name = f"{ROLE_NAMES['cls']} {str(role)[3:]} (ensemble member)"
         parts.append(_model(str(role), entry if isinstance(entry, dict) else {}, name))
     rows_settings = [[k, _text(v)] for k, v in settings.items()]
     parts.append(_table(["setting", "value"], rows_settings, "Analysis settings in effect"))
