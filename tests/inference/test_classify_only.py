@@ -304,3 +304,6 @@ def test_a_bundle_from_a_cv_fold_records_and_shows_the_cv_figures(trained: Train
     assert shown.exit_code == 0 and "cls CV" in shown.output and "(2 folds" in shown.output
     plain = bundle_info(create_bundle(None, trained.gate, tmp_path / "p"))["models"]["cls"]
     assert "cv_metrics" not in plain
+    cv.cv_metrics.write_text(json.dumps(aggregate([metrics], "classify")))  # one fold: no spread
+    single = bundle_info(create_bundle(None, cv.fold(0).path, tmp_path / "s"))["models"]["cls"]
+    assert "cv_metrics" not in single

@@ -86,7 +86,7 @@ def test_ensemble_bundle_records_and_loads_its_members(ensemble: Path, trained: 
     bundle = load_bundle(ensemble)
     assert bundle.classifier_roles == ["cls", "cls2"] and bundle.expansion == info["expansion"]
     shown = CliRunner().invoke(app, ["bundle", "info", str(ensemble)])
-    assert shown.exit_code == 0 and "cls2" in shown.stdout
+    assert shown.exit_code == 0 and "cls2" in shown.stdout and f"expansion={WIDE}" in shown.stdout
 
 
 def test_analysis_averages_the_members_each_on_its_own_crop(ensemble: Path, tmp_path: Path) -> None:

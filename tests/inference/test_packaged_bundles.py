@@ -31,11 +31,11 @@ def test_packaged_bundle_is_small_verified_and_documented(name: str) -> None:
     assert info["verified"] and info["name"] == name and info["dtype"] == "float16"
     assert info["training_command"].startswith("braintumor ") and "../shared/data" in info["data"]
     for role, model in info["models"].items():
-        score = model["metrics"][HEADLINE[role]]
+        score = model["metrics"][HEADLINE[role.rstrip("0123456789")]]  # cls2, cls3...: ensemble members
         assert 0.5 < score <= 1.0, (role, score)  # measured on data the model never saw
     assert all(f["bytes"] < 5e6 for f in info["files"].values())  # no file over the repo limit
     total = sum(f["bytes"] for f in info["files"].values())
-    assert total < 14e6, f"{name}: {total / 1e6:.1f} MB"  # t1ce: 9.6 MB nets, 3 MB forest, 0.3 MB profile
+    assert total < 24e6, f"{name}: {total / 1e6:.1f} MB"  # t1ce: 7 networks of 3.2 MB, 0.3 MB profile
 
 
 def test_unknown_packaged_name_lists_the_choices() -> None:

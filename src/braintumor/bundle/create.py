@@ -116,11 +116,14 @@ def _copy_weights(weights: Path, card: ModelCard, dest: Path, fp16: bool) -> Non
 
 def cv_record(weights: Path) -> dict[str, Any] | None:
     """The cross-validation a fold run belongs to: ``{"n_folds", "mean", "std", "source"}`` with
-    the headline numbers of its ``cv_metrics.json``, or None for a run outside a CV folder."""
+    the headline numbers of its ``cv_metrics.json``, or None for a run outside a CV folder or in
+    one that scored a single fold (no spread to report)."""
     cv = RunDir.of_weights(weights).cv_parent()
     if cv is None:
         return None
     summary = _read_json(cv.cv_metrics)
+    if not isinstance(summary.get("n_folds"), int) or summary["n_folds"] < 2:
+        return None
     return {
         "n_folds": summary.get("n_folds"),
         "mean": headline_metrics(summary.get("mean") or {}),

@@ -276,8 +276,9 @@ def bundle_info_cmd(
         table.add_row("classes", "none: segmentation only" if segment_only else ", ".join(info["classes"]))
         for role, m in info["models"].items():
             prep = m["preprocessing"]
+            crop = f" expansion={prep['roi_expansion']}" if prep.get("roi_expansion") is not None else ""
             table.add_row(role, f"{m['model']['name']} in={m['in_channels']} size={prep['image_size']} "
-                                f"{prep['normalization']} score={m.get('best_score')}")  # fmt: skip
+                                f"{prep['normalization']}{crop} score={m.get('best_score')}")  # fmt: skip
             table.add_row(f"{role} metrics", _headline(m.get("metrics", {})))
             if cv := m.get("cv_metrics"):
                 table.add_row(f"{role} CV", _headline_cv(cv))
