@@ -143,6 +143,7 @@ class SliceEngine:
         cls = bundle.models.get("cls")
         self.cls_size = cls.prep.image_size if cls else 0
         self.cls_coords = cls.prep.coord_channels if cls else 0  # position channels of its input
+        self.members = bundle.classifier_roles  # cls, and an ensemble's cls2, cls3...
         classes = cls.classes if cls else []
         no = no_tumour_class(classes)
         self.keep = [i for i, c in enumerate(classes) if c != no]  # tumour classes of the ROI model
@@ -169,7 +170,7 @@ class SliceEngine:
             )
 
     def _probs(self, role: str, x: np.ndarray, task: str) -> np.ndarray:
-        coords = self.cls_coords if role in self.bundle.classifier_roles else 0
+        coords = self.cls_coords if role in self.members else 0
 
         def run(batch: np.ndarray) -> np.ndarray:
             return self.backend.run(role, batch)
@@ -350,13 +351,14 @@ class SliceEngine:
         expansion = self.bundle.expansion
         if expansion is None:
             raise ValueError(f"bundle {self.bundle.name!r} has a classifier but no expansion")
-        per_member = []
-        for role in self.bundle.classifier_roles:
-            x_role = self._crops(items, positives, self.bundle.models[role].prep.roi_expansion or expansion)
-            per_member.append(renormalised(self._probs(role, x_role, "classify")[..., self.keep]))
-            if role == "cls":
-                x = x_role  # the primary's crops, for Grad-CAM
-        probs = np.concatenate(per_member)  # (members x flips) x B x K': each weighs the same
+        models = self.bundle.models
+        crops = {
+            r: self._crops(items, positives, models[r].prep.roi_expansion or expansion) for r in self.members
+        }
+        x = crops["cls"]  # the primary's, which Grad-CAM explains
+        probs = np.concatenate(  # (members × flips) × B × K': every member and flip weighs the same
+            [renormalised(self._probs(r, crops[r], "classify")[..., self.keep]) for r in self.members]
+        )
         mean, var = probs.mean(axis=0), class_variance(probs)
         fused = self._fuse(items, positives, mean) if self.bundle.forest is not None else None
         names = [self.bundle.classes[i] for i in self.keep]
