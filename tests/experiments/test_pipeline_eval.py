@@ -371,3 +371,23 @@ def test_an_ensemble_of_one_classifier_twice_scores_as_the_classifier(runs: Path
     one = pd.read_csv(tmp_path / "one" / "fold0" / "per_slice.csv")
     two = pd.read_csv(tmp_path / "two" / "fold0" / "per_slice.csv")
     pd.testing.assert_series_equal(one["pred_gt_crop"], two["pred_gt_crop"])
+
+
+def test_a_sweep_folder_is_the_ensemble_of_its_arms_the_chosen_factor_first(
+    runs: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    for label in ("1.5", "3.0"):
+        arm = Path(shutil.copytree(runs / "cls", sweep / f"roi-{label}"))
+        card = json.loads((arm / "checkpoints" / "best.json").read_text())
+        card["preprocessing"]["roi_expansion"] = float(label)
+        (arm / "checkpoints" / "best.json").write_text(json.dumps(card))
+    rows = [{"factor": "1.5"}, {"factor": "3.0"}]
+    (sweep / "sweep.json").write_text(json.dumps({"rows": rows, "best_factor": "3.0"}))
+    fold = evaluate_pipeline(runs / "seg", sweep, tmp_path / "pipe")["folds"][0]
+    assert fold["cls_run"] == f"{sweep / 'roi-3.0'}, {sweep / 'roi-1.5'}" and fold["roi_expansion"] == 3.0
+    (sweep / "sweep.json").write_text(
+        json.dumps({"rows": [*rows, {"factor": "whole"}], "best_factor": "3.0"})
+    )
+    with pytest.raises(DataError, match=r"sweep arms \['roi-whole'\] are missing"):
+        evaluate_pipeline(runs / "seg", sweep, tmp_path / "pipe2")

@@ -65,7 +65,9 @@ def test_quick_and_references_resolve(tmp_path: Path) -> None:
     assert fused.summary_file == tmp_path / "run" / "resnet18-fused" / "cv_metrics.json"
     assert fused.overrides == () and fused.trainer == {}
     segment_classify = load_study(REPO / "configs" / "studies" / "figshare-segment-classify.yaml")
-    assert segment_classify.step("pipeline").options["fuse_weight"] == 0.5
+    assert segment_classify.step("pipeline").options["cls"] == "roi-sweep"  # the five arms, as t1ce ships
+    planned = {s.name: s for s in plan_study(segment_classify, tmp_path / "fsc", data=fake)}
+    assert planned["pipeline"].refs["cls"] == tmp_path / "fsc" / "roi-sweep"
     full = {s.name: s for s in plan_study(study, tmp_path / "run", data=fake)}
     assert full["vgg16-scratch"].folds is None and full["vgg16-scratch"].config().train.epochs == 18
 

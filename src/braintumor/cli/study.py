@@ -116,7 +116,8 @@ def experiment_pipeline(
         list[Path],
         typer.Option(
             "--cls",
-            help="ROI classification run on the same splits; repeat it for an ensemble (as `bundle create`).",
+            help="ROI classification run on the same splits; repeat it for an ensemble (as `bundle create`); "
+            "a sweep-roi folder is the ensemble of its arms, the chosen factor first.",
         ),
     ],
     out_dir: OutOpt,

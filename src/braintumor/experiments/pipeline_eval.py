@@ -344,6 +344,14 @@ def _gate_runs(gate: str | Path | None, folds: list[int]) -> dict[int, Path | No
     return {k: runs[k] for k in folds}
 
 
+def _classifier_runs(paths: list[Path]) -> list[Path]:
+    """The classification runs of ``--cls``: a ``sweep-roi`` folder stands for all its arms (the
+    factor chosen on validation first, the ensemble's primary)."""
+    from braintumor.training.sweep import sweep_arms
+
+    return [arm for p in paths for arm in (sweep_arms(p) if RunDir(p).sweep.is_file() else [Path(p)])]
+
+
 def evaluate_pipeline(
     seg: str | Path,
     cls: str | Path | list[Path],
@@ -357,7 +365,8 @@ def evaluate_pipeline(
 
     Args:
         seg: segmentation run (``fold<k>/`` CV folder or a single-fold run).
-        cls: ROI classification run trained on the same splits, or several (an ensemble).
+        cls: ROI classification run trained on the same splits, or several (an ensemble); a
+            ``sweep-roi`` folder is the ensemble of its arms, the chosen factor first.
         out: output folder (see the module docstring).
         postprocess: force the largest component + hole filling on (True) or off (False); None
             post-processes as the segmentation run was evaluated (what its bundle ships).
@@ -370,7 +379,7 @@ def evaluate_pipeline(
         The aggregate written to ``out/cv_metrics.json``.
     """
     seg_runs = fold_runs(seg)
-    cls_paths = cls if isinstance(cls, list) else [Path(cls)]
+    cls_paths = _classifier_runs(cls if isinstance(cls, list) else [Path(cls)])
     cls_runs = [fold_runs(c) for c in cls_paths]
     common = sorted(set(seg_runs).intersection(*cls_runs))
     if not common:

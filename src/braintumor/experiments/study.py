@@ -358,7 +358,7 @@ def check_references(study: Study) -> None:
             _earlier(study, i, str(opts["splits_from"]), TRAINING_KINDS, "splits_from")
         if step.kind == "pipeline":
             _earlier(study, i, str(opts["seg"]), ("train", "cv"), "seg")
-            _earlier(study, i, str(opts["cls"]), ("train", "cv"), "cls")
+            _earlier(study, i, str(opts["cls"]), ("train", "cv", "sweep-roi"), "cls")  # a sweep: its arms
         if step.kind == "fuse":
             _earlier(study, i, str(opts["cls"]), ("train", "cv"), "cls")
         for ref in opts.get("runs", ()):

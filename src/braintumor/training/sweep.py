@@ -23,6 +23,7 @@ the whole-slice path. The result is the whole slice, restricted to slices with a
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from braintumor.config import ExperimentConfig, dump_config
-from braintumor.errors import ConfigError
+from braintumor.errors import ConfigError, DataError
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.models.weights import read_card
 from braintumor.reports.compare import WHOLE_IMAGE_EXPANSION
@@ -83,6 +84,27 @@ def factor_label(factor: Factor) -> str:
 def expansion_of(factor: Factor) -> float:
     """The ``data.roi_expansion`` of a factor; ``whole`` is :data:`WHOLE_IMAGE_EXPANSION`."""
     return WHOLE_IMAGE_EXPANSION if factor == WHOLE else float(factor)
+
+
+def sweep_arms(run_dir: Path) -> list[Path]:
+    """The arms of a finished sweep (``roi-<factor>/`` CV folders), the factor chosen on validation
+    first, then the others in the sweep's order: an ensemble whose primary is the chosen factor.
+
+    Raises:
+        DataError: ``run_dir`` has no readable ``sweep.json``, or an arm's folder is missing.
+    """
+    path = RunDir(run_dir).sweep
+    try:
+        result = json.loads(path.read_text())
+        labels = [str(row["factor"]) for row in result["rows"]]
+        chosen = str(result.get("best_factor") or labels[0])
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DataError(path, f"not a finished sweep-roi result ({exc})") from None
+    arms = [Path(run_dir) / f"roi-{label}" for label in [chosen, *(x for x in labels if x != chosen)]]
+    missing = [a.name for a in arms if not a.is_dir()]
+    if missing:
+        raise DataError(run_dir, f"sweep arms {missing} are missing")
+    return arms
 
 
 def _shared_data(cfg: ExperimentConfig, run_dir: Path) -> ExperimentConfig:
