@@ -3,7 +3,7 @@
 # train each model (skipped when its run folder is finished), then bundle one fold's weights
 # (float16) with the exact training command, the data, and the metrics each model measured on
 # patients it never saw, and add each bundle's input profile. Hours on 2 CPU cores when nothing is
-# trained yet (two figshare U-Net folds: ~70 min; the LGG U-Net: 63 min with native bf16). Name
+# trained yet (three figshare U-Net folds in float32: ~2 h; the LGG U-Net: 63 min with native bf16). Name
 # bundles to build only those.
 #   bash scripts/build_bundles.sh [t1ce] [flair-lgg] [kaggle4]
 set -euo pipefail
@@ -15,13 +15,13 @@ OUT=src/braintumor/bundles
 TARGETS=" ${*:-t1ce flair-lgg kaggle4} "
 want() { [[ $TARGETS == *" $1 "* ]]; }
 
-# t1ce: folds 0 and 1 of the official figshare folds (the CV figures go into the bundle), fold 0's
+# t1ce: folds 0-2 of the official figshare folds (the CV figures go into the bundle), fold 0's
 # networks shipped: the U-Net, the factor-3.0 classifier (the factor chosen on validation) averaged
 # with the fold's classifiers at the sweep's other factors, and the gate trained on Kaggle less its
 # copies of fold 0's test patients
-SEG=(cv --config configs/figshare-unet-cpu.yaml --data $D/figshare --out runs/figshare-unet-cv --only 0 --only 1)
+SEG=(cv --config configs/figshare-unet-cpu.yaml --data $D/figshare --out runs/figshare-unet-cv --only 0 --only 1 --only 2)
 CLS=(cv --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-w24
-     --set "model.kwargs={width: 24}" --only 0 --only 1)
+     --set "model.kwargs={width: 24}" --only 0 --only 1 --only 2)
 MEMBERS=(sweep-roi --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-sweep-w24
          --factors 1.0,1.5,2.0,3.0,whole --only 0 --set "model.kwargs={width: 24}")
 GATE=(train classify --config configs/kaggle4-cpu.yaml --data $D/kaggle4 --out runs/gate-w24-figfold/fold0
