@@ -11,8 +11,8 @@ analyser's :class:`~braintumor.inference.pipeline.SliceEngine` (segment, post-pr
 classify, fuse). Several classification runs make the bundle's classifier ensemble (``bundle
 create --cls A --cls B``), averaged as analysis averages them. The same engine also classifies
 each tumour slice from its **ground-truth** mask (``*_gt_crop``), so the two accuracies differ
-only by the mask. Both runs must share their splits
-(``splits_from``); a gate must not have trained on the test patients.
+only by the mask. All runs must share their splits (``splits_from``); a gate must not have
+trained on the test patients.
 
 Scores, over the tumour slices (those whose ground-truth mask is not empty):
 
@@ -344,7 +344,7 @@ def _gate_runs(gate: str | Path | None, folds: list[int]) -> dict[int, Path | No
     return {k: runs[k] for k in folds}
 
 
-def _classifier_runs(paths: list[Path]) -> list[Path]:
+def _expand_sweeps(paths: list[Path]) -> list[Path]:
     """The classification runs of ``--cls``: a ``sweep-roi`` folder stands for all its arms (the
     factor chosen on validation first, the ensemble's primary)."""
     from braintumor.training.sweep import sweep_arms
@@ -379,7 +379,7 @@ def evaluate_pipeline(
         The aggregate written to ``out/cv_metrics.json``.
     """
     seg_runs = fold_runs(seg)
-    cls_paths = _classifier_runs(cls if isinstance(cls, list) else [Path(cls)])
+    cls_paths = _expand_sweeps(cls if isinstance(cls, list) else [Path(cls)])
     cls_runs = [fold_runs(c) for c in cls_paths]
     common = sorted(set(seg_runs).intersection(*cls_runs))
     if not common:
