@@ -49,3 +49,16 @@ def test_inference_autocast_auto_follows_the_cpu(monkeypatch: pytest.MonkeyPatch
     assert dtype == (torch.bfloat16 if native else torch.float32)
     with forward.autocast("fp32"):
         assert conv(torch.ones(1, 1, 2, 2)).dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("trained", "native", "expected"),
+    [("bf16-mixed", True, "bf16"), ("bf16-mixed", False, "fp32"), ("32-true", True, "fp32"),
+     ("16-mixed", True, "fp32"), ("auto", True, "bf16"), ("auto", False, "fp32")],
+)  # fmt: skip
+def test_a_run_is_scored_in_bf16_only_where_this_cpu_runs_it(
+    monkeypatch: pytest.MonkeyPatch, trained: str, native: bool, expected: str
+) -> None:
+    """A run trained in bf16 on a GPU is scored in float32 on a CPU without native bf16."""
+    monkeypatch.setattr(precision, "bf16_supported", lambda: native)
+    assert precision.scoring_precision(trained) == expected

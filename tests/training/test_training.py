@@ -204,6 +204,19 @@ def test_classification_and_cv(tmp_path: Path) -> None:
     assert s0 == s1  # one set of splits shared by every fold
 
 
+def test_cv_aggregates_folds_trained_in_separate_calls(tmp_path: Path) -> None:
+    """Folds run one at a time (``--only k``, as parallel processes on one GPU) add up to one CV."""
+    cls = ["train.task=classify", "model.name=cnn-small", "train.loss=ce", "train.epochs=1"]
+    cfg = load_config(None, [*TINY, *cls])
+    first = cross_validate(cfg, tmp_path / "cv", folds=[1], trainer_overrides=QUIET)
+    assert first["n_folds"] == 1 and [f["fold"] for f in first["folds"]] == [1]
+    summary = cross_validate(cfg, tmp_path / "cv", folds=[0], trainer_overrides=QUIET)
+    assert [f["fold"] for f in summary["folds"]] == [0, 1]
+    accuracies = [f["accuracy"] for f in summary["folds"]]
+    assert summary["mean"]["accuracy"] == pytest.approx(sum(accuracies) / 2)
+    assert json.loads((tmp_path / "cv" / "cv_metrics.json").read_text())["n_folds"] == 2
+
+
 def test_init_from_project_checkpoint_skips_new_head(tmp_path: Path) -> None:
     from braintumor.config import ModelConfig
     from braintumor.models.network import build_network

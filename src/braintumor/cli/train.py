@@ -106,6 +106,9 @@ def cv(
 ) -> None:  # fmt: skip
     """Patient-level k-fold cross-validation; aggregated table in cv_metrics.json / cv_folds.csv.
 
+    The table covers every fold scored in the folder so far: folds run one at a time with --only
+    (resumed, or as processes side by side on one GPU) add up to one CV.
+
     Example:
       braintumor cv --config configs/figshare-unet-cpu.yaml --data DATA/figshare --out runs/cv
     """

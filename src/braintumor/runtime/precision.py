@@ -53,3 +53,10 @@ def training_precision(precision: str) -> str:
             precision, "GPU" if on_gpu else "CPU", "16-mixed" if on_gpu else "32-true",
         )  # fmt: skip
     return precision
+
+
+def scoring_precision(trained: str) -> str:
+    """The precision in which a run's weights are scored on this CPU: ``bf16`` when the run trained
+    in bf16 (or ``auto``) and this CPU runs bf16 natively, else ``fp32``. A run trained in bf16 on a
+    GPU or another CPU is scored here in float32, never in emulated bf16 (about 10x slower)."""
+    return "bf16" if (trained == AUTO or trained.startswith("bf16")) and bf16_supported() else "fp32"

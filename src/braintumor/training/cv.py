@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pandas as pd
 
 from braintumor.config import ExperimentConfig, dump_config
 from braintumor.data.splits import Splits
-from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
+from braintumor.io_utils import atomic_write, atomic_write_json, atomic_write_text, prepare_out_dir
 from braintumor.models.network import check_model
 from braintumor.run_dir import RunDir
 from braintumor.training.runner import train_fold
@@ -27,14 +28,16 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Train and evaluate each fold into ``run_dir/fold<k>``; all folds share ``run_dir/splits.json``.
 
-    Returns ``{"folds": [...per-fold metrics...], "mean": {...}, "std": {...}}`` and writes it to
-    ``cv_metrics.json`` with a per-fold table ``cv_folds.csv``.
+    Returns ``{"folds": [...per-fold metrics...], "mean": {...}, "std": {...}}`` over every fold
+    scored so far (those just trained and any earlier ``fold<k>/metrics.json``: folds resumed with
+    ``--only`` or trained as separate processes) and writes it to ``cv_metrics.json`` with a per-fold
+    table ``cv_folds.csv``.
     """
     check_model(cfg.model, cfg.train.task)  # before the folder is made
     run = RunDir(prepare_out_dir(Path(run_dir)))
     dump_config(cfg, run.config)
     chosen = folds if folds is not None else list(range(cfg.data.folds))
-    results = []
+    fresh: dict[int, dict[str, Any]] = {}
     for k in chosen:
         fold_cfg = fold_config(cfg, k)
         fold_dir = run.fold(k)
@@ -43,11 +46,12 @@ def cross_validate(
             Splits.load(shared).check_fold(k)  # before training: a predefined split has one fold
         fold_dir.path.mkdir(parents=True, exist_ok=True)
         if shared.is_file() and not fold_dir.splits.is_file():
-            fold_dir.splits.write_text(shared.read_text())
+            atomic_write_text(fold_dir.splits, shared.read_text())
         metrics = train_fold(fold_cfg, fold_dir.path, **train_kwargs)
         if not shared.is_file() and fold_dir.splits.is_file():
-            shared.write_text(fold_dir.splits.read_text())
-        results.append(metrics)
+            atomic_write_text(shared, fold_dir.splits.read_text())  # folds may run side by side
+        fresh[k] = metrics
+    results = scored_folds(run, cfg.data.folds, fresh)
     summary = aggregate(results, cfg.train.task)
     atomic_write_json(run.cv_metrics, summary)
     table = pd.DataFrame(
@@ -55,6 +59,19 @@ def cross_validate(
     )
     atomic_write(run.cv_folds, lambda tmp: table.to_csv(tmp, index=False))
     return summary
+
+
+def scored_folds(run: RunDir, n_folds: int, fresh: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Metrics of each fold scored so far, in fold order: ``fresh`` (just trained) first, else the
+    fold's ``metrics.json``."""
+    results = []
+    for k in range(n_folds):
+        path = run.fold(k).metrics
+        if k in fresh:
+            results.append(fresh[k])
+        elif path.is_file():
+            results.append(json.loads(path.read_text()))
+    return results
 
 
 def fold_config(cfg: ExperimentConfig, k: int) -> ExperimentConfig:

@@ -26,6 +26,7 @@ from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
 from braintumor.models.card import ModelCard
 from braintumor.run_dir import RunDir
 from braintumor.runtime.forward import logit_of
+from braintumor.runtime.precision import scoring_precision
 from braintumor.training.data import FoldData
 from braintumor.training.ensemble import load_ensemble
 from braintumor.training.predictions import is_volumetric, postprocessed, predict, predict_slices
@@ -271,6 +272,7 @@ def evaluate_run(
         Path(out_dir) if out_dir else (run_dir if own_data else RunDir(run_dir).external_eval.path)
     )
     options, tuning = cfg.eval, None
+    precision = scoring_precision(cfg.train.precision)
     if tune:
         if not own_data or cfg.train.task != "segment":
             raise ValueError(f"{run_dir}: --tune needs a segmentation run scored on its own data")
@@ -279,11 +281,9 @@ def evaluate_run(
         val = CachedDataset(store, positions(store, splits, k, "val", masked=True), eval_transforms(True))
         slices = dict(zip(index.frame["sample_id"], index.frame["slice"], strict=True))
         net, _ = load_ensemble(weights)
-        options, table, tuning = tune_evaluation(
-            net, val, slices, cfg.train.precision, cfg.eval, is_volumetric(index)
-        )
+        options, table, tuning = tune_evaluation(net, val, slices, precision, cfg.eval, is_volumetric(index))
         _save_csv(table, RunDir(target).tuning)
-    metrics = evaluate_fold(weights, fold, target, cfg.train.precision, options)
+    metrics = evaluate_fold(weights, fold, target, precision, options)
     if tuning is not None:
         metrics["tuning"] = tuning
     if ensemble:

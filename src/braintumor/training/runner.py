@@ -25,7 +25,7 @@ from braintumor.models.card import ModelCard
 from braintumor.models.network import check_model
 from braintumor.models.weights import save_weights
 from braintumor.run_dir import RunDir
-from braintumor.runtime.precision import training_precision
+from braintumor.runtime.precision import scoring_precision, training_precision
 from braintumor.training.callbacks import (
     HistoryWriter,
     MidEpochCheckpoint,
@@ -180,7 +180,7 @@ def finish_fold(result: FitResult, run_dir: Path) -> dict[str, Any]:
 
     cfg, fold, trainer = result.cfg, result.fold, result.trainer
     best = _export_best(trainer, result.module, cfg, fold, run_dir)
-    metrics = evaluate_fold(best, fold, run_dir, cfg.train.precision, cfg.eval)
+    metrics = evaluate_fold(best, fold, run_dir, scoring_precision(cfg.train.precision), cfg.eval)
     history = RunDir(run_dir).history
     seconds = pd.read_csv(history)["seconds"].iloc[-1] if history.is_file() else result.seconds
     metrics["train_seconds"] = round(float(seconds), 1)  # all sessions, resumes included
