@@ -44,7 +44,7 @@ if want t1ce; then
   "$BT" bundle create --seg runs/figshare-unet-cv/fold0 --cls runs/figshare-roi-w24/fold0 --cls $SWEPT/roi-1.0/fold0 \
     --cls $SWEPT/roi-1.5/fold0 --cls $SWEPT/roi-2.0/fold0 --cls $SWEPT/roi-whole/fold0 --gate runs/gate-w24-figfold/fold0 \
     --out $OUT/t1ce --name t1ce --bundle-version 2 --fp16 --overwrite \
-    --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${MEMBERS[@]}"); $(shown "${GATE[@]}") (fold 0's networks: official fold 0 held out; the five classifiers averaged, without a region-feature forest, which added nothing to the average in the 5-fold CV)" \
+    --command "$(shown "${SEG[@]}"); $(shown "${CLS[@]}"); $(shown "${MEMBERS[@]}"); $(shown "${GATE[@]}") (fold 0's networks: official fold 0 held out; the five classifiers averaged, the four that read the crop weighed by the U-Net's confidence in its mask (mask_confidence_floor 0.9), without a region-feature forest, which added nothing to the average in the 5-fold CV)" \
     --data "T1-CE. Segmenter and tumour-region classifiers (expansion factor 3.0, averaged with 1.0, 1.5, 2.0 and the whole slice): figshare (Cheng et al.) ../shared/data/figshare, 2,545 slices of 196 patients at 256 px, official patient-level fold 0 held out. Gate: Kaggle Brain Tumor MRI ../shared/data/kaggle4, its 5,084 Training images less the copies of fold 0's test patients' slices (excluded_copies.json), scored on its 147 Testing images."
   "$BT" bundle profile $OUT/t1ce --data $D/figshare --source "figshare T1-CE"
   "$BT" bundle info t1ce

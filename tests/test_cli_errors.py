@@ -45,6 +45,8 @@ CASES: dict[str, tuple[list[str], str]] = {
     "override not YAML": (train("train.lr=["), "override 'train.lr=[': '[' is not a YAML value"),
     "config is a PNG": (["train", "segment", "--out", "{tmp}/run", "--config", "{tmp}/cfg.png"],
                         "cfg.png: not a text file (binary content); expected an experiment YAML"),
+    "config repeats a section": (["train", "segment", "--out", "{tmp}/run", "--config", "{tmp}/twice.yaml"],
+                                 "twice.yaml: not valid YAML (key 'data' appears twice in one mapping"),
     "inspect --format": (["data", "inspect", "{tmp}", "--format", "foo"], "unknown dataset format 'foo'"),
     "empty last.ckpt": (train(out="{tmp}/empty"),
                         "empty/checkpoints/last.ckpt: cannot resume from it: it is empty (0 bytes)"),
@@ -56,8 +58,10 @@ CASES: dict[str, tuple[list[str], str]] = {
 
 @pytest.fixture
 def bad_inputs(tmp_path: Path) -> Path:
-    """A file where a folder belongs, a PNG as config, and run folders with a broken last.ckpt."""
+    """A file where a folder belongs, a PNG and a config repeating a section as configs, and run
+    folders with a broken last.ckpt."""
     (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "twice.yaml").write_text("data: fold 0\ntrain:\n  epochs: 1\ndata:\n  image_size: 32\n")
     (tmp_path / "cfg.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10")
     for name in ("empty", "cut"):
         (tmp_path / name / "checkpoints").mkdir(parents=True)

@@ -417,17 +417,34 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
-        values = _read_yaml(p)
+        values = read_yaml(p)
         if not isinstance(values, dict):
             raise ConfigError(f"{p}: expected a mapping with data/model/train sections")
     values = apply_overrides(values, overrides or [])
     return from_dict(ExperimentConfig, values, where="")
 
 
-def _read_yaml(path: Path) -> Any:
-    """The YAML document in ``path``; a binary file (an image given by mistake) is a ConfigError."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently, so a stray ``data:`` line would drop a whole section of settings)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path`` (safe loading, duplicate keys refused); a binary file (an image
+    given by mistake), invalid YAML or a repeated key is a ConfigError naming the file."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
     except UnicodeDecodeError:
         raise ConfigError(
             f"{path}: not a text file (binary content); expected an experiment YAML such as "

@@ -4,6 +4,7 @@ tampered and malformed forests, and bundles without fusion left as they were."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,11 @@ CLS_LOGITS = [1.0, 0.2, 3.0, -0.5]  # glioma, meningioma, notumor (dropped), pit
 
 @pytest.fixture(scope="module")
 def fused(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``bundle create --fuse-forest`` with the session's runs."""
+    """``bundle create --fuse-forest`` with the session's runs (no weighing by the mask's confidence)."""
     out = tmp_path_factory.mktemp("fused") / "bundle"
     args = ["bundle", "create", "--seg", str(trained.seg), "--cls", str(trained.cls),
             "--gate", str(trained.gate), "--fuse-forest", "--fuse-weight", str(WEIGHT),
-            "--forest-trees", str(TREES)]  # fmt: skip
+            "--forest-trees", str(TREES), "--mask-confidence-floor", "off"]  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     return out
@@ -61,7 +62,10 @@ def _image() -> np.ndarray:
 
 
 def _analyse(bundle: Bundle, png: Path, out: Path) -> AnalysisResult:
-    analyzer = Analyzer(bundle, ScriptedBackend(), AnalysisSettings.for_bundle(bundle))  # type: ignore[arg-type]
+    """Analyse ``png`` with the classifier alone, then the bundle's forest if any (not weighed by the
+    mask's confidence, which would lend the gate's classes a little weight)."""
+    settings = replace(AnalysisSettings.for_bundle(bundle), mask_confidence_floor=None)
+    analyzer = Analyzer(bundle, ScriptedBackend(), settings)  # type: ignore[arg-type]
     [result] = analyzer.analyze_files([png], out)
     return result
 
@@ -95,6 +99,7 @@ def test_fused_probabilities(
     fused: Path, trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bundle = load_bundle(fused)
+    assert bundle.analysis["mask_confidence_floor"] is None  # off: the classifier alone, then the forest
     image, png = _image(), tmp_path / "slice.png"
     Image.fromarray(image).save(png)
     seen: list[np.ndarray] = []

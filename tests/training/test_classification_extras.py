@@ -18,9 +18,9 @@ import braintumor.cli.experiments  # noqa: F401  (registers compare / sweep-roi)
 from braintumor.cli import app
 from braintumor.config import load_config
 from braintumor.data.cache import ArrayStore
-from braintumor.data.roi import crop_roi
+from braintumor.data.roi import WHOLE_IMAGE_EXPANSION, crop_roi
 from braintumor.errors import ConfigError
-from braintumor.reports.compare import WHOLE_IMAGE_EXPANSION, compare_runs
+from braintumor.reports.compare import compare_runs
 from braintumor.training.cv import cross_validate
 from braintumor.training.data import FoldData
 from braintumor.training.figures import misclassified_figure, pick_misclassified

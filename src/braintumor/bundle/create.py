@@ -50,6 +50,7 @@ from braintumor.bundle.store import BundleError, write_manifest
 from braintumor.io_utils import atomic_write, atomic_write_json, json_text
 from braintumor.models.card import ModelCard
 from braintumor.run_dir import RunDir
+from braintumor.runtime.fusion import MASK_CONFIDENCE_FLOOR
 
 FP16_MAX = 65504.0
 RunPath = str | Path
@@ -231,6 +232,7 @@ def assemble(
     fuse_forest: bool = False,
     fuse_weight: float = 0.5,
     forest_trees: int = 300,
+    mask_confidence_floor: float | None = MASK_CONFIDENCE_FLOOR,
 ) -> Assembled:
     """Check the runs and compose the bundle's record (see :func:`create_bundle` for the arguments)."""
     classifiers = _classifier_runs(cls)
@@ -284,7 +286,8 @@ def assemble(
         "models": {r: _model_entry(cards[r], *sources[r], Path(runs[r])) for r in cards},
         "training_command": command,
         "data": data,
-        "analysis": run_analysis(sources["seg" if seg is not None else "cls"][0]),
+        "analysis": run_analysis(sources["seg" if seg is not None else "cls"][0])
+        | ({"mask_confidence_floor": mask_confidence_floor} if seg is not None and cls_card else {}),
         **({"fusion": fusion} if fusion else {}),
     }
     return Assembled(info, {r: w for r, (w, _) in sources.items()}, cards, forest)
@@ -322,6 +325,7 @@ def create_bundle(
     fuse_forest: bool = False,
     fuse_weight: float = 0.5,
     forest_trees: int = 300,
+    mask_confidence_floor: float | None = MASK_CONFIDENCE_FLOOR,
 ) -> Path:
     """Bundle the best weights of a segmentation run, optionally a ROI classification run and
     optionally a whole-slice gate run; or of a whole-slice classification run alone.
@@ -341,6 +345,10 @@ def create_bundle(
         fuse_forest: fit a random forest on region features of ``cls``'s training patients and fuse
             it with the classifier at analysis (needs ``cls``); ``fuse_weight`` is the
             classifier's share of the averaged probabilities, ``forest_trees`` the forest's size.
+        mask_confidence_floor: with a segmenter and a classifier, the analysis default of the
+            same name (:class:`~braintumor.inference.pipeline.AnalysisSettings`): the ensemble's
+            crop classifiers weighed by the segmenter's confidence in its mask; None averages
+            the members alike.
 
     The ``analysis`` defaults are the segmentation run's evaluation settings, or the classifier
     run's in a classify-only bundle (:func:`run_analysis`).
@@ -371,6 +379,7 @@ def create_bundle(
         fuse_forest,
         fuse_weight,
         forest_trees,
+        mask_confidence_floor,
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

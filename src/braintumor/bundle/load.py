@@ -41,7 +41,9 @@ key a bundle has no fusion.
 **Classifier ensembles** hold ROI classifiers beyond ``cls`` as ``cls2``, ``cls3``... (files
 ``cls2.safetensors`` / ``cls2.json``...), trained alike on crops at other expansion factors:
 analysis crops each tumour once per member at that member's own factor and averages the members'
-probabilities (every member and flip weighing the same) before any fusion; ``cls`` stays the
+probabilities before any fusion (every member and flip weighing the same, or, with the analysis
+default ``mask_confidence_floor``, the crop members weighed by the segmenter's confidence in its
+mask: :func:`~braintumor.runtime.fusion.confidence_weighted`); ``cls`` stays the
 primary (``expansion``, Grad-CAM, the forest's training patients). They are ``"format_version": 5``
 so that older packages refuse them rather than classify with ``cls`` alone.
 

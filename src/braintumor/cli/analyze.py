@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,11 +11,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from braintumor.cli.common import app, emit_json, err, out, progress_bar, run_guarded
+from braintumor.cli.options import JsonFlag, MaskFloorOpt, mask_floor
+from braintumor.runtime.fusion import MASK_CONFIDENCE_FLOOR
 
 bundle_app = typer.Typer(help="Create and inspect model bundles.", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 
 
 @app.command("analyze")
@@ -42,6 +43,7 @@ def analyze(
     postprocess: Annotated[
         bool | None, typer.Option("--postprocess/--no-postprocess", help="Largest component + fill holes.")
     ] = None,
+    mask_confidence_floor: MaskFloorOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Slices per network call.")] = None,
     max_pixels: Annotated[int | None, typer.Option(help="Refuse slices with more pixels than this.")] = None,
     precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")] = "auto",
@@ -120,7 +122,11 @@ def analyze(
                                     "batch_size": batch_size, "max_pixels": max_pixels}  # fmt: skip
         if postprocess is not None:
             settings.update(largest_component=postprocess, fill_holes=postprocess)
+        floor = mask_floor(mask_confidence_floor) if mask_confidence_floor is not None else None
         analyzer = Analyzer.from_bundle(bundle, backend=backend, precision=precision, **settings)
+        if mask_confidence_floor is not None:  # "off" (None) too, which from_bundle would not override
+            chosen = dataclasses.replace(analyzer.settings, mask_confidence_floor=floor)
+            analyzer = Analyzer(analyzer.bundle, analyzer.backend, chosen)
         with progress_bar("analysing", quiet=json_out) as update:
             results = analyzer.analyze_files(
                 found, out_dir, gradcam, update, overwrite=overwrite, dicom_seg=dicom_seg,
@@ -214,6 +220,7 @@ def bundle_create(
         float, typer.Option("--fuse-weight", help="The classifier's share of the fused probabilities.")
     ] = 0.5,
     forest_trees: Annotated[int, typer.Option("--forest-trees", help="Trees in the fused forest.")] = 300,
+    mask_confidence_floor: MaskFloorOpt = str(MASK_CONFIDENCE_FLOOR),
     json_out: JsonFlag = False,
 ) -> None:
     """Bundle a segmenter, an optional ROI classifier and an optional gate; refuses models that
@@ -239,8 +246,8 @@ def bundle_create(
     def go() -> None:
         path = create_bundle(seg, cls or None, out_path, gate=gate, name=name, version=version, fp16=fp16,
                              zip_output=zip_out, command=command, data=data, overwrite=overwrite,
-                             fuse_forest=fuse_forest, fuse_weight=fuse_weight,
-                             forest_trees=forest_trees)  # fmt: skip
+                             fuse_forest=fuse_forest, fuse_weight=fuse_weight, forest_trees=forest_trees,
+                             mask_confidence_floor=mask_floor(mask_confidence_floor or "off"))  # fmt: skip
         info = bundle_info(path)
         emit_json(info) if json_out else out.print(f"bundle written: {path} ({len(info['files'])} files)")
 
@@ -283,6 +290,7 @@ def bundle_info_cmd(
             if cv := m.get("cv_metrics"):
                 table.add_row(f"{role} CV", _headline_cv(cv))
         table.add_row("fusion", _fusion(info.get("fusion")))
+        table.add_row("analysis", _analysis(info.get("analysis") or {}))
         table.add_row("data", str(info.get("data") or "-"))
         table.add_row("training", str(info.get("training_command") or "-"))
         table.add_row("dtype", str(info.get("dtype")))
@@ -291,6 +299,12 @@ def bundle_info_cmd(
         out.print(table)
 
     run_guarded(go)
+
+
+def _analysis(settings: dict[str, Any]) -> str:
+    """The bundle's analysis defaults, one ``name=value`` each (lists joined by ``+``)."""
+    shown = [f"{k}={'+'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in settings.items()]
+    return ", ".join(shown) or "-"
 
 
 @bundle_app.command("profile")

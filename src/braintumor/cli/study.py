@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from braintumor.cli.common import app, emit_json, err, out, run_guarded
-from braintumor.cli.options import JsonFlag, OutOpt
+from braintumor.cli.options import JsonFlag, MaskFloorOpt, OutOpt, mask_floor
+from braintumor.runtime.fusion import MASK_CONFIDENCE_FLOOR
 
 experiment_app = typer.Typer(
     help="Run a whole study (training, CV, evaluation, report) from one study config.", no_args_is_help=True
@@ -140,6 +141,7 @@ def experiment_pipeline(
         Path | None,
         typer.Option("--gate", help="Whole-slice tumour/no-tumour run that vetoes slices, as in a bundle."),
     ] = None,
+    mask_confidence_floor: MaskFloorOpt = str(MASK_CONFIDENCE_FLOOR),
     json_out: JsonFlag = False,
 ) -> None:
     """Segment -> crop the predicted tumour -> classify, scored on each fold's unseen patients through
@@ -153,9 +155,11 @@ def experiment_pipeline(
     from braintumor.experiments.pipeline_eval import evaluate_pipeline
 
     def go() -> None:
+        floor = mask_floor(mask_confidence_floor or "off")
         summary = evaluate_pipeline(
-            seg, cls, out_dir, postprocess=postprocess, fuse_weight=fuse_weight, gate=gate
-        )
+            seg, cls, out_dir, postprocess=postprocess, fuse_weight=fuse_weight, gate=gate,
+            mask_confidence_floor=floor,
+        )  # fmt: skip
         if json_out:
             emit_json({"out": str(out_dir), **summary})
             return

@@ -29,6 +29,9 @@ from braintumor.config import COORD_CHANNELS
 from braintumor.data.preprocess import resize_square
 
 MIN_SIDE = 8
+WHOLE_IMAGE_EXPANSION = 1e6
+"""Expansion factors at or above this clip the box to the whole slice: a crop that does not depend
+on where the mask is (the ``whole`` arm of ``braintumor sweep-roi``)."""
 
 
 def coord_channels(prep: Mapping[str, Any]) -> int:

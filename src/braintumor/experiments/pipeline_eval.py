@@ -63,6 +63,7 @@ from braintumor.inference.results import SliceResult
 from braintumor.inference.sources import InputItem, read_scan
 from braintumor.io_utils import atomic_write, atomic_write_json, finite
 from braintumor.run_dir import RunDir
+from braintumor.runtime.fusion import MASK_CONFIDENCE_FLOOR
 
 PIPELINE_KEYS = (
     "dice_per_patient_mean", "dice_per_slice_mean", "iou", "precision", "recall",
@@ -242,6 +243,7 @@ def evaluate_pipeline_fold(
     fuse_weight: float | None = None,
     gate_dir: Path | None = None,
     forest_trees: int = FOREST_TREES,
+    mask_confidence_floor: float | None = MASK_CONFIDENCE_FLOOR,
 ) -> dict[str, Any]:
     """Score the pipeline of one fold (the seg run's data and test patients); writes ``out_dir``.
     With ``fuse_weight`` (the CNN's share) the bundle fuses the classifier with a region-feature
@@ -253,7 +255,7 @@ def evaluate_pipeline_fold(
     fusion: dict[str, Any] = {}
     if fuse_weight is not None:
         fusion = {"fuse_forest": True, "fuse_weight": fuse_weight, "forest_trees": forest_trees}
-    bundle = from_run(seg_dir, cls_dirs, gate_dir, **fusion)
+    bundle = from_run(seg_dir, cls_dirs, gate_dir, mask_confidence_floor=mask_confidence_floor, **fusion)
     fold = _Fold.of(bundle, _settings(bundle, postprocess))
     cfg = load_config(RunDir(seg_dir).config)
     index = load_index(cfg.data, seg_dir)
@@ -360,6 +362,7 @@ def evaluate_pipeline(
     fuse_weight: float | None = None,
     gate: str | Path | None = None,
     forest_trees: int = FOREST_TREES,
+    mask_confidence_floor: float | None = MASK_CONFIDENCE_FLOOR,
 ) -> dict[str, Any]:
     """Evaluate the pipeline on every fold that both runs finished (CV folders or single runs).
 
@@ -374,6 +377,8 @@ def evaluate_pipeline(
             (the CNN's share of the probabilities), as a bundle made with ``--fuse-forest``.
         gate: whole-slice tumour/no-tumour run (one run for every fold, or a CV folder with the
             same folds) that vetoes slices, as a bundle's ``--gate``.
+        mask_confidence_floor: the bundle's analysis default of that name (``bundle create
+            --mask-confidence-floor``); None averages an ensemble's members alike.
 
     Returns:
         The aggregate written to ``out/cv_metrics.json``.
@@ -397,6 +402,7 @@ def evaluate_pipeline(
             fuse_weight,
             gates[k],
             forest_trees,
+            mask_confidence_floor,
         )
         for k in common
     ]

@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from braintumor.config import read_yaml
 from braintumor.errors import ConfigError
 
 TRAINING_KINDS = ("train", "cv", "sweep-roi")
@@ -258,10 +257,7 @@ def _check_option_ranges(options: dict[str, Any], where: str) -> None:
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: study file not found; studies live in configs/studies/")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    values = read_yaml(path)
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping with name, data and steps")
     return values

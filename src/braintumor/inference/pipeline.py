@@ -11,7 +11,11 @@ holding every flipped TTA copy. Per slice:
 2. tumour present = mask area >= ``min_area_px`` and, with a gate, P(no tumour) < ``gate_threshold``;
 3. the ROI (mask box widened by the bundle's expansion) is cropped from the natively normalised
    slice with :func:`braintumor.data.roi.crop_roi`, as the training cache cropped, and classified;
-   the ROI classifier's no-tumour class (if any) is dropped and the rest renormalised;
+   the ROI classifier's no-tumour class (if any) is dropped and the rest renormalised; an
+   ensemble's members are averaged, or, with ``mask_confidence_floor``, weighted by the
+   segmenter's confidence in the mask (:func:`~braintumor.runtime.fusion.confidence_weighted`:
+   members reading the crop count less when the mean tumour probability inside the mask is low,
+   members reading the whole slice and the gate's tumour classes take their place);
 4. with a fused bundle (``fusion`` in bundle.json), the region features of the tumour (raw slice
    pixels, as read for training, and the predicted mask) go through the bundle's forest, and
    the probabilities become ``w`` × classifier + (1 − ``w``) × forest over the same classes; the
@@ -46,7 +50,7 @@ import torch
 from braintumor.bundle.checks import no_tumour_class
 from braintumor.bundle.load import Bundle
 from braintumor.data.readers import DEFAULT_MAX_PIXELS
-from braintumor.data.roi import crop_roi, foreground_box
+from braintumor.data.roi import WHOLE_IMAGE_EXPANSION, crop_roi, foreground_box
 from braintumor.errors import ConfigError, DataError
 from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.inference.backends import Backend
@@ -55,7 +59,7 @@ from braintumor.inference.predict import mask_to_original
 from braintumor.inference.prepare import PreparedScan
 from braintumor.inference.results import TUMOUR_LABEL, SliceResult
 from braintumor.inference.sources import DEFAULT_MAX_SLICES
-from braintumor.runtime.fusion import fuse, renormalised
+from braintumor.runtime.fusion import confidence_weighted, fuse, mask_confidence, mask_weight, renormalised
 from braintumor.runtime.tta import FLIPS, class_variance, mask_variance, tta_probabilities
 
 
@@ -70,6 +74,7 @@ class AnalysisSettings:
     fill_holes: bool = True
     component_fraction: float = 1.0
     postprocess_scope: str = "slice"
+    mask_confidence_floor: float | None = None
     tta_flips: tuple[str, ...] = ("none", "h")
     batch_size: int = 16
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -85,6 +90,9 @@ class AnalysisSettings:
             raise ConfigError(f"threshold={self.threshold}; expected a tumour probability in (0, 1)")
         if not 0 <= self.component_fraction <= 1:
             raise ConfigError(f"component_fraction={self.component_fraction}; expected a fraction in [0, 1]")
+        floor = self.mask_confidence_floor
+        if floor is not None and not 0 <= floor < 1:
+            raise ConfigError(f"mask_confidence_floor={floor}; expected a tumour probability in [0, 1)")
         if self.postprocess_scope not in ("slice", "patient"):
             raise ConfigError(f"postprocess_scope={self.postprocess_scope!r}; expected 'slice' or 'patient'")
         if not self.tta_flips or any(f not in FLIPS for f in self.tta_flips):
@@ -128,11 +136,14 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 @dataclass
 class Segmented:
     """The segmenter's output for one non-blank slice: H×W uint8 mask (at the slice's own size),
-    flip variance over it, and the gate's class probabilities (None without a gate)."""
+    flip variance over it, the gate's class probabilities (None without a gate) and the
+    segmenter's confidence in the mask (:func:`~braintumor.runtime.fusion.mask_confidence`; None
+    for a mask given, not predicted)."""
 
     mask: np.ndarray
     variance: float | None
     gate: np.ndarray | None
+    confidence: float | None = None
 
 
 class SliceEngine:
@@ -253,7 +264,8 @@ class SliceEngine:
                 torch.from_numpy(_logit(mean[j])), items[k][0].scan.shape, self.settings.threshold
             )
             gate = gate_probs[j] if gate_probs is not None else None
-            out[k] = Segmented(mask, seg_var[j], gate)
+            confidence = mask_confidence(mean[j], self.settings.threshold)
+            out[k] = Segmented(mask, seg_var[j], gate, confidence)
         return out
 
     def decide(
@@ -262,6 +274,7 @@ class SliceEngine:
         """Tumour or not (mask area, gate), then the tumour slices' classes (see the module notes)."""
         results = [SliceResult(i) for _, i in items]
         positives: list[tuple[int, np.ndarray]] = []
+        confidence: list[float] = []
         for k, seg in enumerate(segmented):
             prepared, res = items[k][0], results[k]
             spacing = prepared.scan.spacing
@@ -279,12 +292,13 @@ class SliceEngine:
                 if not self.bundle.has_classifier:
                     res.label = TUMOUR_LABEL
                 positives.append((k, mask))
+                confidence.append(1.0 if seg.confidence is None else seg.confidence)
             else:
                 res.mask = np.zeros_like(mask)
                 res.label, res.probabilities = self.bundle.no_tumour_class, dict(res.gate_probabilities)
             res.area_mm2 = (res.area_px or 0) * spacing[0] * spacing[1] if spacing else None
         if positives and self.bundle.has_classifier:
-            self._classify(items, results, positives, gradcam)
+            self._classify(items, results, positives, np.asarray(confidence), gradcam)
         elif positives and gradcam:
             self._warn_no_gradcam()
         return results
@@ -346,20 +360,31 @@ class SliceEngine:
         items: list[tuple[PreparedScan, int]],
         results: list[SliceResult],
         positives: list[tuple[int, np.ndarray]],
+        confidence: np.ndarray,
         gradcam: bool,
     ) -> None:
         expansion = self.bundle.expansion
         if expansion is None:
             raise ValueError(f"bundle {self.bundle.name!r} has a classifier but no expansion")
-        models = self.bundle.models
-        crops = {
-            r: self._crops(items, positives, models[r].prep.roi_expansion or expansion) for r in self.members
-        }
+        factors = {r: self.bundle.models[r].prep.roi_expansion or expansion for r in self.members}
+        crops = {r: self._crops(items, positives, factors[r]) for r in self.members}
         x = crops["cls"]  # the primary's, which Grad-CAM explains
-        probs = np.concatenate(  # (members × flips) × B × K': every member and flip weighs the same
-            [renormalised(self._probs(r, crops[r], "classify")[..., self.keep]) for r in self.members]
-        )
-        mean, var = probs.mean(axis=0), class_variance(probs)
+        member_probs = {  # role -> flips × B × K'
+            r: renormalised(self._probs(r, crops[r], "classify")[..., self.keep]) for r in self.members
+        }
+        probs = np.concatenate(list(member_probs.values()))  # (members × flips) × B × K'
+        var = class_variance(probs)
+        if self.settings.mask_confidence_floor is None:  # every member and flip weighs the same
+            mean = probs.mean(axis=0)
+        else:
+            on_crop = [
+                member_probs[r].mean(axis=0) for r in self.members if factors[r] < WHOLE_IMAGE_EXPANSION
+            ]
+            whole = [
+                member_probs[r].mean(axis=0) for r in self.members if factors[r] >= WHOLE_IMAGE_EXPANSION
+            ]
+            weight = mask_weight(confidence, self.settings.mask_confidence_floor)
+            mean = confidence_weighted(on_crop, whole, self._gate_tumour_classes(results, positives), weight)
         fused = self._fuse(items, positives, mean) if self.bundle.forest is not None else None
         names = [self.bundle.classes[i] for i in self.keep]
         predicted = np.asarray(self.keep)[mean.argmax(axis=-1)]
@@ -374,6 +399,19 @@ class SliceEngine:
             res.uncertainty.classification = float(var[j])
             if cams is not None:
                 res.heatmap = paste_heatmap(cams[j], mask, expansion, mask.shape)
+
+    def _gate_tumour_classes(
+        self, results: list[SliceResult], positives: list[tuple[int, np.ndarray]]
+    ) -> np.ndarray | None:
+        """B×K' gate probabilities of the classifier's tumour classes for the positive slices, or
+        None when there is no gate, it does not tell those classes apart, or it did not run (masks
+        given rather than segmented, e.g. ground-truth crops)."""
+        names = [self.bundle.classes[i] for i in self.keep]
+        if self.bundle.gate is None or not set(names) <= set(self.bundle.gate.classes):
+            return None
+        if not all(results[k].gate_probabilities for k, _ in positives):  # masks given, not segmented
+            return None
+        return np.array([[results[k].gate_probabilities[c] for c in names] for k, _ in positives])
 
     def _crops(
         self, items: list[tuple[PreparedScan, int]], positives: list[tuple[int, np.ndarray]], expansion: float

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from braintumor.data.roi import WHOLE_IMAGE_EXPANSION
 from braintumor.errors import DataError
 from braintumor.io_utils import atomic_write_text
 from braintumor.run_dir import RunDir
@@ -34,8 +35,6 @@ LABELS = {
 }  # fmt: skip
 # State-dict entries that are buffers, not parameters (BatchNorm running statistics).
 BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
-# Expansion factors at or above this clip to the whole image (see ``training.sweep``).
-WHOLE_IMAGE_EXPANSION = 1e6
 RUN_FILES = (RunDir.METRICS, RunDir.CV_METRICS)
 
 

@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from braintumor.config import ExperimentConfig, dump_config
+from braintumor.data.roi import WHOLE_IMAGE_EXPANSION
 from braintumor.errors import ConfigError, DataError
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.models.weights import read_card
-from braintumor.reports.compare import WHOLE_IMAGE_EXPANSION
 from braintumor.run_dir import RunDir
 from braintumor.training.cv import cross_validate
 
