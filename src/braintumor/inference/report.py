@@ -36,7 +36,7 @@ MAX_FIGURE_SLICES = 12
 """Tumour slices of a volume shown as figures (those with the largest tumour area)."""
 MAX_TABLE_ROWS = 200
 SETTINGS = ("threshold", "min_area_px", "gate_threshold", "largest_component", "fill_holes",
-            "component_fraction", "postprocess_scope", "tta_flips")  # fmt: skip
+            "component_fraction", "postprocess_scope", "tta_flips", "mask_confidence_floor")  # fmt: skip
 IDENTIFIERS = ("PatientID", "PatientName", "StudyDate")
 CSS = """
 body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: #1f2933;
