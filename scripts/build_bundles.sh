@@ -3,7 +3,7 @@
 # train each model (skipped when its run folder is finished), then bundle one fold's weights
 # (float16) with the exact training command, the data, and the metrics each model measured on
 # patients it never saw, and add each bundle's input profile. Hours on 2 CPU cores when nothing is
-# trained yet (three figshare U-Net folds in float32: ~2 h; the LGG U-Net: 63 min with native bf16). Name
+# trained yet (five figshare U-Net folds in float32: ~3.5 h; the LGG U-Net: 63 min with native bf16). Name
 # bundles to build only those.
 #   bash scripts/build_bundles.sh [t1ce] [flair-lgg] [kaggle4]
 set -euo pipefail
@@ -15,11 +15,11 @@ OUT=src/braintumor/bundles
 TARGETS=" ${*:-t1ce flair-lgg kaggle4} "
 want() { [[ $TARGETS == *" $1 "* ]]; }
 
-# t1ce: folds 0-2 of the official figshare folds (the CV figures go into the bundle), fold 0's
+# t1ce: the official figshare folds (the U-Net's 5-fold CV figures go into the bundle), fold 0's
 # networks shipped: the U-Net, the factor-3.0 classifier (the factor chosen on validation) averaged
 # with the fold's classifiers at the sweep's other factors, and the gate trained on Kaggle less its
 # copies of fold 0's test patients
-SEG=(cv --config configs/figshare-unet-cpu.yaml --data $D/figshare --out runs/figshare-unet-cv --only 0 --only 1 --only 2)
+SEG=(cv --config configs/figshare-unet-cpu.yaml --data $D/figshare --out runs/figshare-unet-cv)
 CLS=(cv --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-w24
      --set "model.kwargs={width: 24}" --only 0 --only 1 --only 2)
 MEMBERS=(sweep-roi --config configs/figshare-roi-cpu.yaml --data $D/figshare --out runs/figshare-roi-sweep-w24
