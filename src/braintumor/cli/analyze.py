@@ -122,9 +122,11 @@ def analyze(
                                     "batch_size": batch_size, "max_pixels": max_pixels}  # fmt: skip
         if postprocess is not None:
             settings.update(largest_component=postprocess, fill_holes=postprocess)
-        floor = mask_floor(mask_confidence_floor) if mask_confidence_floor is not None else None
+        floor = (
+            mask_floor(mask_confidence_floor) if mask_confidence_floor is not None else None
+        )  # refused early
         analyzer = Analyzer.from_bundle(bundle, backend=backend, precision=precision, **settings)
-        if mask_confidence_floor is not None:  # "off" (None) too, which from_bundle would not override
+        if mask_confidence_floor is not None:  # set here: from_bundle ignores None, which "off" is
             chosen = dataclasses.replace(analyzer.settings, mask_confidence_floor=floor)
             analyzer = Analyzer(analyzer.bundle, analyzer.backend, chosen)
         with progress_bar("analysing", quiet=json_out) as update:

@@ -126,7 +126,7 @@ class _Fold:
         engine = SliceEngine(bundle, backend, settings)
         # every non-empty ground-truth mask is a tumour to classify, however small
         truth_engine = SliceEngine(bundle, backend, replace(settings, min_area_px=0))
-        return cls(bundle, engine, truth_engine, [bundle.classes[i] for i in engine.keep])
+        return cls(bundle, engine, truth_engine, engine.tumour_classes)
 
     @property
     def fused(self) -> bool:

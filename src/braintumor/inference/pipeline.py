@@ -158,7 +158,12 @@ class SliceEngine:
         classes = cls.classes if cls else []
         no = no_tumour_class(classes)
         self.keep = [i for i, c in enumerate(classes) if c != no]  # tumour classes of the ROI model
+        self.tumour_classes = [classes[i] for i in self.keep]
         self.gate_no = bundle.gate.classes.index(bundle.no_tumour_class) if bundle.gate else None
+        # whether the gate tells the classifier's tumour classes apart (it stands in for a doubtful crop)
+        self.gate_knows_classes = bundle.gate is not None and set(self.tumour_classes) <= set(
+            bundle.gate.classes
+        )
         fusion = bundle.fusion
         self.weight_cnn = float(fusion["weight_cnn"]) if fusion and bundle.forest is not None else 1.0
         self._explainer: GradCamExplainer | None = None
@@ -386,7 +391,7 @@ class SliceEngine:
             weight = mask_weight(confidence, self.settings.mask_confidence_floor)
             mean = confidence_weighted(on_crop, whole, self._gate_tumour_classes(results, positives), weight)
         fused = self._fuse(items, positives, mean) if self.bundle.forest is not None else None
-        names = [self.bundle.classes[i] for i in self.keep]
+        names = self.tumour_classes
         predicted = np.asarray(self.keep)[mean.argmax(axis=-1)]
         cams = self.explainer()(x, predicted) if gradcam else None
         for j, (k, mask) in enumerate(positives):
@@ -406,12 +411,13 @@ class SliceEngine:
         """B×K' gate probabilities of the classifier's tumour classes for the positive slices, or
         None when there is no gate, it does not tell those classes apart, or it did not run (masks
         given rather than segmented, e.g. ground-truth crops)."""
-        names = [self.bundle.classes[i] for i in self.keep]
-        if self.bundle.gate is None or not set(names) <= set(self.bundle.gate.classes):
+        if not self.gate_knows_classes:
             return None
         if not all(results[k].gate_probabilities for k, _ in positives):  # masks given, not segmented
             return None
-        return np.array([[results[k].gate_probabilities[c] for c in names] for k, _ in positives])
+        return np.array(
+            [[results[k].gate_probabilities[c] for c in self.tumour_classes] for k, _ in positives]
+        )
 
     def _crops(
         self, items: list[tuple[PreparedScan, int]], positives: list[tuple[int, np.ndarray]], expansion: float
