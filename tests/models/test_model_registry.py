@@ -91,3 +91,23 @@ def test_slim_resnet_width_scales_every_stage() -> None:
     assert slim(torch.zeros(2, 1, 64, 64)).shape == (2, 4)
     with pytest.raises(ValueError, match="width must be at least 8"):
         create_model("resnet18", width=4)
+
+
+@pytest.mark.parametrize("name", ["vgg16", "vgg19-bn"])
+def test_slim_vgg_conv_width_scales_every_stage(name: str) -> None:
+    slim = create_model(name, conv_width=16, classifier_width=64)
+    widths = [m.out_channels for m in slim.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert widths[0] == 16 and max(widths) == 128  # stages 16-32-64-128-128 (standard: 64…512)
+    assert slim.classifier[0].in_features == 128 * 7 * 7
+    assert slim(torch.zeros(2, 1, 64, 64)).shape == (2, 4)
+    with pytest.raises(ValueError, match="conv_width must be at least 8"):
+        create_model(name, conv_width=4)
+
+
+def test_slim_densenet_keeps_its_layers_and_narrows_them() -> None:
+    standard = create_model("densenet121")
+    slim = create_model("densenet121", growth_rate=12, init_features=24)
+    n_convs = sum(isinstance(m, torch.nn.Conv2d) for m in standard.modules())
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in slim.modules()) == n_convs == 120
+    assert count_parameters(slim) < count_parameters(standard) / 5
+    assert slim(torch.zeros(2, 1, 64, 64)).shape == (2, 4)

@@ -10,6 +10,9 @@ torchvision's key layout load through :func:`braintumor.models.pretrained.load_p
 - VGG-16/19 (optionally with BatchNorm): torchvision's ``features`` / ``avgpool`` /
   ``classifier`` indices; ``classifier_width`` shrinks the two hidden linear layers.
 
+Narrow variants for a CPU budget keep every layer and scale the channels: ResNet ``width``, VGG
+``conv_width`` (standard 64), DenseNet ``growth_rate`` / ``init_features`` (standard 32 / 64).
+
 At in_channels=3, num_classes=1000 the parameter counts equal torchvision's exactly (ResNet-18
 11,689,512; ResNet-50 25,557,032; DenseNet-121 7,978,856; VGG-16 138,357,544), tested.
 
@@ -79,13 +82,25 @@ def resnet50(in_channels: int = 1, num_classes: int = 4, stem_stride: int = 2, w
 
 
 @register_model("densenet121", task="classify", head="class_layers")
-def densenet121(in_channels: int = 1, num_classes: int = 4, dropout: float = 0.0) -> nn.Module:
+def densenet121(
+    in_channels: int = 1,
+    num_classes: int = 4,
+    dropout: float = 0.0,
+    growth_rate: int = 32,
+    init_features: int = 64,
+) -> nn.Module:
     """DenseNet-121 (MONAI): 6.95 M parameters at in=1, 4 classes.
 
-    ``dropout`` is applied after every dense layer (MONAI's ``dropout_prob``).
+    ``dropout`` is applied after every dense layer (MONAI's ``dropout_prob``). ``growth_rate`` and
+    ``init_features`` (standard: 32 and 64) narrow the network while keeping its 121 layers.
     """
     return nets.DenseNet121(
-        spatial_dims=2, in_channels=in_channels, out_channels=num_classes, dropout_prob=dropout
+        spatial_dims=2,
+        in_channels=in_channels,
+        out_channels=num_classes,
+        dropout_prob=dropout,
+        growth_rate=growth_rate,
+        init_features=init_features,
     )
 
 
@@ -101,14 +116,14 @@ _VGG_CFGS: dict[str, list[int | str]] = {
 }
 
 
-def _vgg_features(cfg: list[int | str], in_channels: int, batch_norm: bool) -> nn.Sequential:
+def _vgg_features(cfg: list[int | str], in_channels: int, batch_norm: bool, conv_width: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     prev = in_channels
     for v in cfg:
         if v == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             continue
-        width = int(v)
+        width = int(v) * conv_width // 64
         layers.append(nn.Conv2d(prev, width, kernel_size=3, padding=1))
         if batch_norm:
             layers.append(nn.BatchNorm2d(width))
@@ -127,6 +142,8 @@ class VGG(nn.Module):
         batch_norm: insert BatchNorm after every conv (the ``-bn`` variants).
         classifier_width: width of the two hidden linear layers (torchvision: 4096).
         dropout: dropout probability in the classifier.
+        conv_width: the first stage's conv width; every stage scales with it (torchvision: 64,
+            stages 64-128-256-512-512).
 
     Shapes:
         input: B×C×H×W float32 (H, W ≥ 32); output: B×N logits.
@@ -140,13 +157,16 @@ class VGG(nn.Module):
         batch_norm: bool = False,
         classifier_width: int = 4096,
         dropout: float = 0.5,
+        conv_width: int = 64,
     ) -> None:
         super().__init__()
-        self.features = _vgg_features(cfg, in_channels, batch_norm)
+        if conv_width < 8:
+            raise ValueError(f"conv_width must be at least 8 (standard VGG: 64), got {conv_width}")
+        self.features = _vgg_features(cfg, in_channels, batch_norm, conv_width)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         w = classifier_width
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, w),
+            nn.Linear(8 * conv_width * 7 * 7, w),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
             nn.Linear(w, w),
@@ -177,38 +197,60 @@ class VGG(nn.Module):
 
 
 def _vgg(
-    cfg: str, batch_norm: bool, in_channels: int, num_classes: int, width: int, dropout: float
+    cfg: str,
+    batch_norm: bool,
+    in_channels: int,
+    num_classes: int,
+    width: int,
+    dropout: float,
+    conv_width: int,
 ) -> nn.Module:
-    return VGG(_VGG_CFGS[cfg], in_channels, num_classes, batch_norm, width, dropout)
+    return VGG(_VGG_CFGS[cfg], in_channels, num_classes, batch_norm, width, dropout, conv_width)
 
 
 @register_model("vgg16", task="classify", head="classifier")
 def vgg16(
-    in_channels: int = 1, num_classes: int = 4, classifier_width: int = 4096, dropout: float = 0.5
+    in_channels: int = 1,
+    num_classes: int = 4,
+    classifier_width: int = 4096,
+    dropout: float = 0.5,
+    conv_width: int = 64,
 ) -> nn.Module:
     """VGG-16 (torchvision layout): 134.28 M parameters at in=1, 4 classes, width 4096."""
-    return _vgg("D", False, in_channels, num_classes, classifier_width, dropout)
+    return _vgg("D", False, in_channels, num_classes, classifier_width, dropout, conv_width)
 
 
 @register_model("vgg16-bn", task="classify", head="classifier")
 def vgg16_bn(
-    in_channels: int = 1, num_classes: int = 4, classifier_width: int = 4096, dropout: float = 0.5
+    in_channels: int = 1,
+    num_classes: int = 4,
+    classifier_width: int = 4096,
+    dropout: float = 0.5,
+    conv_width: int = 64,
 ) -> nn.Module:
     """VGG-16 with BatchNorm (torchvision layout): 134.28 M parameters at in=1, 4 classes."""
-    return _vgg("D", True, in_channels, num_classes, classifier_width, dropout)
+    return _vgg("D", True, in_channels, num_classes, classifier_width, dropout, conv_width)
 
 
 @register_model("vgg19", task="classify", head="classifier")
 def vgg19(
-    in_channels: int = 1, num_classes: int = 4, classifier_width: int = 4096, dropout: float = 0.5
+    in_channels: int = 1,
+    num_classes: int = 4,
+    classifier_width: int = 4096,
+    dropout: float = 0.5,
+    conv_width: int = 64,
 ) -> nn.Module:
     """VGG-19 (torchvision layout): 139.59 M parameters at in=1, 4 classes, width 4096."""
-    return _vgg("E", False, in_channels, num_classes, classifier_width, dropout)
+    return _vgg("E", False, in_channels, num_classes, classifier_width, dropout, conv_width)
 
 
 @register_model("vgg19-bn", task="classify", head="classifier")
 def vgg19_bn(
-    in_channels: int = 1, num_classes: int = 4, classifier_width: int = 4096, dropout: float = 0.5
+    in_channels: int = 1,
+    num_classes: int = 4,
+    classifier_width: int = 4096,
+    dropout: float = 0.5,
+    conv_width: int = 64,
 ) -> nn.Module:
     """VGG-19 with BatchNorm (torchvision layout): 139.60 M parameters at in=1, 4 classes."""
-    return _vgg("E", True, in_channels, num_classes, classifier_width, dropout)
+    return _vgg("E", True, in_channels, num_classes, classifier_width, dropout, conv_width)
