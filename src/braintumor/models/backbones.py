@@ -163,10 +163,11 @@ class VGG(nn.Module):
         if conv_width < 8:
             raise ValueError(f"conv_width must be at least 8 (standard VGG: 64), got {conv_width}")
         self.features = _vgg_features(cfg, in_channels, batch_norm, conv_width)
+        last_conv = [m for m in self.features if isinstance(m, nn.Conv2d)][-1]
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         w = classifier_width
         self.classifier = nn.Sequential(
-            nn.Linear(8 * conv_width * 7 * 7, w),
+            nn.Linear(last_conv.out_channels * 7 * 7, w),
             nn.ReLU(inplace=True),
             nn.Dropout(p=dropout),
             nn.Linear(w, w),
