@@ -1,5 +1,5 @@
 """Aggregate segmentation fold runs trained one by one (``train segment --set data.fold=k``) as ``cv`` does,
-and break the pooled per-patient Dice down by tumour volume.
+and break the pooled per-patient Dice down by tumour volume and by TCGA site (the institution).
 
     python scripts/cv_summary.py runs/lgg-unet-38ep-mm runs/lgg-mm-fold1 runs/lgg-unet-38ep-fold2-mm \
         runs/lgg-mm-fold3 runs/lgg-mm-fold4
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from braintumor.data.lgg import tcga_site
 from braintumor.run_dir import RunDir
 from braintumor.training.cv import aggregate
 
@@ -31,6 +32,8 @@ def main(run_dirs: list[str]) -> None:
     table = pd.concat([pd.read_csv(RunDir(Path(d)).per_patient) for d in run_dirs])
     groups = table.groupby(pd.cut(table["true_volume"], BINS, right=False), observed=True)["dice"]
     print(groups.agg(["count", "mean", "median"]).round(3).to_string())
+    by_site = table.groupby(table["patient_id"].map(tcga_site))["dice"]
+    print(by_site.agg(["count", "mean", "median"]).round(3).to_string())
     print(f"Spearman rho (volume, Dice): {table['true_volume'].corr(table['dice'], method='spearman'):.3f}")
     print(
         "below 0.5:",
