@@ -30,10 +30,8 @@ def main(run_dirs: list[str]) -> None:
     )
     print("pooled:", {k: round(v, 3) for k, v in summary["pooled_per_patient_dice"].items()})
     table = pd.concat([pd.read_csv(RunDir(Path(d)).per_patient) for d in run_dirs])
-    groups = table.groupby(pd.cut(table["true_volume"], BINS, right=False), observed=True)["dice"]
-    print(groups.agg(["count", "mean", "median"]).round(3).to_string())
-    by_site = table.groupby(table["patient_id"].map(tcga_site))["dice"]
-    print(by_site.agg(["count", "mean", "median"]).round(3).to_string())
+    for key in (pd.cut(table["true_volume"], BINS, right=False), table["patient_id"].map(tcga_site)):
+        print(table.groupby(key, observed=True)["dice"].agg(["count", "mean", "median"]).round(3).to_string())
     print(f"Spearman rho (volume, Dice): {table['true_volume'].corr(table['dice'], method='spearman'):.3f}")
     print(
         "below 0.5:",
