@@ -121,3 +121,28 @@ def test_flip_tta_shows_the_model_increasing_coordinates(slice_and_mask) -> None
     assert logits.shape == (3, 3) and np.allclose(np.exp(logits), 1 / 3)
     # a flipped view without re-orientation would have failed the check
     assert not _increasing(np.flip(crops, -1))
+
+
+def test_gamma_augmentation_changes_relative_brightness_not_the_mask_or_coordinates(slice_and_mask) -> None:
+    image, mask = slice_and_mask
+    crop = _crop(image, mask)
+    source = torch.from_numpy(crop)
+    transform = train_transforms(with_mask=False, strength=0.0, coord_channels=2, gamma_prob=1.0)
+    transform.set_random_state(3)
+    unflipped = [
+        out for out in (transform({"image": source.clone()})["image"] for _ in range(8))
+        if torch.equal(out[1:], source[1:])  # coordinates untouched by the gamma
+    ]  # fmt: skip
+    assert unflipped
+    order = torch.argsort(source[0].flatten())
+    for out in unflipped:
+        assert not torch.allclose(out[0], source[0], atol=1e-3)  # a gamma, not the identity
+        assert out[0].mean() == pytest.approx(float(source[0].mean()), abs=1e-4)  # mean and std kept
+        assert out[0].std() == pytest.approx(float(source[0].std()), abs=1e-3)
+        assert (torch.diff(out[0].flatten()[order]) >= -1e-5).all()  # brightness order kept
+    seg = train_transforms(with_mask=True, strength=0.0, gamma_prob=1.0)
+    seg.set_random_state(3)
+    sample = seg({"image": torch.from_numpy(image.copy()), "mask": torch.from_numpy(mask[None].copy())})
+    assert any(torch.equal(sample["mask"][0], torch.from_numpy(m.copy())) for m in (mask, np.flip(mask, -1)))
+    names = [type(t).__name__ for t in train_transforms(with_mask=False).transforms]
+    assert "RandAdjustContrastd" not in names  # off unless asked for

@@ -41,11 +41,20 @@ class JoinCoordsd(T.MapTransform):
         return out
 
 
+GAMMA_RANGE = (0.7, 1.5)  # nnU-Net's gamma augmentation range
+
+
 def train_transforms(
-    with_mask: bool, strength: float = 1.0, affine: bool = False, coord_channels: int = 0
+    with_mask: bool,
+    strength: float = 1.0,
+    affine: bool = False,
+    coord_channels: int = 0,
+    gamma_prob: float = 0.0,
 ) -> T.Compose:
     """Flips and intensity jitter; with ``affine=True`` also a small affine (±15°, ±10 % scale,
-    ±5 % shift) per sample.
+    ±5 % shift) per sample; with ``gamma_prob`` > 0 a random gamma in ``GAMMA_RANGE`` (mean and std
+    kept) with that probability, which varies how bright a lesion is against the tissue around it,
+    as scanners and protocols do.
 
     The training engine leaves ``affine`` off and applies the same affine batched on the device
     (``training/augment.py``), which is ~20x cheaper than MONAI's per-sample ``RandAffined`` on CPU.
@@ -69,7 +78,9 @@ def train_transforms(
                 padding_mode="zeros",
             )
         )
+    gamma = [T.RandAdjustContrastd("image", prob=gamma_prob, gamma=GAMMA_RANGE, retain_stats=True)]
     intensity = [
+        *(gamma if gamma_prob > 0 else []),
         T.RandScaleIntensityd("image", factors=0.1 * strength, prob=0.5),
         T.RandShiftIntensityd("image", offsets=0.1 * strength, prob=0.5),
         T.RandGaussianNoised("image", prob=0.2, std=0.02 * strength),

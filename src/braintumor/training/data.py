@@ -160,7 +160,9 @@ def prepare_fold(
         raise DataError(data.path or "<phantoms>", "segmentation needs masks; this dataset has none")
     n_coords = coord_channels(store.meta["preprocessing"])  # type: ignore[arg-type]
     aug = (
-        train_transforms(with_mask, coord_channels=n_coords) if train.augment else eval_transforms(with_mask)
+        train_transforms(with_mask, coord_channels=n_coords, gamma_prob=train.gamma_prob)
+        if train.augment
+        else eval_transforms(with_mask)
     )
     return FoldData(
         index, store, splits, fold,
