@@ -1,6 +1,6 @@
 """How bright the annotated FLAIR abnormality is at each TCGA site, as the LGG model sees it.
 
-Each patient's slices are normalised as the LGG configuration does (``percentile-volume``, 10th-99th
+Each patient's slices are normalised as ``configs/lgg-unet-cpu.yaml`` says (per patient, 10th-99th
 percentile per channel); the table gives, per site, the mean normalised FLAIR inside the masks, in
 the rest of the brain (non-zero FLAIR) and their difference, with the mean tumour volume in pixels.
 
@@ -14,18 +14,20 @@ import sys
 import numpy as np
 import pandas as pd
 
+from braintumor.config import load_config
 from braintumor.data.lgg import load_lgg, tcga_site
 from braintumor.data.preprocess import normalize_images, to_channels_first
 from braintumor.data.readers import read_image, read_mask
 
 FLAIR = 1  # channel order of the LGG release: pre-contrast, FLAIR, post-contrast
+DATA = load_config("configs/lgg-unet-cpu.yaml").data
 
 
 def patient_row(pid: str, images: list[str], masks: list[str]) -> dict[str, float | str]:
     """Mean normalised FLAIR inside and outside the annotation for one patient."""
     raw = [to_channels_first(read_image(p)) for p in images]
     mask = np.stack([read_mask(p, r.shape[1:]) for p, r in zip(masks, raw, strict=True)]) > 0
-    flair = np.stack([im[FLAIR] for im in normalize_images(raw, "percentile-volume", (10.0, 99.0))])
+    flair = np.stack([im[FLAIR] for im in normalize_images(raw, DATA.normalization, tuple(DATA.percentiles))])
     brain = np.stack([r[FLAIR] for r in raw]) > 0
     return {
         "site": tcga_site(pid),

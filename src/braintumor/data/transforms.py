@@ -78,9 +78,9 @@ def train_transforms(
                 padding_mode="zeros",
             )
         )
-    gamma = [T.RandAdjustContrastd("image", prob=gamma_prob, gamma=GAMMA_RANGE, retain_stats=True)]
+    gamma = T.RandAdjustContrastd("image", prob=gamma_prob, gamma=GAMMA_RANGE, retain_stats=True)
     intensity = [
-        *(gamma if gamma_prob > 0 else []),
+        *([gamma] if gamma_prob > 0 else []),
         T.RandScaleIntensityd("image", factors=0.1 * strength, prob=0.5),
         T.RandShiftIntensityd("image", offsets=0.1 * strength, prob=0.5),
         T.RandGaussianNoised("image", prob=0.2, std=0.02 * strength),
