@@ -10,6 +10,7 @@ the rest of the brain (non-zero FLAIR) and their difference, with the mean tumou
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from braintumor.data.preprocess import normalize_images, to_channels_first
 from braintumor.data.readers import read_image, read_mask
 
 FLAIR = 1  # channel order of the LGG release: pre-contrast, FLAIR, post-contrast
-DATA = load_config("configs/lgg-unet-cpu.yaml").data
+DATA = load_config(Path(__file__).resolve().parents[1] / "configs" / "lgg-unet-cpu.yaml").data
 
 
 def patient_row(pid: str, images: list[str], masks: list[str]) -> dict[str, float | str]:
