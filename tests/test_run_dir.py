@@ -64,6 +64,10 @@ def test_fold_navigation(tmp_path: Path) -> None:
     assert cv.folds()[2] == cv.fold(2) and cv.fold(2).path == tmp_path / "cv" / "fold2"
     assert cv.fold(2).phantoms == cv.phantoms  # folds share the CV folder's phantoms
     assert cv.phantoms == tmp_path / "cv" / "phantoms"
+    assert cv.fold(2).cv_parent() is None  # no cv_metrics.json yet
+    cv.cv_metrics.write_text("{}")
+    assert cv.fold(2).cv_parent() == cv == cv.all_patients.cv_parent()
+    assert RunDir(tmp_path / "cv" / "fold_notes").cv_parent() is None
 
 
 def test_roi_arms_and_gradcams(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ PRECISIONS = ("auto", "bf16-mixed", "32-true", "16-mixed", "bf16-true", "16-true
 LOSS_NAMES = ("dice", "dice-bce", "dice-bce-batch", "focal", "ce", "ce-smooth")
 POSTPROCESS_SCOPES = ("slice", "patient")
 # how a dataset is split into folds (`braintumor.data.splits.METHODS`; a test holds the two equal)
-SPLIT_METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined", "site")
+SPLIT_METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined", "site", "all")
 COORD_CHANNELS = 2  # roi_coords' row and column position channels of a ROI crop
 IMAGE_SIZES = (8, 4096)  # smallest and largest square side, in pixels
 SEED_LIMIT = 2**32  # seeds lie in 0 .. 2**32 - 1 (numpy's range)
@@ -78,8 +78,10 @@ class DataConfig:
         folds: k of the patient-level k-fold; ``fold`` is the held-out one.
         split: how folds are made: ``auto`` (official folds when the dataset has them, else
             patient-level k-fold, the predefined Training/Testing split for Kaggle folders),
-            ``patient-kfold``, ``official``, ``image-kfold``, ``predefined``, or ``site`` (leave one
-            site out: LGG's TCGA institutions CS, DU, EZ, FG, HT, fold f testing the f-th).
+            ``patient-kfold``, ``official``, ``image-kfold``, ``predefined``, ``site`` (leave one
+            site out: LGG's TCGA institutions CS, DU, EZ, FG, HT, fold f testing the f-th), or
+            ``all`` (one fold training on every patient, none held out: the model to ship once a
+            CV has measured its recipe; with ``val_fraction=0`` the last epoch's weights).
         val_fraction: share of the training patients kept for validation/early stopping.
         exclude_copies_of: another dataset whose images must not be trained or scored on here
             (e.g. the figshare slices inside Kaggle, before Kaggle pretraining for figshare folds);

@@ -33,6 +33,8 @@ Cross-validation run (``cv``; also ``fuse`` and ``pipeline`` output)::
     cv_metrics.json        mean, std and per-fold metrics
     cv_folds.csv           one row per fold
     fold<k>/               a single-fold run per fold
+    all/                   the same configuration trained on every patient (``train --set
+                           data.split=all``): its bundle shows these folds' figures
 
 ROI sweep (``sweep-roi``)::
 
@@ -95,6 +97,7 @@ class RunDir:
     CV_METRICS: ClassVar[str] = "cv_metrics.json"
     CV_FOLDS: ClassVar[str] = "cv_folds.csv"
     FOLD: ClassVar[str] = "fold"  # fold<k>/
+    ALL: ClassVar[str] = "all"  # all/: the configuration trained on every patient (data.split=all)
     SWEEP: ClassVar[str] = "sweep.json"
     SWEEP_TABLE: ClassVar[str] = "sweep.csv"
     SWEEP_FIGURE: ClassVar[str] = "sweep.png"
@@ -255,12 +258,17 @@ class RunDir:
         """``fold<k>/``, the single-fold run of fold ``k``."""
         return RunDir(self.path / f"{self.FOLD}{k}")
 
+    @property
+    def all_patients(self) -> RunDir:
+        """``all/``, the CV's configuration trained on every patient: the model its figures vouch for."""
+        return RunDir(self.path / self.ALL)
+
     def cv_parent(self) -> RunDir | None:
-        """The cross-validation folder this fold run belongs to (``<cv>/fold<k>/`` with the folds'
-        ``cv_metrics.json`` beside it), or None."""
+        """The cross-validation folder this run belongs to (``<cv>/fold<k>/`` or ``<cv>/all/`` with
+        the folds' ``cv_metrics.json`` beside it), or None."""
         name, parent = self.path.name, RunDir(self.path.parent)
         is_fold = name.startswith(self.FOLD) and name[len(self.FOLD) :].isdigit()
-        return parent if is_fold and parent.cv_metrics.is_file() else None
+        return parent if (is_fold or name == self.ALL) and parent.cv_metrics.is_file() else None
 
     def folds(self) -> dict[int, RunDir]:
         """Fold number -> fold folder for each ``fold<k>/`` present, in fold order."""

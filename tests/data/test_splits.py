@@ -191,6 +191,18 @@ def test_leave_one_site_out(tmp_path: Path) -> None:
         make_splits(make_index(), method="site")
 
 
+def test_one_fold_on_every_patient() -> None:
+    index = make_index(per_class=4, classes=["glioma", "meningioma"], slices=2)
+    patients = sorted(set(index.frame["patient_id"]))
+    splits = make_splits(index, k=5, val_fraction=0.25, method="all")
+    assert splits.method == "all" and splits.k == 1 and len(splits.folds) == 1
+    fold = splits.folds[0]
+    assert fold["test"] == [] and len(fold["val"]) == 2 and sorted(fold["train"] + fold["val"]) == patients
+    assert make_splits(index, method="all", val_fraction=0).folds[0]["train"] == patients
+    with pytest.raises(ConfigError, match="one fold"):
+        splits.check_fold(1)
+
+
 def test_config_split_methods_are_the_splitters() -> None:
     from braintumor.config import SPLIT_METHODS, DataConfig
     from braintumor.data.splits import METHODS

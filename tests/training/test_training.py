@@ -379,3 +379,27 @@ def test_evaluate_scores_only_unseen_patients_with_the_trained_inputs(tmp_path: 
     patients = pd.read_csv(tmp_path / "flat-eval" / "per_patient.csv").set_index("patient_id")
     own = per_slice.groupby("patient_id")["hd95"].mean()  # a patient's images are not stacked
     assert np.allclose(patients.loc[own.index, "hd95"], own, equal_nan=True)
+
+
+def test_a_model_trained_on_every_patient_ships_its_last_weights(tmp_path: Path) -> None:
+    """``data.split=all``: every patient trains, none is held out; without validation the exported
+    weights are the last epoch's, and neither scoring nor cross-validation pretend to a test set."""
+    from safetensors.torch import load_file
+
+    from braintumor.data.splits import SplitLeakageError
+    from braintumor.errors import ConfigError
+    from braintumor.training.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    metrics = train_fold(seg_config("data.split=all", "data.val_fraction=0"), run, trainer_overrides=QUIET)
+    fold = json.loads((run / "splits.json").read_text())["folds"][0]
+    assert fold["val"] == [] and fold["test"] == [] and len(fold["train"]) == 8
+    assert metrics["held_out"] == 0 and metrics["train_patients"] == 8
+    assert "dice_per_patient_mean" not in metrics
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    shipped = load_file(str(run / "checkpoints" / "best.safetensors"))
+    assert shipped and all(torch.equal(shipped[k], last[f"net.{k}"]) for k in shipped)
+    with pytest.raises(SplitLeakageError, match="nothing is left to evaluate"):
+        evaluate_run(run)
+    with pytest.raises(ConfigError, match="nothing to cross-validate"):
+        cross_validate(seg_config("data.split=all"), tmp_path / "cv", trainer_overrides=QUIET)

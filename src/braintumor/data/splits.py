@@ -22,7 +22,7 @@ from braintumor.data.index import SampleIndex
 from braintumor.errors import BrainTumorError, ConfigError, DataError
 from braintumor.io_utils import atomic_write_json
 
-METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined", "site")
+METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined", "site", "all")
 PARTS = ("train", "val", "test")
 
 
@@ -216,7 +216,7 @@ class Splits:
     """Saved cross-validation splits (``splits.json``).
 
     Attributes:
-        method: ``official``, ``patient-kfold``, ``image-kfold`` or ``predefined``.
+        method: ``official``, ``patient-kfold``, ``image-kfold``, ``predefined``, ``site`` or ``all``.
         k: number of folds.
         seed: seed of the shuffles.
         folds: per fold ``{"train": [...], "val": [...], "test": [...]}`` of group ids.
@@ -241,6 +241,8 @@ class Splits:
             return fold
         if self.method == "predefined":
             have = "the dataset's own Training/Testing split, one fold (0); train it, don't cross-validate"
+        elif self.method == "all":
+            have = "one fold (0) training on every patient; train it, don't cross-validate"
         else:
             have = f"{len(self.folds)} {self.method} folds (0..{len(self.folds) - 1})"
         raise ConfigError(f"data.fold={fold} does not exist: the splits are {have}")
@@ -285,7 +287,7 @@ def _resolve(index: SampleIndex, k: int, method: str) -> tuple[str, int]:
         k = len(set(index.extra.get("official_folds", {}).values()))
     if method == "site":
         k = len(set(index.extra.get("sites", {}).values()))
-    return method, 1 if method == "predefined" else k
+    return method, 1 if method in ("predefined", "all") else k
 
 
 def make_splits(
@@ -293,7 +295,8 @@ def make_splits(
 ) -> Splits:
     """Make splits: ``auto`` = official folds if the index has them, else patient k-fold
     (image-level, with a warning, when patient ids are unknown). ``predefined`` uses the dataset's
-    train/test column as a single fold; ``site`` leaves one site out per fold (:func:`site_kfold`)."""
+    train/test column as a single fold; ``site`` leaves one site out per fold (:func:`site_kfold`);
+    ``all`` is one fold that trains (and validates) on every group and tests none."""
     method, k = _resolve(index, k, method)
     if method in ("image-kfold", "predefined"):
         index = _as_images(index)
@@ -306,6 +309,8 @@ def make_splits(
         pairs = official_kfold(index)
     elif method == "site":
         pairs = site_kfold(index)
+    elif method == "all":
+        pairs = [(sorted({str(g) for g in index.frame[group_column(index)]}), [])]
     else:
         pairs = patient_kfold(index, k, seed)
     folds = []

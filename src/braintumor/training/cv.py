@@ -12,6 +12,7 @@ import pandas as pd
 
 from braintumor.config import ExperimentConfig, dump_config
 from braintumor.data.splits import Splits
+from braintumor.errors import ConfigError
 from braintumor.io_utils import atomic_write, atomic_write_json, atomic_write_text, prepare_out_dir
 from braintumor.models.network import check_model
 from braintumor.run_dir import RunDir
@@ -34,6 +35,11 @@ def cross_validate(
     table ``cv_folds.csv``.
     """
     check_model(cfg.model, cfg.train.task)  # before the folder is made
+    if cfg.data.split == "all":
+        raise ConfigError(
+            "data.split=all trains one model on every patient and tests none: there is nothing to "
+            "cross-validate; run `braintumor train` with it, and `braintumor cv` with another split"
+        )
     run = RunDir(prepare_out_dir(Path(run_dir)))
     dump_config(cfg, run.config)
     chosen = folds if folds is not None else list(range(cfg.data.folds))

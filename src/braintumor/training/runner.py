@@ -175,12 +175,16 @@ def fit_fold(
 
 
 def finish_fold(result: FitResult, run_dir: Path) -> dict[str, Any]:
-    """Export the best weights and evaluate them on the fold's test patients (rank 0 only)."""
+    """Export the best weights and evaluate them on the fold's test patients (rank 0 only); a fold
+    that holds none out (``data.split=all``) records what it trained on instead."""
     from braintumor.training.evaluate import evaluate_fold
 
     cfg, fold, trainer = result.cfg, result.fold, result.trainer
     best = _export_best(trainer, result.module, cfg, fold, run_dir)
-    metrics = evaluate_fold(best, fold, run_dir, scoring_precision(cfg.train.precision), cfg.eval)
+    if len(fold.test):
+        metrics = evaluate_fold(best, fold, run_dir, scoring_precision(cfg.train.precision), cfg.eval)
+    else:
+        metrics = _untested(fold)
     history = RunDir(run_dir).history
     seconds = pd.read_csv(history)["seconds"].iloc[-1] if history.is_file() else result.seconds
     metrics["train_seconds"] = round(float(seconds), 1)  # all sessions, resumes included
@@ -204,6 +208,19 @@ def train_fold(
     run_dir = Path(run_dir)
     result = fit_fold(cfg, run_dir, resume, progress, trainer_overrides)
     return finish_fold(result, run_dir) if result.trainer.is_global_zero else {}
+
+
+def _untested(fold: FoldData) -> dict[str, Any]:
+    """The metrics of a fold with no test part: what trained it, and where its figures come from."""
+    part = fold.splits.folds[fold.fold]
+    unit = fold.splits.unit
+    return {
+        "held_out": 0,
+        f"train_{unit}s": len(part["train"]),
+        f"val_{unit}s": len(part["val"]),
+        "note": f"trained on every {unit} (data.split=all), none held out: the figures of this "
+        "configuration are those of its cross-validation",
+    }
 
 
 def _resolved(cfg: ExperimentConfig, fold: FoldData) -> ExperimentConfig:
