@@ -399,6 +399,9 @@ def test_a_model_trained_on_every_patient_ships_its_last_weights(tmp_path: Path)
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     shipped = load_file(str(run / "checkpoints" / "best.safetensors"))
     assert shipped and all(torch.equal(shipped[k], last[f"net.{k}"]) for k in shipped)
+    card = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert card["monitor"] is None and card["best_score"] is None  # nothing chose among epochs
+    assert not (run / "checkpoints" / "best.ckpt").exists()
     with pytest.raises(SplitLeakageError, match="nothing is left to evaluate"):
         evaluate_run(run)
     with pytest.raises(ConfigError, match="nothing to cross-validate"):

@@ -38,7 +38,9 @@ from braintumor.training.data import FoldData, eval_loader, prepare_fold, prepro
 from braintumor.training.modules import module_for
 
 
-def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Callback]:
+def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str | None) -> list[L.Callback]:
+    """Checkpoints, history, budget (and EMA, early stopping); ``monitor`` None: no validation, so
+    no best checkpoint nor early stopping, and the last checkpoint is the one exported."""
     ckpt_dir = RunDir(run_dir).checkpoints
     best = RelocatableCheckpoint(ckpt_dir, filename=RunDir.BEST, monitor=monitor, mode="max", save_top_k=1,
                                  enable_version_counter=False)  # fmt: skip
@@ -50,7 +52,7 @@ def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Cal
         enable_version_counter=False,
     )  # fmt: skip
     callbacks: list[L.Callback] = [
-        best,
+        *([best] if monitor else []),
         epochs,
         steps,
         HistoryWriter(RunDir(run_dir).history),
@@ -58,13 +60,14 @@ def _callbacks(cfg: ExperimentConfig, run_dir: Path, monitor: str) -> list[L.Cal
     ]
     if cfg.train.ema_decay > 0:  # validation, checkpoints and export use the averaged weights
         callbacks.append(EMAWeightAveraging(decay=cfg.train.ema_decay))
-    if (patience := cfg.train.early_stopping_patience) > 0:
+    if (patience := cfg.train.early_stopping_patience) > 0 and monitor:
         callbacks.append(ResumableEarlyStopping(monitor, mode="max", patience=patience))
     return callbacks
 
 
-def make_trainer(cfg: ExperimentConfig, run_dir: Path, monitor: str, **overrides: Any) -> L.Trainer:
-    """A Lightning Trainer for the config (precision, checkpoints, DDP under torchrun)."""
+def make_trainer(cfg: ExperimentConfig, run_dir: Path, monitor: str | None, **overrides: Any) -> L.Trainer:
+    """A Lightning Trainer for the config (precision, checkpoints, DDP under torchrun); ``monitor``
+    is the validation metric that picks the best checkpoint, None for a fold without validation."""
     options: dict[str, Any] = {
         "max_epochs": cfg.train.epochs,
         "precision": cfg.train.precision,
@@ -161,7 +164,8 @@ def fit_fold(
         to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes,
         fold.coord_channels,
     )  # fmt: skip
-    trainer = make_trainer(cfg, run_dir, module.monitor, **(trainer_overrides or {}))
+    monitor = module.monitor if len(fold.val) else None
+    trainer = make_trainer(cfg, run_dir, monitor, **(trainer_overrides or {}))
     workers = cfg.data.num_workers
     start = time.perf_counter()
     trainer.fit(
