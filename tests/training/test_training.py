@@ -406,3 +406,27 @@ def test_a_model_trained_on_every_patient_ships_its_last_weights(tmp_path: Path)
         evaluate_run(run)
     with pytest.raises(ConfigError, match="nothing to cross-validate"):
         cross_validate(seg_config("data.split=all"), tmp_path / "cv", trainer_overrides=QUIET)
+
+
+def test_the_last_epoch_of_a_run_is_scored_on_its_held_out_patients(tmp_path: Path) -> None:
+    """``scripts/last_epoch_run.py``: a copy of the run with ``last.ckpt``'s weights, which
+    ``evaluate`` scores on the same test patients."""
+    import importlib.util
+
+    from braintumor.run_dir import RunDir
+    from braintumor.training.evaluate import evaluate_run
+
+    script = Path(__file__).parents[2] / "scripts" / "last_epoch_run.py"
+    spec = importlib.util.spec_from_file_location("last_epoch_run", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run, copy = RunDir(tmp_path / "run"), RunDir(tmp_path / "last")
+    trained = train_fold(seg_config("train.epochs=2"), run.path, trainer_overrides=QUIET)
+    assert module.last_epoch_run(run, copy) == 1
+    last = torch.load(run.last_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    state, meta = load_weights(copy.best_weights)
+    assert all(torch.equal(state[k], last[f"net.{k}"]) for k in state) and meta["task"] == "segment"
+    scored = evaluate_run(copy.path)
+    patients = {p["patient_id"] for p in trained["per_patient"]}
+    assert {p["patient_id"] for p in scored["per_patient"]} == patients
