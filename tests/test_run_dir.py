@@ -66,7 +66,7 @@ def test_fold_navigation(tmp_path: Path) -> None:
     assert cv.phantoms == tmp_path / "cv" / "phantoms"
     assert cv.fold(2).cv_parent() is None  # no cv_metrics.json yet
     cv.cv_metrics.write_text("{}")
-    assert cv.fold(2).cv_parent() == cv == cv.all_patients.cv_parent()
+    assert cv.fold(2).cv_parent() == cv == RunDir(cv.path / RunDir.ALL).cv_parent()
     assert RunDir(tmp_path / "cv" / "fold_notes").cv_parent() is None
 
 

@@ -258,11 +258,6 @@ class RunDir:
         """``fold<k>/``, the single-fold run of fold ``k``."""
         return RunDir(self.path / f"{self.FOLD}{k}")
 
-    @property
-    def all_patients(self) -> RunDir:
-        """``all/``, the CV's configuration trained on every patient: the model its figures vouch for."""
-        return RunDir(self.path / self.ALL)
-
     def cv_parent(self) -> RunDir | None:
         """The cross-validation folder this run belongs to (``<cv>/fold<k>/`` or ``<cv>/all/`` with
         the folds' ``cv_metrics.json`` beside it), or None."""
