@@ -386,6 +386,7 @@ def test_a_model_trained_on_every_patient_ships_its_last_weights(tmp_path: Path)
     weights are the last epoch's, and neither scoring nor cross-validation pretend to a test set."""
     from safetensors.torch import load_file
 
+    from braintumor.bundle.create import create_bundle
     from braintumor.data.splits import SplitLeakageError
     from braintumor.errors import ConfigError
     from braintumor.training.evaluate import evaluate_run
@@ -406,6 +407,9 @@ def test_a_model_trained_on_every_patient_ships_its_last_weights(tmp_path: Path)
         evaluate_run(run)
     with pytest.raises(ConfigError, match="nothing to cross-validate"):
         cross_validate(seg_config("data.split=all"), tmp_path / "cv", trainer_overrides=QUIET)
+    create_bundle(run, None, tmp_path / "bundle")
+    shown = CliRunner().invoke(app, ["bundle", "info", str(tmp_path / "bundle")], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0 and "none held out: trained on all 8 patients" in shown.output
 
 
 def test_the_last_epoch_of_a_run_is_scored_on_its_held_out_patients(tmp_path: Path) -> None:

@@ -353,7 +353,10 @@ HEADLINE = ("dice_per_patient_mean", "dice_per_slice_mean", "accuracy", "macro_f
 
 
 def _headline(metrics: dict[str, Any]) -> str:
-    """The few numbers worth a glance, e.g. ``accuracy=0.869 macro_f1=0.865 n=160``."""
+    """The few numbers worth a glance, e.g. ``accuracy=0.869 macro_f1=0.865 n=160``; for a model
+    trained on every patient (``data.split=all``), that none was held out."""
+    if metrics.get("held_out") == 0:
+        return f"none held out: trained on all {metrics.get('train_patients')} patients (figures: its CV)"
     parts = [f"{k}={metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}"
              for k in HEADLINE if metrics.get(k) is not None]  # fmt: skip
     return " ".join(parts) or "-"
