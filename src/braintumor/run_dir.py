@@ -258,6 +258,11 @@ class RunDir:
         """``fold<k>/``, the single-fold run of fold ``k``."""
         return RunDir(self.path / f"{self.FOLD}{k}")
 
+    @property
+    def all(self) -> RunDir:
+        """``all/``, the configuration trained on every patient after the folds (``cv --then-all``)."""
+        return RunDir(self.path / self.ALL)
+
     def cv_parent(self) -> RunDir | None:
         """The cross-validation folder this run belongs to (``<cv>/fold<k>/`` or ``<cv>/all/`` with
         the folds' ``cv_metrics.json`` beside it), or None."""

@@ -412,6 +412,29 @@ def test_a_model_trained_on_every_patient_ships_its_last_weights(tmp_path: Path)
     assert shown.exit_code == 0 and "none held out: trained on all 8 patients" in shown.output
 
 
+def test_cv_then_all_trains_the_model_to_ship_beside_its_folds(tmp_path: Path) -> None:
+    """``cv --then-all``: after the folds, the configuration trains on every patient into ``all/``,
+    and a bundle made from it shows the folds' figures."""
+    from braintumor.bundle.create import create_bundle
+    from braintumor.bundle.load import bundle_info
+    from braintumor.run_dir import RunDir
+    from braintumor.training.cv import all_patients_config
+
+    cfg = seg_config("data.val_fraction=0.2", "model.init_from=pre/fold{fold}/w.safetensors")
+    final = all_patients_config(cfg)
+    assert (final.data.split, final.data.val_fraction) == ("all", 0.0)
+    assert final.model.init_from == "pre/all/w.safetensors"  # a pretraining CV's own all/ model
+    cv = RunDir(tmp_path / "cv")
+    summary = cross_validate(seg_config(), cv.path, folds=[0, 1], then_all=True, trainer_overrides=QUIET)
+    assert summary["n_folds"] == 2
+    metrics = json.loads(cv.all.metrics.read_text())
+    assert metrics["held_out"] == 0 and metrics["train_patients"] == 8
+    assert json.loads(cv.all.splits.read_text())["folds"][0]["val"] == []
+    record = bundle_info(create_bundle(cv.all.path, None, tmp_path / "b"))["models"]["seg"]["cv_metrics"]
+    assert record["n_folds"] == 2 and record["source"] == str(cv.path)
+    assert record["mean"]["dice_per_patient_mean"] == pytest.approx(summary["mean"]["dice_per_patient_mean"])
+
+
 def test_the_last_epoch_of_a_run_is_scored_on_its_held_out_patients(tmp_path: Path) -> None:
     """``scripts/last_epoch_run.py``: a copy of the run with ``last.ckpt``'s weights, which
     ``evaluate`` scores on the same test patients."""

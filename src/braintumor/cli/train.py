@@ -102,6 +102,14 @@ def cv(
     out_dir: OutOpt, config: ConfigOpt = None, data: DataOpt = None, overrides: SetOpt = None,
     folds: FoldsOpt = None,
     only: OnlyOpt = None,
+    then_all: Annotated[
+        bool,
+        typer.Option(
+            "--then-all",
+            help="Then train the configuration on every patient into OUT/all/ (last epoch, no "
+            "validation): the model to ship; its bundle shows these folds' figures.",
+        ),
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:  # fmt: skip
     """Patient-level k-fold cross-validation; aggregated table in cv_metrics.json / cv_folds.csv.
@@ -111,13 +119,16 @@ def cv(
 
     Example:
       braintumor cv --config configs/figshare-unet-cpu.yaml --data DATA/figshare --out runs/cv
+      braintumor cv --config configs/lgg-unet-cpu.yaml --data DATA/lgg128 --out runs/lgg-cv --then-all
     """
     from braintumor.training.cv import cross_validate
 
     def go() -> None:
         extra = [*(overrides or []), *([f"data.folds={folds}"] if folds else [])]
         cfg = _config(config, data, None, extra)
-        summary = cross_validate(cfg, out_dir, folds=only, trainer_overrides=trainer_options(json_out))
+        summary = cross_validate(
+            cfg, out_dir, folds=only, then_all=then_all, trainer_overrides=trainer_options(json_out)
+        )
         if json_out:
             emit_json(summary)
         else:

@@ -25,14 +25,19 @@ SUMMARY_KEYS = {
 
 
 def cross_validate(
-    cfg: ExperimentConfig, run_dir: str | Path, folds: list[int] | None = None, **train_kwargs: Any
+    cfg: ExperimentConfig,
+    run_dir: str | Path,
+    folds: list[int] | None = None,
+    then_all: bool = False,
+    **train_kwargs: Any,
 ) -> dict[str, Any]:
     """Train and evaluate each fold into ``run_dir/fold<k>``; all folds share ``run_dir/splits.json``.
 
     Returns ``{"folds": [...per-fold metrics...], "mean": {...}, "std": {...}}`` over every fold
     scored so far (those just trained and any earlier ``fold<k>/metrics.json``: folds resumed with
     ``--only`` or trained as separate processes) and writes it to ``cv_metrics.json`` with a per-fold
-    table ``cv_folds.csv``.
+    table ``cv_folds.csv``. ``then_all`` then trains the configuration on every patient into
+    ``run_dir/all`` (:func:`all_patients_config`), the model to ship: its bundle shows these figures.
     """
     check_model(cfg.model, cfg.train.task)  # before the folder is made
     if cfg.data.split == "all":
@@ -64,6 +69,8 @@ def cross_validate(
         [{k: r.get(k) for k in ("fold", *SUMMARY_KEYS[cfg.train.task], "train_seconds")} for r in results]
     )
     atomic_write(run.cv_folds, lambda tmp: table.to_csv(tmp, index=False))
+    if then_all:
+        train_fold(all_patients_config(cfg), run.all.path, **train_kwargs)
     return summary
 
 
@@ -84,6 +91,15 @@ def fold_config(cfg: ExperimentConfig, k: int) -> ExperimentConfig:
     """The config of fold ``k``: ``data.fold = k``, and ``{fold}`` in ``model.init_from`` replaced."""
     model = replace(cfg.model, init_from=cfg.model.init_from.replace("{fold}", str(k)))
     return replace(cfg, data=replace(cfg.data, fold=k), model=model)
+
+
+def all_patients_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The configuration trained on every patient: no test or validation part, so its weights are
+    the last epoch's; ``fold{fold}`` in ``model.init_from`` becomes ``all`` (``<pretraining cv>/all/``)."""
+    init_from = cfg.model.init_from.replace(f"{RunDir.FOLD}{{fold}}", RunDir.ALL)
+    model = replace(cfg.model, init_from=init_from.replace("{fold}", RunDir.ALL))
+    data = replace(cfg.data, split="all", val_fraction=0.0, fold=0)
+    return replace(cfg, data=data, model=model)
 
 
 def aggregate(results: list[dict[str, Any]], task: str) -> dict[str, Any]:
