@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from braintumor.experiments import load_study
+
 REPO = Path(__file__).resolve().parents[2]
 STUDIES = sorted((REPO / "configs" / "studies").glob("*.yaml"))
 
@@ -33,3 +35,5 @@ def test_quick_study(study: Path, shared_data: Path, tmp_path: Path) -> None:
     assert (run / "summary.md").is_file() and (run / "report.html").read_text().startswith("<!doctype html>")
     for step in record["steps"]:
         assert step["kind"] == "compare" or (run / step["name"] / "report.html").is_file(), step["name"]
+    for spec in load_study(study).steps:  # then_all: the all-patient model beside the folds
+        assert not spec.options.get("then_all") or (run / spec.name / "all" / "metrics.json").is_file()

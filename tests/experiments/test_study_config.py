@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,14 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
         ),
         ([{"name": "../a", "kind": "train", "config": "base.yaml"}], "must be a folder name"),
         ([{"name": "r", "kind": "radiogenomics", "top": "many"}], "top must be int, got 'many'"),
+        (
+            [{"name": "a", "kind": "cv", "config": "base.yaml", "then_all": "yes"}],
+            "then_all must be bool, got 'yes'",
+        ),
+        (
+            [{"name": "a", "kind": "train", "config": "base.yaml", "then_all": True}],
+            r"unknown key\(s\) \['then_all'\]",
+        ),
         ([{"name": "f", "kind": "fuse"}], "a fuse step needs cls"),
         ([{"name": "f", "kind": "fuse", "cls": "a"}, ROI], "cls='a' names no earlier step"),
         (
@@ -159,6 +168,25 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
 def test_bad_steps_are_refused(tmp_path: Path, steps: list[dict], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_study(write_study(tmp_path, steps))
+
+
+def test_then_all_cv_step_is_finished_only_with_its_all_patient_model(tmp_path: Path) -> None:
+    """``cv_metrics.json`` is written before the all-patient training: a study stopped during that
+    training must train ``all/`` on rerun, not reuse the step."""
+    from braintumor.experiments.runner import STEP_FILE, _check_fingerprint
+    from braintumor.experiments.steps import step_record
+
+    path = write_study(tmp_path, [{"name": "cv", "kind": "cv", "config": "base.yaml", "then_all": True}])
+    (step,) = plan_study(load_study(path), tmp_path / "run")
+    assert step.summary_file == tmp_path / "run" / "cv" / "cv_metrics.json"
+    assert step.done_file == tmp_path / "run" / "cv" / "all" / "metrics.json"
+    step.folder.mkdir(parents=True)
+    (step.folder / STEP_FILE).write_text(json.dumps(step_record(step)))
+    step.summary_file.write_text("{}")
+    assert not _check_fingerprint(step)
+    step.done_file.parent.mkdir()
+    step.done_file.write_text("{}")
+    assert _check_fingerprint(step)
 
 
 def test_fuse_step_defaults_data_and_settings(tmp_path: Path) -> None:

@@ -65,8 +65,16 @@ class PlannedStep:
 
     @property
     def summary_file(self) -> Path:
-        """The file whose presence marks the step as finished."""
+        """The file holding the step's results."""
         return self.folder / SUMMARY_FILES[self.kind]
+
+    @property
+    def done_file(self) -> Path:
+        """The file whose presence marks the step as finished: the summary file, or for a
+        ``then_all`` CV the all-patient model's metrics, written after ``cv_metrics.json``."""
+        if self.kind == "cv" and self.spec.options.get("then_all"):
+            return RunDir(self.folder).all.metrics
+        return self.summary_file
 
     def config(self) -> ExperimentConfig:
         """The step's experiment config (training kinds only)."""

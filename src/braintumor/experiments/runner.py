@@ -41,7 +41,7 @@ def _check_fingerprint(step: PlannedStep) -> bool:
     """True if the step is finished with the same settings; raises if its settings changed."""
     record = step.folder / STEP_FILE
     if not record.is_file():
-        if step.summary_file.is_file():
+        if step.done_file.is_file():
             raise ConfigError(
                 f"{step.folder}: holds results but no {STEP_FILE}; it was not written by this study. "
                 "Use another --out or move the folder away"
@@ -55,7 +55,7 @@ def _check_fingerprint(step: PlannedStep) -> bool:
             f"{step.folder}: was run with other settings ({', '.join(changed)} changed, e.g. --quick "
             "or --data); delete that step folder to rerun it, or use another --out"
         )
-    return step.summary_file.is_file()
+    return step.done_file.is_file()
 
 
 def _entry(step: PlannedStep, out: Path, status: str, seconds: float | None) -> dict[str, Any]:

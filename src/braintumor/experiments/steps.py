@@ -12,6 +12,9 @@ kind               library call                                                 
 ``compare``        :func:`braintumor.reports.compare.compare_runs`                 ``compare.json``
 =================  ==============================================================  ========================
 
+A ``cv`` step with ``then_all: true`` then trains on every patient into ``all/``; the step counts as
+finished once ``all/metrics.json`` exists.
+
 A ``pipeline`` step scores the bundle made from its ``seg`` and ``cls`` steps (and ``gate``, a step or a
 run folder, when given); with ``fuse_weight`` that bundle fuses the classifier with a region-feature forest;
 a ``fuse`` step fuses a ``cv`` / ``train`` step's tumour-region classifier with that forest on each of
@@ -62,7 +65,13 @@ def run_cv(step: PlannedStep) -> None:
     from braintumor.training.cv import cross_validate
 
     _share_splits(step)
-    cross_validate(step.config(), step.folder, folds=_folds(step), trainer_overrides=step.trainer_overrides)
+    cross_validate(
+        step.config(),
+        step.folder,
+        folds=_folds(step),
+        then_all=bool(step.spec.options.get("then_all")),
+        trainer_overrides=step.trainer_overrides,
+    )
 
 
 def run_sweep(step: PlannedStep) -> None:

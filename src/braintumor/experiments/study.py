@@ -39,7 +39,7 @@ STEP_KINDS = (*TRAINING_KINDS, "pipeline", "fuse", "radiogenomics", "compare")
 _COMMON = ("name", "kind", "description", "data", "set", "quick")
 ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "train": (*_COMMON, "config", "init_from", "splits_from", "exclude_copies_of"),
-    "cv": (*_COMMON, "config", "init_from", "splits_from", "folds", "exclude_copies_of"),
+    "cv": (*_COMMON, "config", "init_from", "splits_from", "folds", "exclude_copies_of", "then_all"),
     "sweep-roi": (*_COMMON, "config", "init_from", "splits_from", "folds", "factors"),
     "pipeline": ("name", "kind", "description", "seg", "cls", "gate", "postprocess", "fuse_weight"),
     "fuse": ("name", "kind", "description", "cls", "weight", "trees"),
@@ -227,7 +227,8 @@ def _step(raw: Any, i: int, base: Path, where: str) -> StepSpec:
 
 
 _OPTION_TYPES: dict[str, tuple[type, ...]] = {
-    "postprocess": (bool,), "top": (int,), "pixel_mm": (int, float), "slice_mm": (int, float),
+    "postprocess": (bool,), "then_all": (bool,), "top": (int,), "pixel_mm": (int, float),
+    "slice_mm": (int, float),
     "init_from": (str,), "splits_from": (str,), "masks_from": (str,), "seg": (str,), "cls": (str,),
     "gate": (str,), "exclude_copies_of": (str,),
     "factors": (str, list), "weight": (int, float), "fuse_weight": (int, float), "trees": (int,),
