@@ -32,7 +32,8 @@ class TverskyBCELoss(nn.Module):
         return self.tversky(logits, target) + self.bce(logits, target)
 
 
-# a recall-leaning Dice+BCE for under-segmented faint lesions
+# a recall-leaning Dice+BCE for under-segmented faint lesions (on the LGG DU site it did not beat
+# dice-bce; dice-bce-batch did: docs/RESULTS.md, study 4)
 LOSSES.register("tversky-bce")(TverskyBCELoss)
 LOSSES.register("focal")(lambda: FocalLoss(gamma=2.0, use_softmax=False))
 LOSSES.register("ce")(lambda: nn.CrossEntropyLoss())
