@@ -34,6 +34,7 @@ POSTPROCESS_SCOPES = ("slice", "patient")
 # how a dataset is split into folds (`braintumor.data.splits.METHODS`; a test holds the two equal)
 SPLIT_METHODS = ("auto", "official", "patient-kfold", "image-kfold", "predefined", "site", "all")
 COORD_CHANNELS = 2  # roi_coords' row and column position channels of a ROI crop
+MAX_CONTEXT_SLICES = 3  # 2.5D neighbours on each side of a slice
 IMAGE_SIZES = (8, 4096)  # smallest and largest square side, in pixels
 SEED_LIMIT = 2**32  # seeds lie in 0 .. 2**32 - 1 (numpy's range)
 
@@ -75,6 +76,9 @@ class DataConfig:
         roi_coords: append two position channels to each ROI crop (the original slice's row and
             column at every pixel, -1..1), so the model sees where the tumour lies and how large
             the box is; the model then takes ``channels`` + 2 inputs. Needs ``roi_expansion``.
+        context_slices: 2.5D input: each slice goes in with its ``k`` neighbours on either side
+            (same patient, in slice order; the end slice repeats past a volume's ends), so the
+            model takes ``channels`` × (2k + 1) inputs. Whole slices only (no ``roi_expansion``).
         folds: k of the patient-level k-fold; ``fold`` is the held-out one.
         split: how folds are made: ``auto`` (official folds when the dataset has them, else
             patient-level k-fold, the predefined Training/Testing split for Kaggle folders),
@@ -100,6 +104,7 @@ class DataConfig:
     percentiles: tuple[float, float] = (10.0, 99.0)
     roi_expansion: float | None = None
     roi_coords: bool = False
+    context_slices: int = 0
     folds: int = 5
     fold: int = 0
     split: str = "auto"
@@ -122,6 +127,8 @@ class DataConfig:
             "percentiles": (0 <= low < high <= 100, "low < high, both in 0..100, e.g. [10, 99]"),
             "roi_expansion": (self.roi_expansion is None or self.roi_expansion >= 1,
                               "null (whole slices) or a factor >= 1 (1 = the tight tumour box)"),
+            "context_slices": (0 <= self.context_slices <= MAX_CONTEXT_SLICES,
+                               f"0 (2D) or 1..{MAX_CONTEXT_SLICES} neighbours on each side"),
             "folds": (self.folds >= 2, "2 or more (the k of the patient-level k-fold)"),
             "fold": (0 <= self.fold < self.folds, f"a fold in 0..{self.folds - 1}"),
             "split": (self.split in SPLIT_METHODS, one_of(SPLIT_METHODS)),
@@ -134,6 +141,11 @@ class DataConfig:
         })  # fmt: skip
         if self.roi_coords and self.roi_expansion is None:
             raise ConfigError("data.roi_coords=true needs ROI crops; set data.roi_expansion (e.g. 1.5)")
+        if self.context_slices and self.roi_expansion is not None:
+            raise ConfigError(
+                "data.context_slices stacks whole neighbouring slices; it cannot go with ROI crops "
+                "(data.roi_expansion): set one of them"
+            )
         if self.exclude_copies_fold < -1:
             raise ConfigError(
                 f"data.exclude_copies_fold={self.exclude_copies_fold}: -1 (copies of every image of "
@@ -266,7 +278,8 @@ class Preprocessing:
 
     ``channels`` counts image channels (0: the file's own); ``roi_coords`` appends 2 position
     channels to each ROI crop (see :func:`braintumor.data.roi.crop_roi`), so the stored images
-    have ``channels`` + 2.
+    have ``channels`` + 2; ``context_slices`` k stacks each slice with its k neighbours on either
+    side (:func:`braintumor.data.preprocess.with_context`): ``channels`` × (2k + 1) inputs.
     """
 
     image_size: int = 128
@@ -275,6 +288,7 @@ class Preprocessing:
     percentiles: tuple[float, float] = (10.0, 99.0)
     roi_expansion: float | None = None
     roi_coords: bool = False
+    context_slices: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -284,11 +298,13 @@ class Preprocessing:
             "percentiles": list(self.percentiles),
             "roi_expansion": self.roi_expansion,
             "roi_coords": self.roi_coords,
+            "context_slices": self.context_slices,
         }
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Preprocessing:
-        """The record of :meth:`to_dict` (``roi_coords`` absent in records written before it: False).
+        """The record of :meth:`to_dict` (``roi_coords`` and ``context_slices``, absent in records
+        written before them: False and 0).
 
         Raises:
             ValueError: a missing or malformed field.
@@ -303,6 +319,7 @@ class Preprocessing:
                 percentiles=(float(low), float(high)),
                 roi_expansion=None if expansion is None else float(expansion),
                 roi_coords=bool(record.get("roi_coords", False)),
+                context_slices=int(record.get("context_slices", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed preprocessing record {dict(record)!r} ({exc!r})") from None
@@ -311,6 +328,11 @@ class Preprocessing:
     def coord_channels(self) -> int:
         """Position channels after the image channels: 2 with ``roi_coords``, else 0."""
         return COORD_CHANNELS if self.roi_coords else 0
+
+    @property
+    def stacked_slices(self) -> int:
+        """Slices stacked into one input: 2 × ``context_slices`` + 1 (1 for 2D input)."""
+        return 2 * self.context_slices + 1
 
     def method_for(self, volume: bool) -> str:
         """The normalisation applied to a volume's slices (``volume``) or to one separate image."""

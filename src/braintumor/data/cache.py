@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,7 @@ def default_cache_dir() -> Path:
 def cache_key(index: SampleIndex, prep: Preprocessing) -> str:
     """Hash of the samples' files (path, size, mtime) and the preprocessing settings."""
     settings = prep.to_dict()
+    settings.pop("context_slices", None)  # stacked when read (CachedDataset), not stored
     if not prep.roi_coords:
         settings.pop("roi_coords", None)  # stores built before the option keep their keys
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, settings]).encode())
@@ -150,6 +151,7 @@ def build_cache(
     """
     if len(index) == 0:
         raise DataError("<index>", "the sample index is empty; nothing to cache")
+    prep = replace(prep, context_slices=0)  # the store holds single slices either way
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     path = root / cache_key(index, prep)
     if (path / "meta.json").is_file():

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from braintumor.data.cache import ArrayStore
+from braintumor.data.preprocess import context_positions, with_context
 
 
 class CachedDataset(Dataset[dict[str, Any]]):
@@ -20,6 +21,9 @@ class CachedDataset(Dataset[dict[str, Any]]):
         store: the decoded arrays.
         positions: store positions to expose (default: all).
         transform: callable applied to each sample dict (e.g. MONAI dictionary transforms).
+        context: 2.5D: stack each slice with its ``context`` neighbours on either side (same
+            patient; the store holds a patient's slices consecutive and in slice order), giving
+            (2·context + 1)·C channels (:func:`~braintumor.data.preprocess.with_context`).
     """
 
     def __init__(
@@ -27,18 +31,30 @@ class CachedDataset(Dataset[dict[str, Any]]):
         store: ArrayStore,
         positions: Sequence[int] | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        context: int = 0,
     ) -> None:
         self.store = store
         self.positions = np.arange(len(store)) if positions is None else np.asarray(positions)
         self.transform = transform
+        self.context = context
+        self._stacks = context_positions(store.patient_ids, context) if context else None
+
+    @property
+    def channels(self) -> int:
+        """Input channels of a sample: the store's, times the slices stacked with ``context``."""
+        return int(self.store.images.shape[1]) * (2 * self.context + 1)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         p = int(self.positions[i])
+        if self._stacks is None:
+            image = np.asarray(self.store.images[p], dtype=np.float32)
+        else:
+            image = with_context(self.store.images, self._stacks[p : p + 1])[0].astype(np.float32)
         sample: dict[str, Any] = {
-            "image": torch.from_numpy(np.asarray(self.store.images[p], dtype=np.float32)),
+            "image": torch.from_numpy(image),
             "label": int(self.store.labels[p]),
             "sample_id": self.store.sample_ids[p],
             "patient_id": self.store.patient_ids[p],
@@ -67,3 +83,29 @@ def positions_for_samples(store: ArrayStore, sample_ids: Sequence[str]) -> list[
     """Store positions of the given sample ids."""
     wanted = set(sample_ids)
     return [i for i, s in enumerate(store.sample_ids) if s in wanted]
+
+
+def check_volume_order(store: ArrayStore, slices: np.ndarray, source: str) -> None:
+    """2.5D input needs each patient's slices consecutive in the store and in slice order.
+
+    Args:
+        slices: the index's ``slice`` number of every index row (``store.rows`` picks them).
+        source: the dataset, for the error.
+
+    Raises:
+        DataError: a patient of single images (slice -1), or slices out of order.
+    """
+    from braintumor.errors import DataError
+
+    numbers = np.asarray(slices)[store.rows]
+    seen: set[str] = set()
+    for i, pid in enumerate(store.patient_ids):
+        first = i == 0 or store.patient_ids[i - 1] != pid
+        if numbers[i] < 0 or (first and pid in seen) or (not first and numbers[i] <= numbers[i - 1]):
+            raise DataError(
+                source,
+                f"data.context_slices stacks neighbouring slices of a volume, but patient {pid} "
+                f"({store.sample_ids[i]}) has no ordered slice series; use it on volumes (LGG "
+                "patient folders, NIfTI, DICOM) or set data.context_slices=0",
+            )
+        seen.add(pid)

@@ -178,3 +178,33 @@ def binarize_mask(path: str | Path, array: np.ndarray) -> np.ndarray:
         return (array == 255).astype(np.uint8)
     shown = ", ".join(str(v) for v in values[:8]) + (" ..." if len(values) > 8 else "")
     raise DataError(path, f"mask values {{{shown}}} are not binary; expected {{0,1}} or {{0,255}}")
+
+
+def context_positions(groups: Sequence[str], k: int) -> np.ndarray:
+    """N×(2k+1) int64: for each slice, the positions of the slices stacked with it (2.5D input).
+
+    ``groups`` names each slice's volume (its patient), a volume's slices consecutive and in slice
+    order. Row i lists slices i-k..i+k of i's volume; past the volume's first or last slice the end
+    slice repeats, so a separate image (its own group) is stacked with copies of itself.
+    """
+    n = len(groups)
+    index = np.arange(n)
+    if k == 0 or n == 0:
+        return index[:, None]
+    labels = np.asarray(groups, dtype=object)
+    changes = labels[1:] != labels[:-1]
+    first = np.maximum.accumulate(np.where(np.r_[True, changes], index, 0))
+    last = np.minimum.accumulate(np.where(np.r_[changes, True], index, n - 1)[::-1])[::-1]
+    return np.clip(index[:, None] + np.arange(-k, k + 1), first[:, None], last[:, None])
+
+
+def with_context(images: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """N×C×H×W slices -> M×(S·C)×H×W inputs: row m stacks ``images[positions[m]]`` (S slices,
+    lowest first, each with its C channels), as :func:`context_positions` lists them."""
+    stacked = images[positions]
+    return stacked.reshape(len(positions), -1, *images.shape[2:])
+
+
+def volume_with_context(slices: np.ndarray, k: int) -> np.ndarray:
+    """The N×C×H×W slices of one volume (N=1: a single image) as 2.5D inputs N×((2k+1)·C)×H×W."""
+    return slices if k == 0 else with_context(slices, context_positions(["volume"] * len(slices), k))

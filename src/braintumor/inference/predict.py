@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from braintumor.config import EvalConfig, Preprocessing, load_config
-from braintumor.data.preprocess import normalised, resize_square, to_channels_first
+from braintumor.data.preprocess import normalised, resize_square, to_channels_first, volume_with_context
 from braintumor.data.readers import read_image
 from braintumor.errors import DataError
 from braintumor.evaluation.postprocess import postprocess_masks
@@ -43,10 +43,11 @@ class Prediction:
 
 def prepare_image(array: np.ndarray, prep: Preprocessing) -> np.ndarray:
     """Decoded H×W(×C) array -> C×S×S float32 model input, as the cache prepares training data
-    (one separate image: ``percentile-volume`` falls back to the image's own percentiles)."""
+    (one separate image: ``percentile-volume`` falls back to the image's own percentiles; a 2.5D
+    model gets the image stacked with copies of itself)."""
     chw = to_channels_first(array, prep.channels)
     image, _ = resize_square(normalised([chw], [prep], volume=False)[0][0], prep.image_size)
-    return image
+    return volume_with_context(image[None], prep.context_slices)[0]
 
 
 def run_evaluation(weights: str | Path) -> EvalConfig:

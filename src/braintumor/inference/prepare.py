@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from braintumor.bundle.load import Bundle, BundleModel
+from braintumor.config import Preprocessing
 from braintumor.data.preprocess import normalised as normalised_slices
-from braintumor.data.preprocess import pad_to_square, to_channels_first
+from braintumor.data.preprocess import pad_to_square, to_channels_first, volume_with_context
 from braintumor.errors import DataError
 from braintumor.inference.sources import Scan, blank_slices
 
@@ -115,12 +116,19 @@ def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
     return t.numpy()
 
 
+def segmenter_input(slices: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """N×C×H×W normalised slices of one scan -> the segmenter's N×C'×S×S input: resized, and with
+    ``context_slices`` each slice stacked with its neighbours in the scan (a single image with
+    copies of itself), as :class:`~braintumor.data.dataset.CachedDataset` feeds training."""
+    return volume_with_context(resize_stack(slices, prep.image_size), prep.context_slices)
+
+
 def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
     """Every model input of ``scan`` (normalisation shared between models with the same recipe)."""
     members = bundle.classifier_roles[1:]  # an ensemble's members share the primary's input
     norm = normalised_all(scan, [m for r, m in bundle.models.items() if r not in members])
     seg_model = bundle.models.get("seg")
-    seg = resize_stack(norm["seg"], seg_model.prep.image_size) if seg_model else None
+    seg = segmenter_input(norm["seg"], seg_model.prep) if seg_model else None
     whole = {r: resize_stack(norm[r], bundle.models[r].prep.image_size) for r in bundle.whole_slice_roles}
     cls_native = norm["cls"] if "cls" in bundle.models and "cls" not in whole else None
     return PreparedScan(scan, order, seg, whole, cls_native, blank_slices(scan))

@@ -44,8 +44,9 @@ class ModelCard:
 
     @property
     def image_channels(self) -> int:
-        """Channels read from the slice: ``in_channels`` less any ``roi_coords`` channels."""
-        return self.in_channels - self.preprocessing.coord_channels
+        """Channels read from one slice: ``in_channels`` less any ``roi_coords`` channels, divided
+        among the slices stacked with ``context_slices``."""
+        return (self.in_channels - self.preprocessing.coord_channels) // self.preprocessing.stacked_slices
 
     @property
     def n_outputs(self) -> int:
@@ -122,6 +123,12 @@ class ModelCard:
             raise ModelCardError(
                 f"{where}: 'in_channels'={in_channels} leaves no image channel beside roi_coords' 2"
             )
+        stacked = card.preprocessing.stacked_slices
+        if card.image_channels * stacked + card.preprocessing.coord_channels != in_channels:
+            raise ModelCardError(
+                f"{where}: 'in_channels'={in_channels} does not split into {stacked} stacked slices "
+                f"(preprocessing.context_slices={card.preprocessing.context_slices})"
+            )
         return card
 
 
@@ -159,5 +166,12 @@ def _preprocessing(prep: Any, where: str) -> Preprocessing:
     if not isinstance(coords, bool) or (coords and expansion is None):
         raise ModelCardError(
             f"{where}: preprocessing.roi_coords={coords!r}; expected a bool, true only with roi_expansion"
+        )
+    context = prep.get("context_slices", 0)
+    valid = isinstance(context, int) and not isinstance(context, bool) and context >= 0
+    if not valid or (context and expansion is not None):
+        raise ModelCardError(
+            f"{where}: preprocessing.context_slices={context!r}; expected an integer >= 0, 0 with "
+            "roi_expansion"
         )
     return Preprocessing.from_dict(prep)

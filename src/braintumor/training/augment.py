@@ -53,16 +53,21 @@ def random_affine(
 
 
 def replace_missing_modalities(
-    image: torch.Tensor, reference: int, prob: float, generator: torch.Generator | None = None
+    image: torch.Tensor,
+    reference: int,
+    prob: float,
+    generator: torch.Generator | None = None,
+    slices: int = 1,
 ) -> torch.Tensor:
     """Overwrite each channel other than ``reference`` with the ``reference`` channel, independently
-    per sample and channel with probability ``prob``, in a B×C×H×W batch.
+    per sample and channel with probability ``prob``, in a B×C×H×W batch. With ``slices`` stacked
+    slices of C / ``slices`` channels each (2.5D input), a sequence goes missing in all of them.
 
     The LGG release (Buda et al.) stores a patient's missing pre- or post-contrast sequence as a copy
     of FLAIR (channel 1); six of its 89 sample patients have FLAIR in all three channels. A model that
     never sees such input misses their tumours entirely, so training shows it some.
     """
-    b, c = image.shape[:2]
+    b, c = image.shape[0], image.shape[1] // slices
     if not 0 <= reference < c:
         raise ValueError(
             f"modality reference channel {reference} does not exist in a {c}-channel batch; set "
@@ -72,5 +77,7 @@ def replace_missing_modalities(
     replace[:, reference] = False
     if not replace.any():
         return image
-    mask = replace.to(image.device)[:, :, None, None]
-    return torch.where(mask, image[:, reference : reference + 1].expand_as(image), image)
+    stacked = image.reshape(b, slices, c, *image.shape[2:])
+    mask = replace.to(image.device)[:, None, :, None, None]
+    out = torch.where(mask, stacked[:, :, reference : reference + 1].expand_as(stacked), stacked)
+    return out.reshape(image.shape)

@@ -13,7 +13,12 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from braintumor.config import DataConfig, Preprocessing, TrainConfig
 from braintumor.data.cache import ArrayStore, build_cache
-from braintumor.data.dataset import CachedDataset, positions_for_patients, positions_for_samples
+from braintumor.data.dataset import (
+    CachedDataset,
+    check_volume_order,
+    positions_for_patients,
+    positions_for_samples,
+)
 from braintumor.data.index import SampleIndex
 from braintumor.data.loaders import load_dataset
 from braintumor.data.roi import coord_channels
@@ -26,8 +31,9 @@ from braintumor.run_dir import RunDir
 def preprocessing_of(cfg: DataConfig) -> Preprocessing:
     """The preprocessing part of a data config (saved with every model)."""
     return Preprocessing(
-        cfg.image_size, cfg.channels, cfg.normalization, cfg.percentiles, cfg.roi_expansion, cfg.roi_coords
-    )
+        cfg.image_size, cfg.channels, cfg.normalization, cfg.percentiles, cfg.roi_expansion, cfg.roi_coords,
+        cfg.context_slices,
+    )  # fmt: skip
 
 
 def load_index(cfg: DataConfig, run_dir: Path) -> SampleIndex:
@@ -98,8 +104,9 @@ class FoldData:
 
     @property
     def in_channels(self) -> int:
-        """The model's input channels: image channels (+ 2 position channels with ``roi_coords``)."""
-        return int(self.store.images.shape[1])
+        """The model's input channels: image channels (+ 2 position channels with ``roi_coords``),
+        times the slices stacked with ``context_slices``."""
+        return self.train.channels
 
     @property
     def image_channels(self) -> int:
@@ -124,9 +131,12 @@ def positions(store: ArrayStore, splits: Splits, fold: int, part: str, masked: b
 def load_store(
     data: DataConfig, run_dir: Path, progress: Callable[[int, int], None] | None = None
 ) -> tuple[SampleIndex, ArrayStore]:
-    """Load the dataset and its decode-once cache."""
+    """Load the dataset and its decode-once cache (checked for 2.5D input with ``context_slices``)."""
     index = load_index(data, run_dir)
-    return index, build_cache(index, preprocessing_of(data), data.cache_dir or None, progress=progress)
+    store = build_cache(index, preprocessing_of(data), data.cache_dir or None, progress=progress)
+    if data.context_slices:
+        check_volume_order(store, index.frame["slice"].to_numpy(), data.path or "<phantoms>")
+    return index, store
 
 
 def split_method(index: SampleIndex) -> str:
@@ -164,11 +174,12 @@ def prepare_fold(
         if train.augment
         else eval_transforms(with_mask)
     )
+    k, plain = data.context_slices, eval_transforms(with_mask)
     return FoldData(
         index, store, splits, fold,
-        CachedDataset(store, positions(store, splits, fold, "train", with_mask), aug),
-        CachedDataset(store, positions(store, splits, fold, "val", with_mask), eval_transforms(with_mask)),
-        CachedDataset(store, positions(store, splits, fold, "test", with_mask), eval_transforms(with_mask)),
+        CachedDataset(store, positions(store, splits, fold, "train", with_mask), aug, k),
+        CachedDataset(store, positions(store, splits, fold, "val", with_mask), plain, k),
+        CachedDataset(store, positions(store, splits, fold, "test", with_mask), plain, k),
     )  # fmt: skip
 
 

@@ -258,8 +258,9 @@ def evaluate_run(
 
     select = positions_for_patients if splits.unit == "patient" else positions_for_samples
     found = select(store, sorted(scored))
+    context = cfg.data.context_slices
     test = CachedDataset(
-        store, store.with_masks(found, "test") if with_mask else found, eval_transforms(with_mask)
+        store, store.with_masks(found, "test") if with_mask else found, eval_transforms(with_mask), context
     )
     fold = FoldData(index, store, splits, k, test, test, test)
     members = [run_dir, *map(Path, ensemble)]
@@ -278,7 +279,9 @@ def evaluate_run(
             raise ValueError(f"{run_dir}: --tune needs a segmentation run scored on its own data")
         from braintumor.training.tune_eval import tune_evaluation
 
-        val = CachedDataset(store, positions(store, splits, k, "val", masked=True), eval_transforms(True))
+        val = CachedDataset(
+            store, positions(store, splits, k, "val", masked=True), eval_transforms(True), context
+        )
         slices = dict(zip(index.frame["sample_id"], index.frame["slice"], strict=True))
         net, _ = load_ensemble(weights)
         options, table, tuning = tune_evaluation(net, val, slices, precision, cfg.eval, is_volumetric(index))

@@ -21,9 +21,10 @@ class _BaseModule(L.LightningModule):
     """Network, loss, optimiser and channels_last handling shared by both tasks.
 
     Hyperparameters are plain dicts (``model``, ``train``, ``in_channels``, ``n_outputs``,
-    ``classes``, ``coord_channels``) so Lightning checkpoints load with ``weights_only=True``.
-    ``coord_channels`` counts the ``roi_coords`` position channels that end each input; the batched
-    augmentation leaves them alone.
+    ``classes``, ``coord_channels``, ``stacked_slices``) so Lightning checkpoints load with
+    ``weights_only=True``. ``coord_channels`` counts the ``roi_coords`` position channels that end
+    each input; the batched augmentation leaves them alone. ``stacked_slices`` counts the slices of
+    a 2.5D input (``data.context_slices``), for the missing-modality augmentation.
     """
 
     monitor = "val_loss"
@@ -36,6 +37,7 @@ class _BaseModule(L.LightningModule):
         n_outputs: int,
         classes: list[str],
         coord_channels: int = 0,
+        stacked_slices: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -43,6 +45,7 @@ class _BaseModule(L.LightningModule):
         self.train_cfg = from_dict(TrainConfig, train, "train")
         self.classes = classes
         self.coord_channels = coord_channels
+        self.stacked_slices = stacked_slices
         self.net = build_network(self.model_cfg, in_channels, n_outputs)
         self.loss_fn = create_loss(self.train_cfg.loss)
         if self.train_cfg.channels_last:
@@ -60,9 +63,12 @@ class _BaseModule(L.LightningModule):
             image, coords = batch["image"][:, :n_image], batch["image"][:, n_image:]
             image, mask = random_affine(image, batch.get("mask"))
             cfg = self.train_cfg
-            if cfg.missing_modality_prob > 0 and image.shape[1] > 1:
+            if cfg.missing_modality_prob > 0 and image.shape[1] > self.stacked_slices:
                 image = replace_missing_modalities(
-                    image, cfg.modality_reference_channel, cfg.missing_modality_prob
+                    image,
+                    cfg.modality_reference_channel,
+                    cfg.missing_modality_prob,
+                    slices=self.stacked_slices,
                 )
             if self.coord_channels:
                 # the crop of a rotated or zoomed slice still sits where the box was
