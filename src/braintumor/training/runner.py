@@ -162,7 +162,7 @@ def fit_fold(
     n_outputs = cfg.model.out_channels if cfg.train.task == "segment" else len(fold.index.classes)
     module = module_for(cfg.train.task)(
         to_dict(cfg.model), to_dict(cfg.train), fold.in_channels, n_outputs, fold.index.classes,
-        fold.coord_channels, 2 * cfg.data.context_slices + 1,
+        fold.coord_channels, preprocessing_of(cfg.data).stacked_slices,
     )  # fmt: skip
     monitor = module.monitor if len(fold.val) else None
     trainer = make_trainer(cfg, run_dir, monitor, **(trainer_overrides or {}))
