@@ -253,6 +253,20 @@ def test_postprocess_by_patient_keeps_the_largest_3d_component() -> None:
         postprocess_by_patient(masks, ["a"], [0.0])
 
 
+def test_a_missing_slice_separates_3d_components() -> None:
+    from braintumor.evaluation import postprocess_by_patient
+
+    small, large = np.zeros((6, 6), np.uint8), np.zeros((6, 6), np.uint8)
+    small[1:3, 1:3] = 1
+    large[1:4, 1:4] = 1
+    kept = postprocess_by_patient([small, large], ["a", "a"], [4.0, 6.0], fill=False)  # slice 5 missing
+    assert kept[0].sum() == 0 and kept[1].sum() == 9
+    touching = postprocess_by_patient([small, large], ["a", "a"], [4.0, 5.0], fill=False)
+    assert [m.sum() for m in touching] == [4, 9]
+    positions = postprocess_by_patient([small, large], ["a", "a"], [0.5, 2.0], fill=False)
+    assert [m.sum() for m in positions] == [4, 9]  # keys that are not slice numbers: side by side
+
+
 def test_component_fraction_keeps_every_part_of_a_split_tumour() -> None:
     from braintumor.evaluation import postprocess_by_patient
 

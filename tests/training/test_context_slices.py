@@ -4,6 +4,7 @@ card, and one preparation for training and analysis."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def test_dataset_stacks_the_patients_neighbours(phantom_store: Store) -> None:
     check_volume_order(store, index.frame["slice"].to_numpy(), "phantoms")
 
 
-def test_single_images_are_refused(phantom_store: Store) -> None:
+def test_single_images_and_gaps_are_refused(phantom_store: Store) -> None:
     index, store = phantom_store
     slices = index.frame["slice"].to_numpy().copy()
     slices[2] = -1
@@ -77,6 +78,10 @@ def test_single_images_are_refused(phantom_store: Store) -> None:
     slices = index.frame["slice"].to_numpy()[::-1].copy()
     with pytest.raises(DataError, match="no ordered slice series"):
         check_volume_order(store, slices, "kaggle")
+    slices = index.frame["slice"].to_numpy().copy()
+    slices[store.rows[1] :] += 1  # the first patient's second slice is missing
+    with pytest.raises(DataError, match="PH0000 has no slice 2 between"):
+        check_volume_order(store, slices, "lgg")
 
 
 def test_config_and_records() -> None:
@@ -123,7 +128,7 @@ def test_a_missing_sequence_is_missing_in_every_stacked_slice() -> None:
 
 def test_training_and_analysis_prepare_the_same_input(tmp_path: Path) -> None:
     """A 2.5D run trains, records its input, and a bundle made from it stacks a slice series as the
-    run's dataset did (up to the cache's float16)."""
+    run's dataset did (up to the cache's float16), for every model that reads whole slices."""
     run = tmp_path / "run"
     tiny = [
         "data.phantom_count=36", "data.phantom_size=32", "data.image_size=32", "data.folds=3",
@@ -150,3 +155,7 @@ def test_training_and_analysis_prepare_the_same_input(tmp_path: Path) -> None:
     expected = np.stack([dataset[i]["image"].numpy() for i in range(len(dataset))])
     assert seg is not None and seg.shape == expected.shape == (n, 3, 32, 32)
     assert np.abs(seg - expected).max() < 1e-2
+    # a model that reads whole slices in another role (the gate) gets the same stacked input
+    as_gate = replace(bundle.models["seg"], role="gate")
+    gated = prepare_scan(read_scan(item), replace(bundle, models={**bundle.models, "gate": as_gate}))
+    assert np.array_equal(gated.whole_slice["gate"], seg)

@@ -86,14 +86,15 @@ def positions_for_samples(store: ArrayStore, sample_ids: Sequence[str]) -> list[
 
 
 def check_volume_order(store: ArrayStore, slices: np.ndarray, source: str) -> None:
-    """2.5D input needs each patient's slices consecutive in the store and in slice order.
+    """2.5D input needs each patient's slices consecutive in the store, in slice order, without a
+    gap (a missing slice would make its neighbours' neighbours stand in for it).
 
     Args:
         slices: the index's ``slice`` number of every index row (``store.rows`` picks them).
         source: the dataset, for the error.
 
     Raises:
-        DataError: a patient of single images (slice -1), or slices out of order.
+        DataError: a patient of single images (slice -1), slices out of order, or a missing slice.
     """
     from braintumor.errors import DataError
 
@@ -107,5 +108,11 @@ def check_volume_order(store: ArrayStore, slices: np.ndarray, source: str) -> No
                 f"data.context_slices stacks neighbouring slices of a volume, but patient {pid} "
                 f"({store.sample_ids[i]}) has no ordered slice series; use it on volumes (LGG "
                 "patient folders, NIfTI, DICOM) or set data.context_slices=0",
+            )
+        if not first and numbers[i] != numbers[i - 1] + 1:
+            raise DataError(
+                source,
+                f"data.context_slices stacks neighbouring slices, but patient {pid} has no slice "
+                f"{int(numbers[i - 1]) + 1} between {store.sample_ids[i - 1]} and {store.sample_ids[i]}",
             )
         seen.add(pid)

@@ -92,6 +92,17 @@ def postprocess(mask: MaskT, largest: bool = True, fill: bool = True, min_fracti
     return _like(binary, mask)
 
 
+def _volume_places(keys: Sequence[float]) -> list[int]:
+    """Each sorted slice's plane in its patient's volume: whole-number slice keys keep their gaps
+    (a missing or skipped slice separates what lies on either side of it); other keys, repeated
+    ones, or gaps more than three times the slice count, stack the slices side by side."""
+    if all(float(k).is_integer() for k in keys) and len(set(keys)) == len(keys):
+        places = [int(k - keys[0]) for k in keys]
+        if places[-1] < 4 * len(keys):
+            return places
+    return list(range(len(keys)))
+
+
 def postprocess_by_patient(
     masks: Sequence[np.ndarray],
     patient_ids: Sequence[str],
@@ -101,9 +112,10 @@ def postprocess_by_patient(
     min_fraction: float = 1.0,
 ) -> list[np.ndarray]:
     """Post-process 2D slice masks patient by patient: each patient's slices are stacked in
-    ``slice_keys`` order and only the volume's largest 3D component (26-connected) is kept, as the
-    LGG reference does (with ``min_fraction`` < 1, every component of at least that fraction of the
-    largest); holes are then filled slice by slice. Returns the masks in input order."""
+    ``slice_keys`` order (whole-number keys keep their gaps as empty planes) and only the volume's
+    largest 3D component (26-connected) is kept, as the LGG reference does (with ``min_fraction``
+    < 1, every component of at least that fraction of the largest); holes are then filled slice by
+    slice. Returns the masks in input order."""
     if not len(masks) == len(patient_ids) == len(slice_keys):
         raise ValueError(
             f"got {len(masks)} masks, {len(patient_ids)} patient ids and {len(slice_keys)} slice keys; "
@@ -116,10 +128,12 @@ def postprocess_by_patient(
     for members in by_patient.values():
         order = sorted(members, key=lambda i: slice_keys[i])
         if largest:
-            stacked = np.stack([out[i] for i in order])
+            places = _volume_places([slice_keys[i] for i in order])
+            stacked = np.zeros((places[-1] + 1, *out[order[0]].shape), out[order[0]].dtype)
+            stacked[places] = np.stack([out[i] for i in order])
             volume = postprocess(stacked, largest=True, fill=False, min_fraction=min_fraction)
-            for k, i in enumerate(order):
-                out[i] = volume[k]
+            for place, i in zip(places, order, strict=True):
+                out[i] = volume[place]
         if fill:
             for i in order:
                 out[i] = fill_holes(out[i])

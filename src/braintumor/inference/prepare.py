@@ -116,8 +116,9 @@ def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
     return t.numpy()
 
 
-def segmenter_input(slices: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """N×C×H×W normalised slices of one scan -> the segmenter's N×C'×S×S input: resized, and with
+def whole_slice_input(slices: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """N×C×H×W normalised slices of one scan -> the N×C'×S×S input of a model that reads whole
+    slices (the segmenter, the gate, a whole-slice classifier): resized, and with
     ``context_slices`` each slice stacked with its neighbours in the scan (a single image with
     copies of itself), as :class:`~braintumor.data.dataset.CachedDataset` feeds training."""
     return volume_with_context(resize_stack(slices, prep.image_size), prep.context_slices)
@@ -128,7 +129,7 @@ def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
     members = bundle.classifier_roles[1:]  # an ensemble's members share the primary's input
     norm = normalised_all(scan, [m for r, m in bundle.models.items() if r not in members])
     seg_model = bundle.models.get("seg")
-    seg = segmenter_input(norm["seg"], seg_model.prep) if seg_model else None
-    whole = {r: resize_stack(norm[r], bundle.models[r].prep.image_size) for r in bundle.whole_slice_roles}
+    seg = whole_slice_input(norm["seg"], seg_model.prep) if seg_model else None
+    whole = {r: whole_slice_input(norm[r], bundle.models[r].prep) for r in bundle.whole_slice_roles}
     cls_native = norm["cls"] if "cls" in bundle.models and "cls" not in whole else None
     return PreparedScan(scan, order, seg, whole, cls_native, blank_slices(scan))
