@@ -236,8 +236,8 @@ class SliceEngine:
         """Post-process the masks in place as the run was scored: each slice on its own, or, for
         the slices of one volume in slice order (``volume``), as ``postprocess_scope`` says (over
         the whole volume with ``"patient"``). Blank slices (None) stay None."""
+        live = [seg for seg in segmented if seg is not None]
         places = [j for j, seg in enumerate(segmented) if seg is not None]
-        live = [segmented[j] for j in places]
         if not live:
             return
         s = self.settings
