@@ -106,8 +106,9 @@ def check_volume_order(store: ArrayStore, slices: np.ndarray, source: str) -> No
             raise DataError(
                 source,
                 f"data.context_slices stacks neighbouring slices of a volume, but patient {pid} "
-                f"({store.sample_ids[i]}) has no ordered slice series; use it on volumes (LGG "
-                "patient folders, NIfTI, DICOM) or set data.context_slices=0",
+                f"({store.sample_ids[i]}) has no ordered slice series: a 2.5D model reads patient "
+                "folders of numbered slices (the LGG layout); train on other data with "
+                "data.context_slices=0",
             )
         if not first and numbers[i] != numbers[i - 1] + 1:
             raise DataError(
