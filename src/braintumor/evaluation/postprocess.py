@@ -95,7 +95,7 @@ def postprocess(mask: MaskT, largest: bool = True, fill: bool = True, min_fracti
 def _volume_places(keys: Sequence[float]) -> list[int]:
     """Each sorted slice's plane in its patient's volume: whole-number slice keys keep their gaps
     (a missing or skipped slice separates what lies on either side of it); other keys, repeated
-    ones, or gaps more than three times the slice count, stack the slices side by side."""
+    ones, or keys spanning four times the slice count or more, stack the slices side by side."""
     if all(float(k).is_integer() for k in keys) and len(set(keys)) == len(keys):
         places = [int(k - keys[0]) for k in keys]
         if places[-1] < 4 * len(keys):
