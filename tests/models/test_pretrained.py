@@ -198,6 +198,13 @@ def test_adapt_first_conv_rules() -> None:
     assert torch.allclose(five[:, 0], five[:, 4])
     # a constant image gives the same response whatever the channel count
     assert torch.allclose(five.sum(1), weight.sum(1), atol=1e-5)
+    # a 2.5D model (3 slices of 3 channels): each slice gets the source filters, a third as strong,
+    # so three identical slices respond as the 2D model does to one
+    nine = adapt_first_conv(weight, 9)
+    assert torch.allclose(nine[:, 3:6], weight / 3) and torch.allclose(nine[:, 6:9], weight / 3)
+    image = torch.randn(1, 3, 16, 16)
+    conv = torch.nn.functional.conv2d
+    assert torch.allclose(conv(image.repeat(1, 3, 1, 1), nine), conv(image, weight), atol=1e-5)
 
 
 def test_grayscale_model_equals_rgb_model_on_replicated_input() -> None:

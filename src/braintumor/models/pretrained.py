@@ -119,6 +119,9 @@ def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     - same channel count: returned unchanged;
     - one channel: sum over the input-channel axis, so a grayscale image gives the same output as
       the RGB model fed that image replicated to 3 channels;
+    - a multiple of I (a 2.5D model's slices, each with the I channels): the weight tiled over
+      the slices, scaled by I/in_channels, so each channel keeps its own filters and a volume of
+      identical slices gives the source model's output;
     - otherwise: the channel mean repeated ``in_channels`` times, scaled by I/in_channels (the
       response to a constant image is preserved).
 
@@ -134,9 +137,10 @@ def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
         return weight.clone()
     if in_channels == 1:
         return weight.sum(dim=1, keepdim=True)
-    mean = weight.mean(dim=1, keepdim=True)
-    repeats = [1, in_channels] + [1] * (weight.ndim - 2)
-    return mean.repeat(*repeats) * (source / in_channels)
+    spatial = [1] * (weight.ndim - 2)
+    if in_channels % source == 0:
+        return weight.repeat(1, in_channels // source, *spatial) * (source / in_channels)
+    return weight.mean(dim=1, keepdim=True).repeat(1, in_channels, *spatial) * (source / in_channels)
 
 
 def read_state_dict(path: str | Path) -> StateDict:
