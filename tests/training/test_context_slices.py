@@ -149,13 +149,16 @@ def test_training_and_analysis_prepare_the_same_input(tmp_path: Path) -> None:
         shutil.copy(images / f"PH0000_{j}.png", folder / f"PH0000_{j}.png")
     (item,) = expand_inputs([folder])
     bundle = load_bundle(tmp_path / "bundle")
-    seg = prepare_scan(read_scan(item), bundle).seg
+    inputs = prepare_scan(read_scan(item), bundle).seg
+    assert inputs is not None and len(inputs) == n
+    seg = inputs.stacked()  # one slice at a time in analyze
+    assert np.array_equal(inputs[n // 2], seg[n // 2])
     _, store = load_store(cfg.data, run)
     dataset = CachedDataset(store, positions_for_patients(store, ["PH0000"]), context=1)
     expected = np.stack([dataset[i]["image"].numpy() for i in range(len(dataset))])
-    assert seg is not None and seg.shape == expected.shape == (n, 3, 32, 32)
+    assert seg.shape == expected.shape == (n, 3, 32, 32)
     assert np.abs(seg - expected).max() < 1e-2
     # a model that reads whole slices in another role (the gate) gets the same stacked input
     as_gate = replace(bundle.models["seg"], role="gate")
     gated = prepare_scan(read_scan(item), replace(bundle, models={**bundle.models, "gate": as_gate}))
-    assert np.array_equal(gated.whole_slice["gate"], seg)
+    assert np.array_equal(gated.whole_slice["gate"].stacked(), seg)

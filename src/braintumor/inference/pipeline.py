@@ -56,7 +56,7 @@ from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.inference.backends import Backend
 from braintumor.inference.gradcam import GradCamExplainer, paste_heatmap, unpad_heatmap
 from braintumor.inference.predict import mask_to_original
-from braintumor.inference.prepare import PreparedScan
+from braintumor.inference.prepare import PreparedScan, SliceInputs
 from braintumor.inference.results import TUMOUR_LABEL, SliceResult
 from braintumor.inference.sources import DEFAULT_MAX_SLICES
 from braintumor.runtime.fusion import confidence_weighted, fuse, mask_confidence, mask_weight, renormalised
@@ -118,8 +118,8 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1 - q)).astype(np.float32)
 
 
-def _input(stack: np.ndarray | None, role: str) -> np.ndarray:
-    """A prepared model input, or ValueError when the scan was prepared without it."""
+def _input(stack: SliceInputs | None, role: str) -> SliceInputs:
+    """A prepared model's inputs, or ValueError when the scan was prepared without them."""
     if stack is None:
         raise ValueError(f"the scan was prepared without the {role!r} model's input")
     return stack

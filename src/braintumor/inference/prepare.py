@@ -18,10 +18,32 @@ import torch.nn.functional as F
 
 from braintumor.bundle.load import Bundle, BundleModel
 from braintumor.config import Preprocessing
+from braintumor.data.preprocess import context_positions, pad_to_square, to_channels_first, with_context
 from braintumor.data.preprocess import normalised as normalised_slices
-from braintumor.data.preprocess import pad_to_square, to_channels_first, volume_with_context
 from braintumor.errors import DataError
 from braintumor.inference.sources import Scan, blank_slices
+
+
+@dataclass(frozen=True)
+class SliceInputs:
+    """The N inputs of one scan to a model that reads whole slices: ``inputs[i]`` is slice i
+    (C×S×S, resized) stacked with its neighbours in the scan as ``positions[i]`` lists them
+    (:func:`~braintumor.data.preprocess.context_positions`), built when asked for, so a 2.5D
+    model's (2k+1)-fold input is held for one batch, never for the whole volume."""
+
+    slices: np.ndarray
+    positions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """(2k+1)·C×S×S float32: slice ``i`` with its context, lowest slice first."""
+        return with_context(self.slices, self.positions[i : i + 1])[0]
+
+    def stacked(self) -> np.ndarray:
+        """N×(2k+1)·C×S×S: every input at once (for checks; inference indexes per batch)."""
+        return with_context(self.slices, self.positions)
 
 
 @dataclass
@@ -30,9 +52,10 @@ class PreparedScan:
 
     Attributes:
         order: position of the input in the batch.
-        seg: N×C×S×S float32 segmenter input; None without a segmenter (classify-only bundles).
-        whole_slice: role -> N×C×G×G float32 input of each whole-slice model (the ``gate``; the
-            ``cls`` of a classify-only bundle); empty when there is none.
+        seg: the segmenter's N inputs (C×S×S float32 each); None without a segmenter
+            (classify-only bundles).
+        whole_slice: role -> the N inputs of each whole-slice model (the ``gate``; the ``cls`` of
+            a classify-only bundle); empty when there is none.
         cls_native: N×C×H×W float32, normalised for the ROI classifier, not yet cropped; None
             without a ROI classifier (segmentation-only and classify-only bundles).
         blank: N bool, constant slices (skipped).
@@ -43,15 +66,15 @@ class PreparedScan:
 
     scan: Scan
     order: int
-    seg: np.ndarray | None
-    whole_slice: dict[str, np.ndarray]
+    seg: SliceInputs | None
+    whole_slice: dict[str, SliceInputs]
     cls_native: np.ndarray | None
     blank: np.ndarray
     input_check: tuple[float, str] | None = None
 
     @property
-    def gate(self) -> np.ndarray | None:
-        """N×C×G×G float32 gate input, or None without a gate."""
+    def gate(self) -> SliceInputs | None:
+        """The gate's inputs, or None without a gate."""
         return self.whole_slice.get("gate")
 
 
@@ -116,12 +139,13 @@ def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
     return t.numpy()
 
 
-def whole_slice_input(slices: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """N×C×H×W normalised slices of one scan -> the N×C'×S×S input of a model that reads whole
-    slices (the segmenter, the gate, a whole-slice classifier): resized, and with
-    ``context_slices`` each slice stacked with its neighbours in the scan (a single image with
-    copies of itself), as :class:`~braintumor.data.dataset.CachedDataset` feeds training."""
-    return volume_with_context(resize_stack(slices, prep.image_size), prep.context_slices)
+def whole_slice_input(slices: np.ndarray, prep: Preprocessing) -> SliceInputs:
+    """N×C×H×W normalised slices of one scan -> the inputs of a model that reads whole slices (the
+    segmenter, the gate, a whole-slice classifier): resized, and with ``context_slices`` each
+    slice stacked with its neighbours in the scan (a single image with copies of itself), as
+    :class:`~braintumor.data.dataset.CachedDataset` feeds training."""
+    resized = resize_stack(slices, prep.image_size)
+    return SliceInputs(resized, context_positions(["volume"] * len(resized), prep.context_slices))
 
 
 def prepare_scan(scan: Scan, bundle: Bundle, order: int = 0) -> PreparedScan:
