@@ -55,7 +55,7 @@ if want flair-lgg; then
   train runs/lgg-all89/metrics.json "${LGG[@]}"
   "$BT" bundle create --seg runs/lgg-all89 --out $OUT/flair-lgg --name flair-lgg --bundle-version 4 --fp16 --overwrite \
     --command "$(shown "${LGG[@]}")" \
-    --data "FLAIR (3-channel pre-contrast/FLAIR/post-contrast). LGG (Buda et al., TCGA) sample ../shared/data/lgg128 at 128 px, trained on all 89 patients (no validation, last of 140 epochs); MONAI residual U-Net, channels 16-256, Dice over the whole batch + BCE; analysed with flip TTA at threshold 0.3 and the largest 3D component. No patient of the shared LGG data is unseen by it: the configuration's figures on unseen patients are its CVs (docs/RESULTS.md study 4): per-patient Dice 0.838 +- 0.038 in patient-level 5-fold CV, 0.827 +- 0.022 leaving one institution out."
+    --data "FLAIR (3-channel pre-contrast/FLAIR/post-contrast). LGG (Buda et al., TCGA) sample ../shared/data/lgg128 at 128 px, trained on all 89 patients (no validation, last of 140 epochs); MONAI residual U-Net, channels 16-256, Dice over the whole batch + BCE; analysed with flip TTA at threshold 0.3 and the largest 3D component. No patient of the shared LGG data is unseen by it: the configuration's figures on unseen patients are its CVs (docs/RESULTS.md study 4): per-patient Dice 0.838 +- 0.038 in patient-level 5-fold CV, 0.820 +- 0.022 leaving one institution out (the mean of two trainings per site)."
   "$BT" bundle profile $OUT/flair-lgg --data $D/lgg128 --source "LGG FLAIR (pre-contrast, FLAIR, post-contrast)"
   "$BT" bundle info flair-lgg
 fi
