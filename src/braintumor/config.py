@@ -21,7 +21,12 @@ from braintumor.errors import ConfigError
 
 C = TypeVar("C")
 
-NORMALIZATIONS = ("percentile-volume", "percentile-image", "zscore-image", "minmax-image", "none")
+NORMALIZATIONS = (
+    "percentile-volume", "percentile-image", "zscore-volume", "zscore-nonzero-image", "zscore-image",
+    "minmax-image", "none",
+)  # fmt: skip
+# a volume-wide rule given one separate image applies the same rule to that image alone
+PER_IMAGE_FALLBACK = {"percentile-volume": "percentile-image", "zscore-volume": "zscore-nonzero-image"}
 TASKS = ("segment", "classify")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "plateau", "none")
@@ -71,7 +76,8 @@ class DataConfig:
         image_size: square side the images are resized/padded to.
         channels: channels fed to the model; 0 keeps the dataset's own.
         normalization: one of ``NORMALIZATIONS``; ``percentile-volume`` rescales each patient's
-            stack between its ``percentiles`` (the LGG reference's 10th-99th).
+            stack between its ``percentiles`` (the LGG reference's 10th-99th); ``zscore-volume``
+            standardises the stack's non-zero voxels per channel (nnU-Net's MRI rule).
         roi_expansion: crop the tumour box widened by this factor; ``None`` keeps whole slices.
         roi_coords: append two position channels to each ROI crop (the original slice's row and
             column at every pixel, -1..1), so the model sees where the tumour lies and how large
@@ -336,9 +342,9 @@ class Preprocessing:
 
     def method_for(self, volume: bool) -> str:
         """The normalisation applied to a volume's slices (``volume``) or to one separate image."""
-        if self.normalization == "percentile-volume" and not volume:
-            return "percentile-image"
-        return self.normalization
+        if volume:
+            return self.normalization
+        return PER_IMAGE_FALLBACK.get(self.normalization, self.normalization)
 
 
 @dataclass(frozen=True)

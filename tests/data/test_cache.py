@@ -104,6 +104,25 @@ def test_volume_vs_image_normalisation() -> None:
     assert img[0].max() == 0.0 and img[1].max() == 1.0
 
 
+def test_zscore_volume_standardises_the_non_zero_voxels_and_keeps_background() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.gamma(2.0, 30.0, (2, 16, 16)).astype(np.float32) + 1 for _ in range(3)]
+    for im in images:
+        im[:, :4] = 0  # background rows
+    images[2][1] *= 5  # a brighter slice in channel 1 moves the volume's statistics, not its own
+    vol = normalize_images(images, "zscore-volume")
+    for c in range(2):
+        inside = np.concatenate([v[c][im[c] != 0] for v, im in zip(vol, images, strict=True)])
+        assert inside.mean() == pytest.approx(0.0, abs=1e-5) and inside.std() == pytest.approx(1.0, abs=1e-4)
+    assert all((v[:, :4] == 0).all() for v in vol)
+    assert vol[2][1][4:].mean() > vol[0][1][4:].mean() + 0.5
+    single = normalize_images([images[2]], "zscore-nonzero-image")[0]
+    assert single[1][4:].mean() == pytest.approx(0.0, abs=1e-5)
+    prep = Preprocessing(16, 0, "zscore-volume", (10.0, 99.0))
+    assert prep.method_for(volume=True) == "zscore-volume"
+    assert prep.method_for(volume=False) == "zscore-nonzero-image"
+
+
 def test_resize_square_pads_non_square_and_keeps_mask_aligned() -> None:
     image = np.zeros((1, 20, 40), np.float32)
     mask = np.zeros((20, 40), np.uint8)
@@ -113,7 +132,10 @@ def test_resize_square_pads_non_square_and_keeps_mask_aligned() -> None:
     assert out_mask[:5].sum() == 0 and out_mask[10, :10].all() and not out_mask[10, 10:].any()
 
 
-@pytest.mark.parametrize("method", ["percentile-image", "percentile-volume", "zscore-image"])
+@pytest.mark.parametrize(
+    "method",
+    ["percentile-image", "percentile-volume", "zscore-image", "zscore-volume", "zscore-nonzero-image"],
+)
 def test_normalize_with_percentiles_equals_one_call_per_pair(method: str) -> None:
     rng = np.random.default_rng(0)
     images = [rng.gamma(2.0, 30.0, (3, 20, 24)).astype(np.float32) for _ in range(4)]

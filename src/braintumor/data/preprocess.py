@@ -120,10 +120,16 @@ def normalize_images(
     """Normalise the C×H×W slices of one patient.
 
     Methods: ``percentile-volume`` (one range per channel over all the patient's slices, as the LGG
-    reference does), ``percentile-image``, ``zscore-image``, ``minmax-image``, ``none``.
+    reference does), ``percentile-image``, ``zscore-volume`` (mean and std per channel over the
+    non-zero voxels of all the patient's slices, background kept at 0, as nnU-Net normalises MRI),
+    ``zscore-nonzero-image`` (the same per image), ``zscore-image``, ``minmax-image``, ``none``.
     """
     if method == "none":
         return images
+    if method == "zscore-volume":
+        return zscore_nonzero(images)
+    if method == "zscore-nonzero-image":
+        return [im for image in images for im in zscore_nonzero([image])]
     if method == "percentile-volume":
         ranges = percentile_range(images, percentiles)
         return [rescale(im, ranges) for im in images]
@@ -139,6 +145,21 @@ def normalize_images(
             out.append(((im - mean) / std).astype(np.float32))
         return out
     raise ValueError(f"unknown normalization {method!r}")
+
+
+def zscore_nonzero(images: list[np.ndarray]) -> list[np.ndarray]:
+    """Standardise each channel of C×H×W ``images`` by the mean and std of its non-zero pixels over
+    all of them; zero pixels (background) stay 0."""
+    out = [np.zeros(im.shape, np.float32) for im in images]
+    for c in range(images[0].shape[0]):
+        values = np.concatenate([im[c][im[c] != 0] for im in images])
+        if values.size == 0:
+            continue
+        mean, std = float(values.mean()), max(float(values.std()), 1e-6)
+        for im, o in zip(images, out, strict=True):
+            inside = im[c] != 0
+            o[c][inside] = (im[c][inside] - mean) / std
+    return out
 
 
 def pad_to_square(image: torch.Tensor) -> torch.Tensor:
