@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-FLAIR = 1  # channel order of the LGG release: pre-contrast, FLAIR, post-contrast
+from braintumor.data.lgg import FLAIR_CHANNEL as FLAIR
 
 
 def copy_flair_only(data: Path, site: str, out: Path) -> int:

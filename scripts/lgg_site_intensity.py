@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from braintumor.config import load_config
+from braintumor.data.lgg import FLAIR_CHANNEL as FLAIR
 from braintumor.data.lgg import load_lgg, tcga_site
 from braintumor.data.preprocess import normalize_images, to_channels_first
 from braintumor.data.readers import read_image, read_mask
 
-FLAIR = 1  # channel order of the LGG release: pre-contrast, FLAIR, post-contrast
 DATA = load_config(Path(__file__).resolve().parents[1] / "configs" / "lgg-unet-cpu.yaml").data
 
 

@@ -16,6 +16,7 @@ from braintumor.data.index import Sample, SampleIndex
 from braintumor.errors import DataError
 
 DATASET = "lgg"
+FLAIR_CHANNEL = 1  # channel order of the release: pre-contrast, FLAIR, post-contrast
 CLASSES = ["glioma"]  # every LGG patient has a lower-grade glioma; masks carry the information
 CLINICAL_COLUMNS = (
     "Patient", "RNASeqCluster", "MethylationCluster", "miRNACluster", "CNCluster", "RPPACluster",

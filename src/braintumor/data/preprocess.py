@@ -152,13 +152,13 @@ def zscore_nonzero(images: list[np.ndarray]) -> list[np.ndarray]:
     all of them; zero pixels (background) stay 0."""
     out = [np.zeros(im.shape, np.float32) for im in images]
     for c in range(images[0].shape[0]):
-        values = np.concatenate([im[c][im[c] != 0] for im in images])
+        inside = [im[c] != 0 for im in images]
+        values = np.concatenate([im[c][m] for im, m in zip(images, inside, strict=True)])
         if values.size == 0:
             continue
         mean, std = float(values.mean()), max(float(values.std()), 1e-6)
-        for im, o in zip(images, out, strict=True):
-            inside = im[c] != 0
-            o[c][inside] = (im[c][inside] - mean) / std
+        for im, o, m in zip(images, out, inside, strict=True):
+            o[c][m] = (im[c][m] - mean) / std
     return out
 
 
