@@ -199,7 +199,8 @@ class TrainConfig:
     each channel but ``modality_reference_channel`` by that channel with this probability per
     training sample (the LGG release's encoding of a missing sequence; see
     :func:`braintumor.training.augment.replace_missing_modalities`). ``gamma_prob`` > 0 adds a
-    random gamma to the intensity augmentation (:func:`braintumor.data.transforms.train_transforms`).
+    random gamma to the intensity augmentation (:func:`braintumor.data.transforms.train_transforms`),
+    ``bias_field_prob`` > 0 a random smooth bias field.
     """
 
     task: str = "segment"
@@ -223,6 +224,7 @@ class TrainConfig:
     missing_modality_prob: float = 0.0
     modality_reference_channel: int = 1
     gamma_prob: float = 0.0
+    bias_field_prob: float = 0.0
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -246,6 +248,7 @@ class TrainConfig:
             "missing_modality_prob": (0 <= self.missing_modality_prob <= 1, "a probability in [0, 1]"),
             "modality_reference_channel": (self.modality_reference_channel >= 0, "a channel index >= 0"),
             "gamma_prob": (0 <= self.gamma_prob <= 1, "a probability in [0, 1]"),
+            "bias_field_prob": (0 <= self.bias_field_prob <= 1, "a probability in [0, 1]"),
             "seed": (0 <= self.seed < SEED_LIMIT, f"a seed in 0..{SEED_LIMIT - 1}"),
         })  # fmt: skip
 

@@ -146,3 +146,22 @@ def test_gamma_augmentation_changes_relative_brightness_not_the_mask_or_coordina
     assert any(torch.equal(sample["mask"][0], torch.from_numpy(m.copy())) for m in (mask, np.flip(mask, -1)))
     names = [type(t).__name__ for t in train_transforms(with_mask=False).transforms]
     assert "RandAdjustContrastd" not in names  # off unless asked for
+
+
+def test_bias_field_shades_the_image_smoothly_and_leaves_mask_and_background(slice_and_mask) -> None:
+    _, mask = slice_and_mask
+    image = np.full((3, 64, 64), 0.5, np.float32)
+    image[:, :, :4] = 0.0  # background (left edge only, so a flip shows) stays background
+    seg = train_transforms(with_mask=True, strength=0.0, bias_field_prob=1.0)
+    seg.set_random_state(5)
+    sample = seg({"image": torch.from_numpy(image), "mask": torch.from_numpy(mask[None].copy())})
+    out = sample["image"].numpy()
+    out = out if np.allclose(out[:, :, :4], 0.0) else np.flip(out, -1)  # undo a random flip
+    assert np.allclose(out[:, :, :4], 0.0)
+    field = out[:, :, 4:] / 0.5
+    assert not np.allclose(field, 1.0, atol=1e-3)  # a field, not the identity
+    assert field.min() > 0.3 and field.max() < 3.0  # a shading, not a new image
+    assert np.abs(np.diff(field, axis=-1)).max() < 0.1  # smooth from pixel to pixel
+    assert any(torch.equal(sample["mask"][0], torch.from_numpy(m.copy())) for m in (mask, np.flip(mask, -1)))
+    names = [type(t).__name__ for t in train_transforms(with_mask=False).transforms]
+    assert "RandBiasFieldd" not in names  # off unless asked for

@@ -42,6 +42,7 @@ class JoinCoordsd(T.MapTransform):
 
 
 GAMMA_RANGE = (0.7, 1.5)  # nnU-Net's gamma augmentation range
+BIAS_FIELD_COEFFICIENTS = (0.0, 0.1)  # MONAI's default range for a degree-3 Legendre log-field
 
 
 def train_transforms(
@@ -50,11 +51,14 @@ def train_transforms(
     affine: bool = False,
     coord_channels: int = 0,
     gamma_prob: float = 0.0,
+    bias_field_prob: float = 0.0,
 ) -> T.Compose:
     """Flips and intensity jitter; with ``affine=True`` also a small affine (±15°, ±10 % scale,
     ±5 % shift) per sample; with ``gamma_prob`` > 0 a random gamma in ``GAMMA_RANGE`` (mean and std
     kept) with that probability, which varies how bright a lesion is against the tissue around it,
-    as scanners and protocols do.
+    as scanners and protocols do; with ``bias_field_prob`` > 0 a smooth multiplicative bias field
+    (degree-3 polynomial, ``BIAS_FIELD_COEFFICIENTS``), the receive-coil shading that differs
+    between scanners.
 
     The training engine leaves ``affine`` off and applies the same affine batched on the device
     (``training/augment.py``), which is ~20x cheaper than MONAI's per-sample ``RandAffined`` on CPU.
@@ -79,7 +83,9 @@ def train_transforms(
             )
         )
     gamma = T.RandAdjustContrastd("image", prob=gamma_prob, gamma=GAMMA_RANGE, retain_stats=True)
+    bias = T.RandBiasFieldd("image", prob=bias_field_prob, coeff_range=BIAS_FIELD_COEFFICIENTS)
     intensity = [
+        *([bias] if bias_field_prob > 0 else []),
         *([gamma] if gamma_prob > 0 else []),
         T.RandScaleIntensityd("image", factors=0.1 * strength, prob=0.5),
         T.RandShiftIntensityd("image", offsets=0.1 * strength, prob=0.5),

@@ -170,7 +170,12 @@ def prepare_fold(
         raise DataError(data.path or "<phantoms>", "segmentation needs masks; this dataset has none")
     n_coords = coord_channels(store.meta["preprocessing"])  # type: ignore[arg-type]
     aug = (
-        train_transforms(with_mask, coord_channels=n_coords, gamma_prob=train.gamma_prob)
+        train_transforms(
+            with_mask,
+            coord_channels=n_coords,
+            gamma_prob=train.gamma_prob,
+            bias_field_prob=train.bias_field_prob,
+        )
         if train.augment
         else eval_transforms(with_mask)
     )
