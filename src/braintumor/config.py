@@ -200,7 +200,8 @@ class TrainConfig:
     training sample (the LGG release's encoding of a missing sequence; see
     :func:`braintumor.training.augment.replace_missing_modalities`). ``gamma_prob`` > 0 adds a
     random gamma to the intensity augmentation (:func:`braintumor.data.transforms.train_transforms`),
-    ``bias_field_prob`` > 0 a random smooth bias field.
+    ``bias_field_prob`` > 0 a random smooth bias field; ``lesion_fade_prob`` > 0 lowers the
+    contrast of annotated lesions (:func:`braintumor.training.augment.fade_lesions`).
     """
 
     task: str = "segment"
@@ -225,6 +226,7 @@ class TrainConfig:
     modality_reference_channel: int = 1
     gamma_prob: float = 0.0
     bias_field_prob: float = 0.0
+    lesion_fade_prob: float = 0.0
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -249,6 +251,7 @@ class TrainConfig:
             "modality_reference_channel": (self.modality_reference_channel >= 0, "a channel index >= 0"),
             "gamma_prob": (0 <= self.gamma_prob <= 1, "a probability in [0, 1]"),
             "bias_field_prob": (0 <= self.bias_field_prob <= 1, "a probability in [0, 1]"),
+            "lesion_fade_prob": (0 <= self.lesion_fade_prob <= 1, "a probability in [0, 1]"),
             "seed": (0 <= self.seed < SEED_LIMIT, f"a seed in 0..{SEED_LIMIT - 1}"),
         })  # fmt: skip
 

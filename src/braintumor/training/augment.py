@@ -81,3 +81,32 @@ def replace_missing_modalities(
     mask = replace.to(image.device)[:, None, :, None, None]
     out = torch.where(mask, stacked[:, :, reference : reference + 1].expand_as(stacked), stacked)
     return out.reshape(image.shape)
+
+
+LESION_FADE_MAX = 0.5  # the largest share of a lesion's contrast to the rest of the brain taken away
+
+
+def fade_lesions(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    prob: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Lower the contrast of each annotated lesion, with probability ``prob`` per sample.
+
+    The pixels of a B×C×H×W batch are pulled towards the mean of the rest of the sample's non-zero
+    pixels (per channel) by a random fraction up to :data:`LESION_FADE_MAX`, through the B×1×H×W
+    mask blurred over 7 pixels so that no edge appears. Samples with an empty mask are left alone.
+    Sites differ in how bright the same FLAIR abnormality is (TCGA-DU's are the faintest of the LGG
+    release); this shows the model fainter lesions than its training sites have.
+    """
+    b = image.shape[0]
+    lesion = mask.to(image.dtype)
+    pick = (torch.rand(b, generator=generator) < prob).to(image.device) & (lesion.flatten(1).amax(1) > 0)
+    if not pick.any():
+        return image
+    fade = torch.rand(b, generator=generator).to(image.device) * LESION_FADE_MAX * pick
+    soft = F.avg_pool2d(lesion, 7, stride=1, padding=3)
+    rest = ((image != 0).any(1, keepdim=True) & (lesion == 0)).to(image.dtype)
+    level = (image * rest).sum((2, 3), keepdim=True) / rest.sum((2, 3), keepdim=True).clamp_min(1)
+    return image - fade[:, None, None, None] * soft * (image - level)

@@ -12,7 +12,7 @@ from braintumor.config import ModelConfig, TrainConfig, from_dict
 from braintumor.evaluation import ClassificationAccumulator, SegmentationAccumulator
 from braintumor.models import freeze_backbone, model_info, unfreeze
 from braintumor.models.network import build_network
-from braintumor.training.augment import random_affine, replace_missing_modalities
+from braintumor.training.augment import fade_lesions, random_affine, replace_missing_modalities
 from braintumor.training.losses import create_loss
 from braintumor.training.optim import create_optimizer, create_scheduler
 
@@ -70,6 +70,8 @@ class _BaseModule(L.LightningModule):
                     cfg.missing_modality_prob,
                     slices=self.stacked_slices,
                 )
+            if cfg.lesion_fade_prob > 0 and mask is not None:
+                image = fade_lesions(image, mask, cfg.lesion_fade_prob)
             if self.coord_channels:
                 # the crop of a rotated or zoomed slice still sits where the box was
                 image = torch.cat([image, coords], dim=1)
