@@ -10,23 +10,16 @@ from braintumor.config import DataConfig, TrainConfig
 from braintumor.training.data import prepare_fold
 
 
-def test_the_gamma_setting_reaches_the_training_transforms_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("setting", "transform"), [("gamma_prob", "RandAdjustContrastd"), ("bias_field_prob", "RandBiasFieldd")]
+)
+def test_an_intensity_setting_reaches_the_training_transforms_only(
+    tmp_path: Path, setting: str, transform: str
+) -> None:
     data = DataConfig(image_size=32, phantom_count=24, phantom_size=32, folds=2, seed=0)
-    fold = prepare_fold(
-        data, TrainConfig(task="segment", gamma_prob=0.4), tmp_path / "run", tmp_path / "splits.json"
-    )
-    gammas = [t for t in fold.train.transform.transforms if type(t).__name__ == "RandAdjustContrastd"]
-    assert len(gammas) == 1 and gammas[0].prob == pytest.approx(0.4)
+    train = TrainConfig(task="segment", **{setting: 0.4})
+    fold = prepare_fold(data, train, tmp_path / "run", tmp_path / "splits.json")
+    found = [t for t in fold.train.transform.transforms if type(t).__name__ == transform]
+    assert len(found) == 1 and found[0].prob == pytest.approx(0.4)
     for part in (fold.val, fold.test):
-        assert all(type(t).__name__ != "RandAdjustContrastd" for t in part.transform.transforms)
-
-
-def test_the_bias_field_setting_reaches_the_training_transforms_only(tmp_path: Path) -> None:
-    data = DataConfig(image_size=32, phantom_count=24, phantom_size=32, folds=2, seed=0)
-    fold = prepare_fold(
-        data, TrainConfig(task="segment", bias_field_prob=0.3), tmp_path / "run", tmp_path / "splits.json"
-    )
-    fields = [t for t in fold.train.transform.transforms if type(t).__name__ == "RandBiasFieldd"]
-    assert len(fields) == 1 and fields[0].prob == pytest.approx(0.3)
-    for part in (fold.val, fold.test):
-        assert all(type(t).__name__ != "RandBiasFieldd" for t in part.transform.transforms)
+        assert all(type(t).__name__ != transform for t in part.transform.transforms)
