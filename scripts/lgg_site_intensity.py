@@ -28,7 +28,7 @@ def patient_row(pid: str, images: list[str], masks: list[str]) -> dict[str, floa
     """Mean normalised FLAIR inside and outside the annotation for one patient."""
     raw = [to_channels_first(read_image(p)) for p in images]
     mask = np.stack([read_mask(p, r.shape[1:]) for p, r in zip(masks, raw, strict=True)]) > 0
-    flair = np.stack([im[FLAIR] for im in normalize_images(raw, DATA.normalization, tuple(DATA.percentiles))])
+    flair = np.stack([im[FLAIR] for im in normalize_images(raw, DATA.normalization, DATA.percentiles)])
     brain = np.stack([r[FLAIR] for r in raw]) > 0
     return {
         "site": tcga_site(pid),
