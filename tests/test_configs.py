@@ -51,7 +51,7 @@ OUT_OF_RANGE = [
     "train.freeze_epochs=-1", "train.unfreeze_lr_factor=0", "train.max_minutes=-1",
     "train.checkpoint_every_steps=0", "train.ema_decay=1.0", "train.missing_modality_prob=2",
     "train.modality_reference_channel=-1", "train.gamma_prob=-0.1", "train.lesion_fade_prob=1.5",
-    "train.seed=4294967296",
+    "train.bias_field_prob=2", "train.seed=4294967296",
     "eval.threshold=1",
     "eval.component_fraction=1.5", "eval.postprocess_scope=volume", "eval.batch_size=0",
 ]  # fmt: skip
