@@ -144,3 +144,6 @@ def test_tta_flips_back_and_uncertainty() -> None:
     assert class_variance(cls) == pytest.approx([0.0, 0.0], abs=1e-12)
     disagree = np.array([[[0.9, 0.1]], [[0.5, 0.5]]], np.float32)  # F=2, B=1, K=2
     assert class_variance(disagree)[0] == pytest.approx(np.var([0.9, 0.5]))
+    one_view = probs[:1]  # no flip: nothing to compare, so no uncertainty (not "all agree")
+    assert mask_variance(one_view, one_view[0] > 0.5) == [None] * 3
+    assert class_variance(cls[:1]) == [None, None]

@@ -135,7 +135,7 @@ def test_analyze_equals_the_runs_own_prediction(classify_only: Path, trained: Tr
         assert result.tumour == (result.label != "notumor")
         assert result.area_px is None if result.tumour else result.area_px == 0
         assert result.bbox is None and result.slices[0].mask is None
-        assert result.uncertainty.segmentation is None and result.uncertainty.classification is not None
+        assert result.uncertainty.to_dict() == {"segmentation": None, "classification": None}  # one view
 
 
 def test_analyze_agrees_with_the_runs_evaluation(classify_only: Path, trained: Trained) -> None:

@@ -105,3 +105,16 @@ def test_analyze_dicom_seg(trained: Trained, analyzer: Analyzer, tmp_path: Path)
     text = runner.invoke(app, [*args, str(tmp_path / "out2")])
     assert text.exit_code == 0, text.output
     assert f"note: {png}: no DICOM SEG written: DICOM SEG needs DICOM source images" in _flat(text.stderr)
+
+
+def test_analyze_tta_switch_sets_the_segmentation_uncertainty(
+    trained: Trained, analyzer: Analyzer, tmp_path: Path
+) -> None:
+    """--tta adds the mirror (its disagreement is the uncertainty); --no-tta leaves it unknown."""
+    images = trained.images(16)
+    image = next(p for p, r in zip(images, analyzer.analyze_files(images), strict=True) if r.tumour)
+    base = ["analyze", str(image), "--bundle", str(trained.bundle), "--json", "--out"]
+    with_tta = _json([*base, str(tmp_path / "tta"), "--tta"])["results"][0]
+    without = _json([*base, str(tmp_path / "plain"), "--no-tta"])["results"][0]
+    assert with_tta["tumour"] and isinstance(with_tta["uncertainty"]["segmentation"], float)
+    assert without["uncertainty"]["segmentation"] is None

@@ -49,7 +49,7 @@ def _run(
 
 
 def test_tumour_found_measured_and_cropped_like_training(bundle: Bundle) -> None:
-    result, backend = _run(bundle, gate=[0, 0, -5, 0], cls=[2, 1, 5, 0])
+    result, backend = _run(bundle, gate=[0, 0, -5, 0], cls=[2, 1, 5, 0], tta_flips=("none", "h"))
     assert result.ok and result.tumour
     mask = result.slices[0].mask
     assert mask is not None and mask.shape == (40, 56)
@@ -62,9 +62,16 @@ def test_tumour_found_measured_and_cropped_like_training(bundle: Bundle) -> None
     assert np.array_equal(backend.inputs["cls"][0][0], expected)  # the same crop the training cache made
     assert result.label == "glioma" and "notumor" not in result.probabilities  # ROI model's notumor dropped
     assert sum(result.probabilities.values()) == pytest.approx(1.0)
-    assert result.uncertainty.segmentation == pytest.approx(0.0, abs=1e-9)
+    assert result.uncertainty.segmentation == pytest.approx(0.0, abs=1e-9)  # the flips agree
     assert result.uncertainty.classification == pytest.approx(0.0, abs=1e-9)
     assert set(result.gate_probabilities) == set(CLASSES)
+
+
+def test_single_view_reports_no_uncertainty(bundle: Bundle) -> None:
+    result, backend = _run(bundle, gate=[0, 0, -5, 0], cls=[2, 1, 5, 0], tta_flips=("none",))
+    assert result.tumour and len(backend.inputs["seg"][0]) == 1  # one view, not a flipped copy
+    assert result.uncertainty.segmentation is None and result.uncertainty.classification is None
+    assert result.slices[0].uncertainty.to_dict() == {"segmentation": None, "classification": None}
 
 
 def test_gate_says_no_tumour(bundle: Bundle) -> None:

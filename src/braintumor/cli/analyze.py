@@ -44,6 +44,14 @@ def analyze(
         bool | None, typer.Option("--postprocess/--no-postprocess", help="Largest component + fill holes.")
     ] = None,
     mask_confidence_floor: MaskFloorOpt = None,
+    tta: Annotated[
+        bool | None,
+        typer.Option(
+            "--tta/--no-tta",
+            help="Average each network over the slice and its left-right mirror (twice the compute); "
+            "the segmentation uncertainty is their disagreement, unknown without it (bundle default).",
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Slices per network call.")] = None,
     max_pixels: Annotated[int | None, typer.Option(help="Refuse slices with more pixels than this.")] = None,
     precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")] = "auto",
@@ -122,6 +130,8 @@ def analyze(
                                     "batch_size": batch_size, "max_pixels": max_pixels}  # fmt: skip
         if postprocess is not None:
             settings.update(largest_component=postprocess, fill_holes=postprocess)
+        if tta is not None:
+            settings["tta_flips"] = ("none", "h") if tta else ("none",)
         floor = (
             mask_floor(mask_confidence_floor) if mask_confidence_floor is not None else None
         )  # refused early

@@ -20,7 +20,8 @@ holding every flipped TTA copy. Per slice:
    pixels, as read for training, and the predicted mask) go through the bundle's forest, and
    the probabilities become ``w`` × classifier + (1 − ``w``) × forest over the same classes; the
    label follows them and the classifier's own stay in ``cnn_probabilities``;
-5. uncertainty from the classifier's flip variance; Grad-CAM of the classifier's predicted class
+5. uncertainty from the variance over the flips (and an ensemble's members), None with a single
+   view (``tta_flips=("none",)`` and one network); Grad-CAM of the classifier's predicted class
    on request.
 
 Without a classifier (segmentation-only bundles) steps 3-5 are skipped: a tumour slice is labelled
@@ -348,7 +349,7 @@ class SliceEngine:
             res = results[k]
             res.label = classes[int(mean[j].argmax())]
             res.probabilities = dict(zip(classes, mean[j].tolist(), strict=True))
-            res.uncertainty.classification = float(var[j])
+            res.uncertainty.classification = var[j]
             res.tumour = res.label != no
             if res.tumour:
                 res.area_px = None  # no mask: the tumour's size is unknown
@@ -402,7 +403,7 @@ class SliceEngine:
             if fused is not None:
                 res.cnn_probabilities = dict(zip(names, mean[j].tolist(), strict=True))
             res.label = names[int(final.argmax())]
-            res.uncertainty.classification = float(var[j])
+            res.uncertainty.classification = var[j]
             if cams is not None:
                 res.heatmap = paste_heatmap(cams[j], mask, expansion, mask.shape)
 

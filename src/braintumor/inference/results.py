@@ -36,12 +36,13 @@ def _num(value: float | None, digits: int = 6) -> float | None:
 
 @dataclass
 class Uncertainty:
-    """Flip-TTA uncertainty.
+    """Flip-TTA (and ensemble) uncertainty; None where nothing was compared.
 
     Attributes:
         segmentation: mean over the predicted mask of the across-flip variance of the tumour
-            probability (0 = all flips agree; at most 0.25).
-        classification: across-flip variance of the predicted class's probability.
+            probability (0 = all flips agree; at most 0.25); None without flip TTA.
+        classification: variance of the predicted class's probability over the flips and the
+            ensemble's members; None for one classifier without flip TTA.
     """
 
     segmentation: float | None = None

@@ -66,16 +66,22 @@ def tta_logits(
 
 
 def mask_variance(probs: np.ndarray, masks: np.ndarray) -> list[float | None]:
-    """Mean over each mask's pixels of the across-flip variance of the tumour probability.
+    """Mean over each mask's pixels of the across-flip variance of the tumour probability; None
+    where a mask is empty, and for every sample when there is one view only (no flip to compare).
 
     Args:
-        probs: F×B×H×W float probabilities; masks: B×H×W bool (None where a mask is empty).
+        probs: F×B×H×W float probabilities; masks: B×H×W bool.
     """
+    if len(probs) < 2:
+        return [None] * len(masks)
     var = probs.var(axis=0)
     return [float(v[m].mean()) if m.any() else None for v, m in zip(var, masks, strict=True)]
 
 
-def class_variance(probs: np.ndarray) -> np.ndarray:
-    """B float: across-flip variance of the probability of each sample's predicted class (F×B×K)."""
+def class_variance(probs: np.ndarray) -> list[float | None]:
+    """Per sample, the variance over the F views (flips, ensemble members) of the probability of
+    its predicted class (F×B×K); None for every sample when there is one view only."""
+    if len(probs) < 2:
+        return [None] * probs.shape[1]
     predicted = probs.mean(axis=0).argmax(axis=-1)
-    return probs.var(axis=0)[np.arange(probs.shape[1]), predicted]
+    return [float(v) for v in probs.var(axis=0)[np.arange(probs.shape[1]), predicted]]
