@@ -56,30 +56,41 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * (pred & truth).sum() / total)
 
 
-def figshare_scores(bundle: str, root: Path, splits: Splits, fold: int, out: Path) -> dict[str, float]:
+def figshare_scores(
+    bundle: str, root: Path, splits: Splits, fold: int, out: Path, *extra: str
+) -> dict[str, object]:
     frame = load_dataset(root).frame
     test = frame[frame["patient_id"].astype(str).isin(set(splits.folds[fold]["test"]))]
-    results = analyze(bundle, list(test["image"]), out)
-    correct = (results["class"].to_numpy() == test["label"].to_numpy()).mean()
+    results = analyze(bundle, list(test["image"]), out, *extra)
+    correct = results["class"].to_numpy() == test["label"].to_numpy()
     dices = []
     for (_, row), (_, res) in zip(test.iterrows(), results.iterrows(), strict=True):
         mask_file = res["outputs"].get("mask")
         pred = read_mask(mask_file).astype(bool) if mask_file else np.zeros(1, bool)
         truth = read_mask(row["mask"]).astype(bool)
         dices.append(dice(pred if pred.shape == truth.shape else np.zeros_like(truth), truth))
+    by_class = {}  # recall and per-slice Dice of each true class
+    for label in sorted(test["label"].unique()):
+        rows = test["label"].to_numpy() == label
+        by_class[str(label)] = {
+            "n": int(rows.sum()),
+            "recall": round(float(correct[rows].mean()), 4),
+            "dice_per_slice": round(float(np.asarray(dices)[rows].mean()), 4),
+        }
     return {
         "n": len(test),
         "patients": int(test["patient_id"].nunique()),
-        "accuracy": round(float(correct), 4),
+        "accuracy": round(float(correct.mean()), 4),
         "called_no_tumour": round(float((results["class"] == "notumor").mean()), 4),
         "dice_per_slice": round(float(np.mean(dices)), 4),
+        "by_class": by_class,
         "warned": round(float((results["warning"] != "").mean()), 4),
     }
 
 
 def lgg_scores(
     bundle: str, root: Path, splits: Splits, fold: int, out: Path, *extra: str
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Mean per-patient (volumetric) Dice of the analysis masks over the fold's test patients, each
     patient folder given as it is published (``analyze`` makes it one volume, unless ``extra`` says
     ``--slices-as-images``)."""
@@ -99,7 +110,9 @@ def lgg_scores(
         if "--slices-as-images" in extra:
             preds = np.stack([read_mask(by_input[Path(i).name]["outputs"]["mask"]) for i in rows["image"]])
         else:
-            nifti = nib.load(by_input[Path(rows["image"].iloc[0]).parent.name]["outputs"]["mask_nifti"])
+            nifti = nib.Nifti1Image.from_filename(
+                by_input[Path(rows["image"].iloc[0]).parent.name]["outputs"]["mask_nifti"]
+            )
             preds = nifti_to_view(np.asarray(nifti.dataobj), nifti.affine)
         acc.add(preds, truths, [str(pid)] * len(rows), list(rows["sample_id"]), list(rows["slice"]))
     per_patient = acc.per_patient()
@@ -113,10 +126,12 @@ def lgg_scores(
     }
 
 
-def kaggle_scores(bundle: str, root: Path, figshare_seen: list[str], out: Path) -> dict[str, float]:
+def kaggle_scores(
+    bundle: str, root: Path, figshare_seen: list[str], out: Path, *extra: str
+) -> dict[str, float]:
     frame = load_dataset(root).frame
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
-    results = analyze(bundle, list(test["image"]), out)
+    results = analyze(bundle, list(test["image"]), out, *extra)
     correct = results["class"].to_numpy() == test["label"].to_numpy()
     query = copy_features(list(test["image"]))
     copied = {m.query for m in match_copies(query, copy_features(list(train["image"])))}
@@ -151,7 +166,7 @@ def main() -> None:
             report["lgg"] = lgg_scores(args.bundle, args.lgg, splits, args.fold, Path(tmp) / "l", *extra)
         if args.figshare and splits:
             report["figshare"] = figshare_scores(
-                args.bundle, args.figshare, splits, args.fold, Path(tmp) / "f"
+                args.bundle, args.figshare, splits, args.fold, Path(tmp) / "f", *extra
             )
         if args.kaggle:
             figshare_seen: list[str] = []
@@ -159,7 +174,7 @@ def main() -> None:
                 frame = load_dataset(args.figshare).frame
                 seen = set(splits.folds[args.fold]["train"]) | set(splits.folds[args.fold]["val"])
                 figshare_seen = list(frame[frame["patient_id"].astype(str).isin(seen)]["image"])
-            report["kaggle"] = kaggle_scores(args.bundle, args.kaggle, figshare_seen, Path(tmp) / "k")
+            report["kaggle"] = kaggle_scores(args.bundle, args.kaggle, figshare_seen, Path(tmp) / "k", *extra)
     print(json.dumps(report, indent=1))
 
 
