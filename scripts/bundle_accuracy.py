@@ -69,20 +69,21 @@ def figshare_scores(
         pred = read_mask(mask_file).astype(bool) if mask_file else np.zeros(1, bool)
         truth = read_mask(row["mask"]).astype(bool)
         dices.append(dice(pred if pred.shape == truth.shape else np.zeros_like(truth), truth))
+    slice_dice, labels = np.asarray(dices), test["label"].to_numpy()
     by_class = {}  # recall and per-slice Dice of each true class
-    for label in sorted(test["label"].unique()):
-        rows = test["label"].to_numpy() == label
+    for label in sorted(set(labels)):
+        rows = labels == label
         by_class[str(label)] = {
             "n": int(rows.sum()),
             "recall": round(float(correct[rows].mean()), 4),
-            "dice_per_slice": round(float(np.asarray(dices)[rows].mean()), 4),
+            "dice_per_slice": round(float(slice_dice[rows].mean()), 4),
         }
     return {
         "n": len(test),
         "patients": int(test["patient_id"].nunique()),
         "accuracy": round(float(correct.mean()), 4),
         "called_no_tumour": round(float((results["class"] == "notumor").mean()), 4),
-        "dice_per_slice": round(float(np.mean(dices)), 4),
+        "dice_per_slice": round(float(slice_dice.mean()), 4),
         "by_class": by_class,
         "warned": round(float((results["warning"] != "").mean()), 4),
     }

@@ -51,6 +51,7 @@ from braintumor.io_utils import atomic_write, atomic_write_json, json_text
 from braintumor.models.card import ModelCard
 from braintumor.run_dir import RunDir
 from braintumor.runtime.fusion import MASK_CONFIDENCE_FLOOR
+from braintumor.runtime.tta import tta_views
 
 FP16_MAX = 65504.0
 RunPath = str | Path
@@ -199,7 +200,7 @@ def run_analysis(weights: Path) -> dict[str, Any]:
         "fill_holes": ev.fill_holes,
         "component_fraction": ev.component_fraction,
         "postprocess_scope": ev.postprocess_scope,
-        "tta_flips": ["none", "h"] if ev.tta else ["none"],
+        "tta_flips": list(tta_views(ev.tta)),
     }
 
 

@@ -120,6 +120,7 @@ def analyze(
     from braintumor.inference.out_folder import check_out_dir
     from braintumor.inference.sources import collect_inputs
     from braintumor.io_utils import prepare_out_dir
+    from braintumor.runtime.tta import tta_views
 
     def go() -> None:
         found = collect_inputs(list(inputs), slices_as_volumes=not slices_as_images)
@@ -131,7 +132,7 @@ def analyze(
         if postprocess is not None:
             settings.update(largest_component=postprocess, fill_holes=postprocess)
         if tta is not None:
-            settings["tta_flips"] = ("none", "h") if tta else ("none",)
+            settings["tta_flips"] = tta_views(tta)
         floor = (
             mask_floor(mask_confidence_floor) if mask_confidence_floor is not None else None
         )  # refused early

@@ -24,7 +24,7 @@ from braintumor.evaluation.postprocess import postprocess_masks
 from braintumor.models.network import network_from_weights
 from braintumor.run_dir import RunDir
 from braintumor.runtime.forward import logit_of, torch_logits
-from braintumor.runtime.tta import tta_logits
+from braintumor.runtime.tta import tta_logits, tta_views
 
 
 @dataclass
@@ -90,7 +90,7 @@ class Predictor:
         """Model input (C×S×S) and float32 output (mask logits S×S, or class probabilities K),
         through the runtime's forward pass and flip TTA (as the run's evaluation says)."""
         x = prepare_image(array, self.prep)
-        flips = ("none", "h") if self.evaluation.tta else ("none",)
+        flips = tta_views(self.evaluation.tta)
 
         def run(batch: np.ndarray) -> np.ndarray:
             return torch_logits(self.net, batch, self.precision, channels_last=True)

@@ -13,6 +13,12 @@ from braintumor.data.roi import orient_coords
 FLIPS: dict[str, tuple[int, ...]] = {"none": (), "h": (-1,), "v": (-2,), "hv": (-2, -1)}
 
 
+def tta_views(tta: bool) -> tuple[str, ...]:
+    """The flips an evaluation or analysis with flip TTA on (``tta``) or off runs: the slice and
+    its left-right mirror, or the slice alone."""
+    return ("none", "h") if tta else ("none",)
+
+
 def tta_probabilities(
     run: Callable[[np.ndarray], np.ndarray],
     x: np.ndarray,

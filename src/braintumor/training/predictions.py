@@ -16,7 +16,7 @@ from braintumor.data.dataset import CachedDataset
 from braintumor.data.index import SampleIndex
 from braintumor.evaluation import postprocess_masks
 from braintumor.runtime.forward import torch_logits
-from braintumor.runtime.tta import tta_logits
+from braintumor.runtime.tta import tta_logits, tta_views
 from braintumor.training.data import eval_loader
 
 
@@ -33,7 +33,7 @@ def predict(
     and flip TTA (:func:`~braintumor.runtime.tta.tta_logits`; flips ``none`` + ``h`` with ``tta``);
     ``coord_channels``: the ``roi_coords`` channels ending each input, mirrored with it."""
     net.eval()
-    flips = ("none", "h") if tta else ("none",)
+    flips = tta_views(tta)
 
     def run(x: np.ndarray) -> np.ndarray:
         return torch_logits(net, x, precision, channels_last=True)
