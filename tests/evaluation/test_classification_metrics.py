@@ -11,7 +11,9 @@ import torch
 from braintumor.evaluation import (
     ClassificationAccumulator,
     classification_report,
+    consensus_report,
     expected_calibration_error,
+    patient_consensus,
 )
 
 CLASSES = ["glioma", "meningioma", "pituitary"]
@@ -83,3 +85,30 @@ def test_accumulator_softmaxes_logits() -> None:
     as_probs = ClassificationAccumulator(CLASSES, inputs="probs")
     as_probs.add(_probs(Y_PRED), Y_TRUE, list("abcdef"))
     assert as_probs.report()["confusion"] == expected["confusion"]
+
+
+def test_patient_consensus_averages_each_patients_rows() -> None:
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.7, 0.3]])
+    out = patient_consensus(probs, ["a", "a", "a", "b"])
+    assert out[:3] == pytest.approx(np.tile([0.5, 0.5], (3, 1)))
+    assert out[3] == pytest.approx([0.7, 0.3])  # a patient of one slice keeps its own
+    with pytest.raises(ValueError, match="patient ids"):
+        patient_consensus(probs, ["a", "b"])
+
+
+def test_consensus_report_hand_counts() -> None:
+    # patient p1 (glioma): 2 of 3 slices right, the mean right -> all 3 right; p2 (meningioma): 1 of 2
+    # right but the wrong slice surer -> both wrong; p3 (pituitary): one right slice
+    y = np.array([0, 0, 0, 1, 1, 2])
+    probs = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.2, 0.7, 0.1],
+                      [0.1, 0.5, 0.4], [0.1, 0.1, 0.8], [0.1, 0.1, 0.8]])  # fmt: skip
+    patients = ["p1", "p1", "p1", "p2", "p2", "p3"]
+    report = consensus_report(y, probs, patients, CLASSES)
+    assert report is not None
+    assert report["accuracy"] == pytest.approx(4 / 6)
+    assert report["accuracy_per_patient"] == pytest.approx(2 / 3)
+    assert report["n_patients"] == 3
+    assert report["per_class"]["meningioma"]["recall"] == 0.0
+    # without patients of several slices, or with one patient's slices labelled differently: None
+    assert consensus_report(y, probs, [str(i) for i in range(6)], CLASSES) is None
+    assert consensus_report(np.array([0, 1, 0, 1, 1, 2]), probs, patients, CLASSES) is None

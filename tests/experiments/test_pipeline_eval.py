@@ -106,15 +106,18 @@ def test_pipeline_labels_and_masks_are_the_analyzers(runs: Path, tmp_path: Path)
     items, rows = held_out_inputs(index, set(_test_patients(runs)), "patient_id")
     results = analyzer.analyze_files(Inputs(items))
     assert [r.kind for r in results] == ["volume"] * len(items)  # one volume per patient
-    seen = 0
+    seen, voted_right = 0, []
     for result, rows_of in zip(results, rows, strict=True):
         for s, r in zip(result.slices, rows_of, strict=True):
             entry = per_slice.loc[str(index.frame.at[r, "sample_id"])]
             assert int(entry["pred_area"]) == (int(s.mask.sum()) if s.mask is not None else 0)
             if entry["true_area"] > 0:
                 assert entry["pred_pipeline"] == (s.label if s.tumour else bundle.no_tumour_class)
+                voted_right.append(s.tumour and result.label == entry["target"])  # the volume's class
                 seen += 1
     assert seen == per_slice["pred_pipeline"].notna().sum() > 0
+    fold = json.loads((tmp_path / "pipe" / "fold0" / "metrics.json").read_text())
+    assert fold["accuracy_consensus"] == pytest.approx(np.mean(voted_right))
 
 
 def test_calls_report_counts_a_missed_tumour_as_wrong() -> None:
@@ -268,9 +271,16 @@ def test_fusion_scores_cnn_forest_and_their_average(runs: Path, tmp_path: Path) 
     classes = json.loads((runs / "cls" / "checkpoints" / "best.json").read_text())["classes"]
     assert list(table["pred_cnn"]) == [classes[int(i)] for i in cnn.loc[table["sample_id"], "pred"]]
     assert summary["mean"]["accuracy"] == pytest.approx(fold["accuracy"])
+    # every test slice takes its patient's mean probabilities (the fused ones in the table)
+    mean = table.groupby("patient_id")[[f"prob_{c}" for c in classes]].transform("mean").to_numpy()
+    consensus = np.array(classes)[mean.argmax(axis=1)] == table["target"].to_numpy()
+    assert table.groupby("patient_id").size().max() > 1
+    assert fold["accuracy_consensus"] == pytest.approx(consensus.mean())
+    assert summary["mean"]["accuracy_per_patient"] == pytest.approx(fold["accuracy_per_patient"])
     # weight 1 is the CNN alone, weight 0 the forest alone
     only_cnn = fuse_run(runs / "cls", tmp_path / "cnn", weight=1.0, trees=20)
     assert only_cnn["mean"]["accuracy"] == pytest.approx(fold["accuracy_cnn"])
+    assert only_cnn["mean"]["accuracy_consensus"] == pytest.approx(fold["accuracy_consensus_cnn"])
     only_forest = fuse_run(runs / "cls", tmp_path / "forest", weight=0.0, trees=20)
     assert only_forest["mean"]["accuracy"] == pytest.approx(fold["accuracy_forest"])
     with pytest.raises(ValueError, match="weight"):

@@ -16,6 +16,7 @@ import torch
 from sklearn import metrics
 
 from braintumor.errors import DataError
+from braintumor.runtime.fusion import consensus
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[Any]
 ECE_BINS = 15
@@ -116,6 +117,50 @@ def classification_report(y_true: ArrayLike, probs: ArrayLike, class_names: Sequ
         "roc_auc_ovr": _roc_auc(y, p),
         "ece": expected_calibration_error(y, p),
         "n": int(y.shape[0]),
+    }
+
+
+def _patient_codes(patients: Sequence[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's patient as a code 0..P-1, and each patient's number of samples."""
+    if len(patients) != n:
+        raise ValueError(f"got {len(patients)} patient ids for {n} samples; pass one per sample")
+    codes = pd.factorize(pd.Series([str(p) for p in patients]))[0]
+    return codes, np.bincount(codes)
+
+
+def patient_consensus(probs: ArrayLike, patients: Sequence[Any]) -> np.ndarray:
+    """Each row of ``probs`` replaced by its patient's :func:`~braintumor.runtime.fusion.consensus`
+    (the mean of the patient's rows): soft voting over the slices of one patient, who has one
+    tumour (every figshare patient's slices share one label)."""
+    p = _to_numpy(probs).astype(np.float64)
+    codes, counts = _patient_codes(patients, p.shape[0])
+    votes = np.stack([consensus(p[codes == c]) for c in range(counts.size)]) if counts.size else p
+    return votes[codes]
+
+
+def consensus_report(
+    y_true: ArrayLike, probs: ArrayLike, patients: Sequence[Any], class_names: Sequence[str]
+) -> dict[str, Any] | None:
+    """Scores when every slice takes its patient's consensus (:func:`patient_consensus`): what
+    analysing all of a patient's slices together gives, not a single slice.
+
+    Returns:
+        None when no patient has two samples or one patient's samples carry different labels; else
+        ``accuracy``, ``balanced_accuracy``, ``macro_f1`` and ``per_class`` over the slices (as
+        :func:`classification_report`), ``accuracy_per_patient`` (one call per patient) and
+        ``n_patients``.
+    """
+    y = _to_numpy(y_true).astype(int)
+    codes, counts = _patient_codes(patients, y.shape[0])
+    first = np.unique(codes, return_index=True)[1]
+    if counts.max(initial=0) < 2 or np.any(y != y[first][codes]):
+        return None
+    consensus = patient_consensus(probs, patients)
+    report = classification_report(y, consensus, class_names)
+    return {
+        **{k: report[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "per_class")},
+        "accuracy_per_patient": float(np.mean(consensus[first].argmax(axis=1) == y[first])),
+        "n_patients": int(counts.size),
     }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from braintumor.errors import DataError
-from braintumor.evaluation import ClassificationAccumulator
+from braintumor.evaluation import ClassificationAccumulator, consensus_report
 from braintumor.experiments.segment import fold_parts, fold_runs
 from braintumor.io_utils import atomic_write, atomic_write_json
 from braintumor.run_dir import RunDir
@@ -35,7 +35,8 @@ from braintumor.training.region_forest import fit_region_forest, fold_regions, f
 
 FUSION_KEYS = (
     "accuracy", "macro_f1", "balanced_accuracy", "accuracy_cnn", "macro_f1_cnn",
-    "accuracy_forest", "macro_f1_forest",
+    "accuracy_forest", "macro_f1_forest", "accuracy_consensus", "accuracy_consensus_cnn",
+    "accuracy_per_patient",
 )  # fmt: skip
 
 
@@ -82,22 +83,24 @@ def fuse_fold(
     p_cnn = np.mean([_cnn_probabilities(run, classes, sids) for run in runs], axis=0)
     p_fused = fuse(p_cnn, p_forest, weight)
     target = np.asarray(data.y_test)
-    reports = {}
+    reports, consensus = {}, {}
     for name, probs in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest)):
         acc = ClassificationAccumulator(classes, inputs="probs")
         acc.add(probs, target, sids)
         reports[name] = acc.report()
+        consensus[name] = consensus_report(target, probs, data.test_patients, classes)
     facts = {"fold": data.fold, "cls_run": ", ".join(map(str, runs)), "weight_cnn": weight, "trees": trees}
-    table = pd.DataFrame({"sample_id": sids, "target": [classes[t] for t in target],
+    table = pd.DataFrame({"sample_id": sids, "patient_id": data.test_patients,
+                          "target": [classes[t] for t in target],
                           **{f"pred_{n}": [classes[i] for i in p.argmax(1)]
                              for n, p in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest))},
                           **{f"prob_{c}": p_fused[:, j] for j, c in enumerate(classes)}})  # fmt: skip
-    return _write_fold(out_dir, reports, classes, table, facts)
+    return _write_fold(out_dir, reports, consensus, classes, table, facts)
 
 
 def _write_fold(
-    out_dir: Path, reports: dict[str, dict[str, Any]], classes: list[str], table: pd.DataFrame,
-    facts: dict[str, Any],
+    out_dir: Path, reports: dict[str, dict[str, Any]], consensus: dict[str, dict[str, Any] | None],
+    classes: list[str], table: pd.DataFrame, facts: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     from braintumor.reports.plots import plot_confusion_matrix, save_figure
 
@@ -111,6 +114,13 @@ def _write_fold(
         "accuracy_forest": reports["forest"]["accuracy"], "macro_f1_forest": reports["forest"]["macro_f1"],
         "per_class": fused["per_class"], "confusion": fused["confusion"],
     }  # fmt: skip
+    if consensus["fused"] is not None and consensus["cnn"] is not None:
+        metrics.update({
+            "accuracy_consensus": consensus["fused"]["accuracy"],
+            "accuracy_consensus_cnn": consensus["cnn"]["accuracy"],
+            "accuracy_per_patient": consensus["fused"]["accuracy_per_patient"],
+            "patient_consensus": consensus["fused"],
+        })  # fmt: skip
     atomic_write(RunDir(out_dir).predictions, lambda tmp: table.to_csv(tmp, index=False))
     save_figure(plot_confusion_matrix(fused["confusion"], classes), RunDir(out_dir).confusion)
     atomic_write_json(RunDir(out_dir).metrics, metrics)
@@ -142,11 +152,13 @@ def fuse_run(
         fuse_fold([runs[k] for runs in every], RunDir(out).fold(k).path, weight, trees, seed, cache)
         for k in every[0]
     ]
-    mean, std = {}, {}
-    for key in FUSION_KEYS:
-        values = np.array([r[key] for r in results], dtype=float)
-        mean[key], std[key] = float(values.mean()), float(values.std())
-    folds = [{k: v for k, v in r.items() if k not in ("per_class", "confusion")} for r in results]
+    mean: dict[str, float | None] = {}
+    std: dict[str, float | None] = {}
+    for key in FUSION_KEYS:  # the consensus keys are absent without patients of several slices
+        values = np.array([r[key] for r in results if r.get(key) is not None], dtype=float)
+        mean[key], std[key] = (float(values.mean()), float(values.std())) if values.size else (None, None)
+    folds = [{k: v for k, v in r.items() if k not in ("per_class", "confusion", "patient_consensus")}
+             for r in results]  # fmt: skip
     summary = {"task": "fusion", "n_folds": len(results), "mean": mean, "std": std, "folds": folds}
     atomic_write_json(RunDir(out).cv_metrics, summary)
     table = pd.DataFrame([{k: r.get(k) for k in ("fold", *FUSION_KEYS, "n")} for r in results])

@@ -28,6 +28,10 @@ Scores, over the tumour slices (those whose ground-truth mask is not empty):
 * With ``fuse_weight`` the bundle fuses its classifier with a region-feature forest; its labels
   give the ``*_fused`` scores, and the plain ones come from the classifier's own probabilities
   (``cnn_probabilities``).
+* ``accuracy_consensus``, ``accuracy_gt_crop_consensus``: the same when each patient's slices
+  vote (:func:`~braintumor.runtime.fusion.consensus` of the classifier's probabilities over the
+  patient's slices called tumour, as ``analyze`` labels a volume); a slice called tumour-free
+  stays wrong. What analysing all of a patient's slices together gives.
 * Dice, IoU, precision, recall: the masks as shipped (empty where a slice was called tumour-free)
   against the ground truth, at each file's own size, over every slice with a mask file.
 
@@ -63,14 +67,14 @@ from braintumor.inference.results import SliceResult
 from braintumor.inference.sources import InputItem, read_scan
 from braintumor.io_utils import atomic_write, atomic_write_json, finite
 from braintumor.run_dir import RunDir
-from braintumor.runtime.fusion import MASK_CONFIDENCE_FLOOR
+from braintumor.runtime.fusion import MASK_CONFIDENCE_FLOOR, consensus
 
 PIPELINE_KEYS = (
     "dice_per_patient_mean", "dice_per_slice_mean", "iou", "precision", "recall",
     "accuracy", "macro_f1", "balanced_accuracy", "accuracy_gt_crop", "macro_f1_gt_crop",
     "missed_fraction", "gate_missed_fraction",
     "accuracy_fused", "macro_f1_fused", "balanced_accuracy_fused", "accuracy_gt_crop_fused",
-    "macro_f1_gt_crop_fused",
+    "macro_f1_gt_crop_fused", "accuracy_consensus", "accuracy_gt_crop_consensus",
 )  # fmt: skip
 FOREST_TREES = 1000
 """Trees of the fused forest (as ``braintumor experiment fuse``)."""
@@ -100,11 +104,23 @@ def _check_splits(seg_dir: Path, cls_dirs: list[Path], gate_dir: Path | None) ->
     return column, test
 
 
+def _cnn_probabilities(res: SliceResult) -> dict[str, float]:
+    """The classifier's own probabilities (before fusion), else certainty of the slice's label."""
+    if res.tumour and res.cnn_probabilities:
+        return res.cnn_probabilities
+    return {res.label: 1.0} if res.label is not None else {}
+
+
 def _cnn_label(res: SliceResult) -> str | None:
     """The classifier's own class (its probabilities before fusion), else the slice's label."""
-    if res.tumour and res.cnn_probabilities:
-        return max(res.cnn_probabilities, key=lambda c: res.cnn_probabilities[c])
-    return res.label
+    probs = _cnn_probabilities(res)
+    return max(probs, key=lambda c: probs[c]) if probs else None
+
+
+def _vote(probabilities: list[dict[str, float]], classes: list[str]) -> str:
+    """The class of :func:`~braintumor.runtime.fusion.consensus` over one patient's slices."""
+    rows = np.array([[p.get(c, 0.0) for c in classes] for p in probabilities])
+    return classes[int(np.argmax(consensus(rows)))]
 
 
 @dataclass
@@ -119,6 +135,8 @@ class _Fold:
         default_factory=lambda: SegmentationAccumulator(store_masks=False, compute_hd95=False)
     )
     rows: list[dict[str, Any]] = field(default_factory=list)
+    votes: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    """Per patient, the classifier's probabilities on each of its slices called tumour."""
 
     @classmethod
     def of(cls, bundle: Bundle, settings: AnalysisSettings) -> _Fold:
@@ -180,6 +198,9 @@ class _Fold:
         items = [(p, i) for p in prepared for i in range(len(p.blank))]
         flat = [r for rs in rows for r in rs]
         segmented, results = self.analyse(items, volume)
+        for res, r in zip(results, flat, strict=True):
+            if res.tumour:
+                self.votes.setdefault(str(frame.at[r, "patient_id"]), []).append(_cnn_probabilities(res))
         scored = [k for k, r in enumerate(flat) if frame.at[r, "mask"] != ""]
         truths = {k: read_mask(frame.at[flat[k], "mask"], items[k][0].scan.shape) for k in scored}
         for k in scored:
@@ -198,10 +219,14 @@ class _Fold:
         """One tumour slice's entry of ``per_slice.csv``."""
         target = str(frame.at[r, "label"])
         label_map([target], self.classes, self.bundle.models["cls"].where)  # refuses unknown classes
-        row = {"sample_id": str(frame.at[r, "sample_id"]), "patient_id": str(frame.at[r, "patient_id"]),
-               "target": target, "call": self.call(res, seg),
-               "pred_pipeline": _cnn_label(res) if res.tumour else self.no_tumour,
-               "pred_gt_crop": _cnn_label(gt)}  # fmt: skip
+        row: dict[str, Any] = {
+            "sample_id": str(frame.at[r, "sample_id"]), "patient_id": str(frame.at[r, "patient_id"]),
+            "target": target, "call": self.call(res, seg),
+            "pred_pipeline": _cnn_label(res) if res.tumour else self.no_tumour,
+            "pred_gt_crop": _cnn_label(gt),
+        }  # fmt: skip
+        gt_probs = _cnn_probabilities(gt)
+        row.update({f"gt_prob_{c}": gt_probs.get(c, 0.0) for c in self.classes})
         if self.fused:
             row.update(
                 pred_pipeline_fused=res.label if res.tumour else self.no_tumour, pred_gt_crop_fused=gt.label
@@ -277,11 +302,21 @@ def _class_metrics(rows: pd.DataFrame, fold: _Fold) -> dict[str, Any]:
     names = [*fold.classes, fold.no_tumour]
     pipe = calls_report(rows["target"], rows["pred_pipeline"], names)
     gt = calls_report(rows["target"], rows["pred_gt_crop"], names)
-    n, missed = len(rows), int((rows["call"] != TUMOUR_CALL).sum())
+    tumour = rows["call"] == TUMOUR_CALL
+    # each patient's slices vote, as analyze labels a volume: those called tumour, or on
+    # ground-truth crops every tumour slice
+    voted = {p: _vote(v, fold.classes) for p, v in fold.votes.items()}
+    calls = [voted[p] if t else fold.no_tumour for p, t in zip(rows["patient_id"], tumour, strict=True)]
+    gt_probs = rows[[f"gt_prob_{c}" for c in fold.classes]].set_axis(fold.classes, axis=1)
+    gt_voted = {p: _vote(g.to_dict("records"), fold.classes) for p, g in gt_probs.groupby(rows["patient_id"])}
+    pipe_votes = calls_report(rows["target"], calls, names)
+    gt_votes = calls_report(rows["target"], [gt_voted[p] for p in rows["patient_id"]], names)
+    n, missed = len(rows), int((~tumour).sum())
     metrics: dict[str, Any] = {
         "accuracy": pipe["accuracy"], "macro_f1": pipe["macro_f1"],
         "balanced_accuracy": pipe["balanced_accuracy"],
         "accuracy_gt_crop": gt["accuracy"], "macro_f1_gt_crop": gt["macro_f1"],
+        "accuracy_consensus": pipe_votes["accuracy"], "accuracy_gt_crop_consensus": gt_votes["accuracy"],
         "n_classified": n, "n_missed": missed, "missed_fraction": missed / n,
         "per_class": pipe["per_class"], "confusion": pipe["confusion"], "confusion_classes": names,
     }  # fmt: skip

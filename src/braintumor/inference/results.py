@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from braintumor.runtime.fusion import consensus
+
 Box = tuple[int, int, int, int]
 TUMOUR_LABEL = "tumour"
 """Class of a tumour found by a bundle without a classifier (segmentation only)."""
@@ -172,7 +174,10 @@ class AnalysisResult:
 def _mean_dict(dicts: list[dict[str, float]]) -> dict[str, float]:
     if not dicts:
         return {}
-    return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]}
+    keys = list(dicts[0])
+    return dict(
+        zip(keys, map(float, consensus(np.array([[d[k] for k in keys] for d in dicts]))), strict=True)
+    )
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -1,7 +1,8 @@
 """The fusion rules, one definition each for the analysis
 (:class:`~braintumor.inference.pipeline.SliceEngine`) and the experiments that score it: a
-classifier with a region-feature forest (:mod:`braintumor.experiments.fusion`), and a classifier
-ensemble weighted by how far the segmenter's mask can be trusted."""
+classifier with a region-feature forest (:mod:`braintumor.experiments.fusion`), a classifier
+ensemble weighted by how far the segmenter's mask can be trusted, and one patient's slices voting
+for its class."""
 
 from __future__ import annotations
 
@@ -68,3 +69,14 @@ def confidence_weighted(
     plain = renormalised(sum(crop + whole, np.zeros_like(w)))
     safe = np.maximum(mass, 1e-12)
     return np.where(mass > 1e-12, total / safe, plain).astype(np.float32)
+
+
+def consensus(probs: np.ndarray) -> np.ndarray:
+    """One patient's (or volume's) K class probabilities from its slices' N×K rows: their mean
+    (soft voting; a patient has one tumour). ``analyze`` labels a volume so
+    (:func:`~braintumor.inference.results.summarize`), and the evaluation scores every slice with
+    its patient's (:func:`~braintumor.evaluation.classification.patient_consensus`)."""
+    rows = np.asarray(probs, dtype=np.float64)
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        raise ValueError(f"expected N×K probabilities with N >= 1, got shape {rows.shape}")
+    return rows.mean(axis=0)

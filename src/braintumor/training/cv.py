@@ -20,7 +20,15 @@ from braintumor.training.runner import train_fold
 
 SUMMARY_KEYS = {
     "segment": ("dice_per_patient_mean", "dice_per_slice_mean", "iou", "precision", "recall", "hd95"),
-    "classify": ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc_ovr", "ece"),
+    "classify": (
+        "accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "roc_auc_ovr",
+        "ece",
+        "accuracy_consensus",
+        "accuracy_per_patient",
+    ),
 }
 
 

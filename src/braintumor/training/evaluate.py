@@ -20,6 +20,7 @@ from braintumor.errors import ConfigError
 from braintumor.evaluation import (
     ClassificationAccumulator,
     SegmentationAccumulator,
+    consensus_report,
     label_map,
 )
 from braintumor.io_utils import atomic_write, atomic_write_json, prepare_out_dir
@@ -89,6 +90,20 @@ def _evaluate_segmentation(
     return {"task": "segment", "fold": fold.fold, **summary}
 
 
+def consensus_metrics(predictions: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
+    """``accuracy_consensus`` (every slice takes its patient's mean probabilities), its report and
+    ``accuracy_per_patient`` from a ``predictions.csv`` table; empty without patients of several
+    slices (:func:`~braintumor.evaluation.classification.consensus_report`)."""
+    probs = predictions[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+    report = consensus_report(
+        predictions["target"].to_numpy(), probs, list(predictions["patient_id"]), classes
+    )
+    if report is None:
+        return {}
+    return {"accuracy_consensus": report["accuracy"], "accuracy_per_patient": report["accuracy_per_patient"],
+            "patient_consensus": report}  # fmt: skip
+
+
 def _evaluate_classification(
     net: nn.Module, card: ModelCard, fold: FoldData, run_dir: Path, precision: str, options: EvalConfig
 ) -> dict[str, Any]:
@@ -98,15 +113,19 @@ def _evaluate_classification(
     batches = predict(
         net, fold.test, options.batch_size, precision, options.tta, "classify", fold.coord_channels
     )
+    patients: list[str] = []
     for batch, logits in batches:
         acc.add(logits, to_model[batch["label"]], batch["sample_id"])
+        patients += [str(p) for p in batch["patient_id"]]
     report = acc.report()
     predictions = acc.per_sample()
+    predictions.insert(1, "patient_id", patients)
     _save_csv(predictions, RunDir(run_dir).predictions)
     from braintumor.training.figures import classification_figures
 
     classification_figures(report, predictions, list(card.classes), run_dir, fold)
     metrics: dict[str, Any] = {"task": "classify", "fold": fold.fold, **report}
+    metrics.update(consensus_metrics(predictions, list(card.classes)))
     test_ids = set(fold.splits.folds[fold.fold]["test"]) if fold.splits.folds else set()
     if fold.splits.method == "predefined" and set(predictions["sample_id"]) <= test_ids:
         # A predefined Training/Testing split (Kaggle) may hold near-copies across the split; score

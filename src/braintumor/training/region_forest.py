@@ -52,6 +52,7 @@ class FoldRegions:
     y_train: list[int]
     x_test: pd.DataFrame
     y_test: list[int]
+    test_patients: list[str]
 
 
 def fold_regions(
@@ -85,9 +86,10 @@ def fold_regions(
     if x_train.empty or (with_test and x_test.empty):
         raise DataError(run_dir, "no training or no test slice with a tumour mask; nothing to fuse")
     label_of = dict(zip(frame["sample_id"].astype(str), frame["label"].astype(str), strict=True))
+    patient_of = dict(zip(frame["sample_id"].astype(str), frame["patient_id"].astype(str), strict=True))
     return FoldRegions(
         cfg.data.fold, classes, x_train, [classes.index(label_of[s]) for s in x_train.index],
-        x_test, [classes.index(label_of[s]) for s in x_test.index],
+        x_test, [classes.index(label_of[s]) for s in x_test.index], [patient_of[s] for s in x_test.index],
     )  # fmt: skip
 
 
