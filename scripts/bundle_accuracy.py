@@ -1,7 +1,8 @@
 """Score a bundle as a user meets it: ``braintumor analyze`` on slices its models never saw.
 
-figshare: the test patients of a run's fold (``--splits RUN/splits.json --fold K``): class accuracy,
-the share of tumour slices called "no tumour", and per-slice Dice of the analysis masks. Kaggle
+figshare: the test patients of a run's fold (``--splits RUN/splits.json --fold K``): class accuracy
+(also when each patient's slices vote, as ``analyze`` labels a volume), the share of tumour slices
+called "no tumour", and per-slice Dice of the analysis masks. Kaggle
 (``--kaggle``): 4-class accuracy on the Testing images, and on those without a copy in the bundle's
 training data (Kaggle Training for the gate or a classify-only Kaggle bundle; with ``--figshare``
 also the fold's training and validation patients' figshare slices, for the segmenter and
@@ -31,6 +32,7 @@ from braintumor.data.dedup import copy_features, match_copies
 from braintumor.data.loaders import load_dataset
 from braintumor.data.readers import read_mask
 from braintumor.data.splits import Splits
+from braintumor.runtime.fusion import consensus
 
 
 def analyze(bundle: str, images: list[str], out: Path, *extra: str) -> pd.DataFrame:
@@ -54,6 +56,20 @@ def analyze(bundle: str, images: list[str], out: Path, *extra: str) -> pd.DataFr
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     total = pred.sum() + truth.sum()
     return 1.0 if total == 0 else float(2 * (pred & truth).sum() / total)
+
+
+def patient_vote_accuracy(test: pd.DataFrame, results: pd.DataFrame) -> float:
+    """Accuracy when each patient's slices called tumour take the patient's class: the
+    :func:`~braintumor.runtime.fusion.consensus` of their probabilities, as ``analyze`` labels a
+    volume; a slice called "no tumour" stays wrong."""
+    tumour = results["tumour"].to_numpy(dtype=bool)
+    patients = test["patient_id"].astype(str).to_numpy()
+    calls = results["class"].to_numpy(dtype=object).copy()
+    for patient in np.unique(patients[tumour]):
+        rows = tumour & (patients == patient)
+        probs = pd.DataFrame(list(results["probabilities"][rows]))
+        calls[rows] = probs.columns[int(np.argmax(consensus(probs.to_numpy(dtype=float))))]
+    return float(np.mean(calls == test["label"].to_numpy()))
 
 
 def figshare_scores(
@@ -82,6 +98,7 @@ def figshare_scores(
         "n": len(test),
         "patients": int(test["patient_id"].nunique()),
         "accuracy": round(float(correct.mean()), 4),
+        "accuracy_patient_vote": round(patient_vote_accuracy(test, results), 4),
         "called_no_tumour": round(float((results["class"] == "notumor").mean()), 4),
         "dice_per_slice": round(float(slice_dice.mean()), 4),
         "by_class": by_class,

@@ -117,7 +117,7 @@ def test_pipeline_labels_and_masks_are_the_analyzers(runs: Path, tmp_path: Path)
                 seen += 1
     assert seen == per_slice["pred_pipeline"].notna().sum() > 0
     fold = json.loads((tmp_path / "pipe" / "fold0" / "metrics.json").read_text())
-    assert fold["accuracy_consensus"] == pytest.approx(np.mean(voted_right))
+    assert fold["accuracy_patient_vote"] == pytest.approx(np.mean(voted_right))
 
 
 def test_calls_report_counts_a_missed_tumour_as_wrong() -> None:
@@ -275,12 +275,12 @@ def test_fusion_scores_cnn_forest_and_their_average(runs: Path, tmp_path: Path) 
     mean = table.groupby("patient_id")[[f"prob_{c}" for c in classes]].transform("mean").to_numpy()
     consensus = np.array(classes)[mean.argmax(axis=1)] == table["target"].to_numpy()
     assert table.groupby("patient_id").size().max() > 1
-    assert fold["accuracy_consensus"] == pytest.approx(consensus.mean())
+    assert fold["accuracy_patient_vote"] == pytest.approx(consensus.mean())
     assert summary["mean"]["accuracy_per_patient"] == pytest.approx(fold["accuracy_per_patient"])
     # weight 1 is the CNN alone, weight 0 the forest alone
     only_cnn = fuse_run(runs / "cls", tmp_path / "cnn", weight=1.0, trees=20)
     assert only_cnn["mean"]["accuracy"] == pytest.approx(fold["accuracy_cnn"])
-    assert only_cnn["mean"]["accuracy_consensus"] == pytest.approx(fold["accuracy_consensus_cnn"])
+    assert only_cnn["mean"]["accuracy_patient_vote"] == pytest.approx(fold["accuracy_patient_vote_cnn"])
     only_forest = fuse_run(runs / "cls", tmp_path / "forest", weight=0.0, trees=20)
     assert only_forest["mean"]["accuracy"] == pytest.approx(fold["accuracy_forest"])
     with pytest.raises(ValueError, match="weight"):

@@ -103,7 +103,7 @@ def test_sweep_roi_cli_shares_splits(tmp_path: Path) -> None:
         probs = predictions.groupby("patient_id")[[c for c in predictions if c.startswith("prob_")]]
         voted = probs.transform("mean").to_numpy().argmax(axis=1) == predictions["target"].to_numpy()
         fold0 = json.loads((run / arm / "fold0" / "metrics.json").read_text())
-        assert fold0["accuracy_consensus"] == pytest.approx(voted.mean())
+        assert fold0["accuracy_patient_vote"] == pytest.approx(voted.mean())
         assert 0.0 <= fold0["accuracy_per_patient"] <= 1.0
         assert (run / arm / "fold0" / "misclassified.png").is_file() == wrong
     rows = compare_runs([run])  # a sweep folder expands to its CV runs

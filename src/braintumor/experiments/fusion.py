@@ -35,7 +35,7 @@ from braintumor.training.region_forest import fit_region_forest, fold_regions, f
 
 FUSION_KEYS = (
     "accuracy", "macro_f1", "balanced_accuracy", "accuracy_cnn", "macro_f1_cnn",
-    "accuracy_forest", "macro_f1_forest", "accuracy_consensus", "accuracy_consensus_cnn",
+    "accuracy_forest", "macro_f1_forest", "accuracy_patient_vote", "accuracy_patient_vote_cnn",
     "accuracy_per_patient",
 )  # fmt: skip
 
@@ -116,10 +116,10 @@ def _write_fold(
     }  # fmt: skip
     if consensus["fused"] is not None and consensus["cnn"] is not None:
         metrics.update({
-            "accuracy_consensus": consensus["fused"]["accuracy"],
-            "accuracy_consensus_cnn": consensus["cnn"]["accuracy"],
+            "accuracy_patient_vote": consensus["fused"]["accuracy"],
+            "accuracy_patient_vote_cnn": consensus["cnn"]["accuracy"],
             "accuracy_per_patient": consensus["fused"]["accuracy_per_patient"],
-            "patient_consensus": consensus["fused"],
+            "patient_vote": consensus["fused"],
         })  # fmt: skip
     atomic_write(RunDir(out_dir).predictions, lambda tmp: table.to_csv(tmp, index=False))
     save_figure(plot_confusion_matrix(fused["confusion"], classes), RunDir(out_dir).confusion)
@@ -157,7 +157,7 @@ def fuse_run(
     for key in FUSION_KEYS:  # the consensus keys are absent without patients of several slices
         values = np.array([r[key] for r in results if r.get(key) is not None], dtype=float)
         mean[key], std[key] = (float(values.mean()), float(values.std())) if values.size else (None, None)
-    folds = [{k: v for k, v in r.items() if k not in ("per_class", "confusion", "patient_consensus")}
+    folds = [{k: v for k, v in r.items() if k not in ("per_class", "confusion", "patient_vote")}
              for r in results]  # fmt: skip
     summary = {"task": "fusion", "n_folds": len(results), "mean": mean, "std": std, "folds": folds}
     atomic_write_json(RunDir(out).cv_metrics, summary)

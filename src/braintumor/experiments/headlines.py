@@ -21,14 +21,16 @@ HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
     "segment": (("dice_per_patient", "dice_per_patient_mean"), ("dice_per_slice", "dice_per_slice_mean"),
                 ("iou", "iou"), ("precision", "precision"), ("recall", "recall")),
     "classify": (("accuracy", "accuracy"), ("macro_f1", "macro_f1"),
-                 ("accuracy_without_duplicates", "accuracy_without_duplicates")),
+                 ("accuracy_without_duplicates", "accuracy_without_duplicates"),
+                 ("accuracy_patient_vote", "accuracy_patient_vote")),
     "pipeline": (("dice_per_patient", "dice_per_patient_mean"), ("dice_per_slice", "dice_per_slice_mean"),
                  ("accuracy", "accuracy"), ("macro_f1", "macro_f1"), ("accuracy_gt_crop", "accuracy_gt_crop"),
                  ("macro_f1_gt_crop", "macro_f1_gt_crop"), ("missed_fraction", "missed_fraction"),
                  ("gate_missed_fraction", "gate_missed_fraction"),
-                 ("accuracy_fused", "accuracy_fused"), ("accuracy_gt_crop_fused", "accuracy_gt_crop_fused")),
+                 ("accuracy_fused", "accuracy_fused"), ("accuracy_gt_crop_fused", "accuracy_gt_crop_fused"),
+                 ("accuracy_patient_vote", "accuracy_patient_vote")),
     "fusion": (("accuracy", "accuracy"), ("macro_f1", "macro_f1"), ("accuracy_cnn", "accuracy_cnn"),
-               ("accuracy_forest", "accuracy_forest")),
+               ("accuracy_forest", "accuracy_forest"), ("accuracy_patient_vote", "accuracy_patient_vote")),
 }  # fmt: skip
 FUSION_PROTOCOL = "CNN averaged with a region-feature forest fitted on each fold's training patients"
 TIME = ("train_seconds", "train_seconds")

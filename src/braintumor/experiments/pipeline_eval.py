@@ -28,7 +28,7 @@ Scores, over the tumour slices (those whose ground-truth mask is not empty):
 * With ``fuse_weight`` the bundle fuses its classifier with a region-feature forest; its labels
   give the ``*_fused`` scores, and the plain ones come from the classifier's own probabilities
   (``cnn_probabilities``).
-* ``accuracy_consensus``, ``accuracy_gt_crop_consensus``: the same when each patient's slices
+* ``accuracy_patient_vote``, ``accuracy_gt_crop_patient_vote``: the same when each patient's slices
   vote (:func:`~braintumor.runtime.fusion.consensus` of the classifier's probabilities over the
   patient's slices called tumour, as ``analyze`` labels a volume); a slice called tumour-free
   stays wrong. What analysing all of a patient's slices together gives.
@@ -74,7 +74,7 @@ PIPELINE_KEYS = (
     "accuracy", "macro_f1", "balanced_accuracy", "accuracy_gt_crop", "macro_f1_gt_crop",
     "missed_fraction", "gate_missed_fraction",
     "accuracy_fused", "macro_f1_fused", "balanced_accuracy_fused", "accuracy_gt_crop_fused",
-    "macro_f1_gt_crop_fused", "accuracy_consensus", "accuracy_gt_crop_consensus",
+    "macro_f1_gt_crop_fused", "accuracy_patient_vote", "accuracy_gt_crop_patient_vote",
 )  # fmt: skip
 FOREST_TREES = 1000
 """Trees of the fused forest (as ``braintumor experiment fuse``)."""
@@ -316,7 +316,8 @@ def _class_metrics(rows: pd.DataFrame, fold: _Fold) -> dict[str, Any]:
         "accuracy": pipe["accuracy"], "macro_f1": pipe["macro_f1"],
         "balanced_accuracy": pipe["balanced_accuracy"],
         "accuracy_gt_crop": gt["accuracy"], "macro_f1_gt_crop": gt["macro_f1"],
-        "accuracy_consensus": pipe_votes["accuracy"], "accuracy_gt_crop_consensus": gt_votes["accuracy"],
+        "accuracy_patient_vote": pipe_votes["accuracy"],
+        "accuracy_gt_crop_patient_vote": gt_votes["accuracy"],
         "n_classified": n, "n_missed": missed, "missed_fraction": missed / n,
         "per_class": pipe["per_class"], "confusion": pipe["confusion"], "confusion_classes": names,
     }  # fmt: skip

@@ -26,7 +26,7 @@ SUMMARY_KEYS = {
         "macro_f1",
         "roc_auc_ovr",
         "ece",
-        "accuracy_consensus",
+        "accuracy_patient_vote",
         "accuracy_per_patient",
     ),
 }

@@ -91,7 +91,7 @@ def _evaluate_segmentation(
 
 
 def consensus_metrics(predictions: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
-    """``accuracy_consensus`` (every slice takes its patient's mean probabilities), its report and
+    """``accuracy_patient_vote`` (every slice takes its patient's mean probabilities), its report and
     ``accuracy_per_patient`` from a ``predictions.csv`` table; empty without patients of several
     slices (:func:`~braintumor.evaluation.classification.consensus_report`)."""
     probs = predictions[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
@@ -100,8 +100,8 @@ def consensus_metrics(predictions: pd.DataFrame, classes: list[str]) -> dict[str
     )
     if report is None:
         return {}
-    return {"accuracy_consensus": report["accuracy"], "accuracy_per_patient": report["accuracy_per_patient"],
-            "patient_consensus": report}  # fmt: skip
+    return {"accuracy_patient_vote": report["accuracy"],
+            "accuracy_per_patient": report["accuracy_per_patient"], "patient_vote": report}  # fmt: skip
 
 
 def _evaluate_classification(
