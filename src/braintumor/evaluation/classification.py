@@ -155,11 +155,11 @@ def consensus_report(
     first = np.unique(codes, return_index=True)[1]
     if counts.max(initial=0) < 2 or np.any(y != y[first][codes]):
         return None
-    consensus = patient_consensus(probs, patients)
-    report = classification_report(y, consensus, class_names)
+    voted = patient_consensus(probs, patients)
+    report = classification_report(y, voted, class_names)
     return {
         **{k: report[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "per_class")},
-        "accuracy_per_patient": float(np.mean(consensus[first].argmax(axis=1) == y[first])),
+        "accuracy_per_patient": float(np.mean(voted[first].argmax(axis=1) == y[first])),
         "n_patients": int(counts.size),
     }
 

@@ -83,23 +83,23 @@ def fuse_fold(
     p_cnn = np.mean([_cnn_probabilities(run, classes, sids) for run in runs], axis=0)
     p_fused = fuse(p_cnn, p_forest, weight)
     target = np.asarray(data.y_test)
-    reports, consensus = {}, {}
+    reports, votes = {}, {}
     for name, probs in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest)):
         acc = ClassificationAccumulator(classes, inputs="probs")
         acc.add(probs, target, sids)
         reports[name] = acc.report()
-        consensus[name] = consensus_report(target, probs, data.test_patients, classes)
+        votes[name] = consensus_report(target, probs, data.test_patients, classes)
     facts = {"fold": data.fold, "cls_run": ", ".join(map(str, runs)), "weight_cnn": weight, "trees": trees}
     table = pd.DataFrame({"sample_id": sids, "patient_id": data.test_patients,
                           "target": [classes[t] for t in target],
                           **{f"pred_{n}": [classes[i] for i in p.argmax(1)]
                              for n, p in (("fused", p_fused), ("cnn", p_cnn), ("forest", p_forest))},
                           **{f"prob_{c}": p_fused[:, j] for j, c in enumerate(classes)}})  # fmt: skip
-    return _write_fold(out_dir, reports, consensus, classes, table, facts)
+    return _write_fold(out_dir, reports, votes, classes, table, facts)
 
 
 def _write_fold(
-    out_dir: Path, reports: dict[str, dict[str, Any]], consensus: dict[str, dict[str, Any] | None],
+    out_dir: Path, reports: dict[str, dict[str, Any]], votes: dict[str, dict[str, Any] | None],
     classes: list[str], table: pd.DataFrame, facts: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     from braintumor.reports.plots import plot_confusion_matrix, save_figure
@@ -114,12 +114,12 @@ def _write_fold(
         "accuracy_forest": reports["forest"]["accuracy"], "macro_f1_forest": reports["forest"]["macro_f1"],
         "per_class": fused["per_class"], "confusion": fused["confusion"],
     }  # fmt: skip
-    if consensus["fused"] is not None and consensus["cnn"] is not None:
+    if votes["fused"] is not None and votes["cnn"] is not None:
         metrics.update({
-            "accuracy_patient_vote": consensus["fused"]["accuracy"],
-            "accuracy_patient_vote_cnn": consensus["cnn"]["accuracy"],
-            "accuracy_per_patient": consensus["fused"]["accuracy_per_patient"],
-            "patient_vote": consensus["fused"],
+            "accuracy_patient_vote": votes["fused"]["accuracy"],
+            "accuracy_patient_vote_cnn": votes["cnn"]["accuracy"],
+            "accuracy_per_patient": votes["fused"]["accuracy_per_patient"],
+            "patient_vote": votes["fused"],
         })  # fmt: skip
     atomic_write(RunDir(out_dir).predictions, lambda tmp: table.to_csv(tmp, index=False))
     save_figure(plot_confusion_matrix(fused["confusion"], classes), RunDir(out_dir).confusion)
@@ -154,7 +154,7 @@ def fuse_run(
     ]
     mean: dict[str, float | None] = {}
     std: dict[str, float | None] = {}
-    for key in FUSION_KEYS:  # the consensus keys are absent without patients of several slices
+    for key in FUSION_KEYS:  # the patient-vote keys are absent without patients of several slices
         values = np.array([r[key] for r in results if r.get(key) is not None], dtype=float)
         mean[key], std[key] = (float(values.mean()), float(values.std())) if values.size else (None, None)
     folds = [{k: v for k, v in r.items() if k not in ("per_class", "confusion", "patient_vote")}

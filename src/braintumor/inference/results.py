@@ -175,9 +175,8 @@ def _mean_dict(dicts: list[dict[str, float]]) -> dict[str, float]:
     if not dicts:
         return {}
     keys = list(dicts[0])
-    return dict(
-        zip(keys, map(float, consensus(np.array([[d[k] for k in keys] for d in dicts]))), strict=True)
-    )
+    votes = consensus(np.array([[d[k] for k in keys] for d in dicts]))
+    return {k: float(v) for k, v in zip(keys, votes, strict=True)}
 
 
 def _mean(values: list[float | None]) -> float | None:
