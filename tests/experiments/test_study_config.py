@@ -273,4 +273,6 @@ def test_anchors_match_base_names_and_datasets() -> None:
     assert anchor_for("accuracy", anchors, "kaggle4") is None
     assert anchor_for("accuracy_gt_crop_fused", anchors, "figshare") == ("accuracy", anchors["accuracy"])
     assert anchor_for("accuracy_forest", anchors, "figshare") == ("accuracy", anchors["accuracy"])
+    # a patient's slices voting is not the anchors' per-slice protocol
+    assert anchor_for("accuracy_patient_vote", anchors, "figshare") is None
     assert anchor_for("train_seconds", {"train_seconds": Anchor(1.0)}) is None
