@@ -32,7 +32,7 @@ from braintumor.data.dedup import copy_features, match_copies
 from braintumor.data.loaders import load_dataset
 from braintumor.data.readers import read_mask
 from braintumor.data.splits import Splits
-from braintumor.runtime.fusion import consensus
+from braintumor.evaluation import patient_consensus
 
 
 def analyze(bundle: str, images: list[str], out: Path, *extra: str) -> pd.DataFrame:
@@ -60,15 +60,13 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def patient_vote_accuracy(test: pd.DataFrame, results: pd.DataFrame) -> float:
     """Accuracy when each patient's slices called tumour take the patient's class: the
-    :func:`~braintumor.runtime.fusion.consensus` of their probabilities, as ``analyze`` labels a
+    :func:`~braintumor.evaluation.patient_consensus` of their probabilities, as ``analyze`` labels a
     volume; a slice called "no tumour" stays wrong."""
     tumour = results["tumour"].to_numpy(dtype=bool)
-    patients = test["patient_id"].astype(str).to_numpy()
     calls = results["class"].to_numpy(dtype=object).copy()
-    for patient in np.unique(patients[tumour]):
-        rows = tumour & (patients == patient)
-        probs = pd.DataFrame(list(results["probabilities"][rows]))
-        calls[rows] = probs.columns[int(np.argmax(consensus(probs.to_numpy(dtype=float))))]
+    probs = pd.DataFrame(list(results["probabilities"][tumour])).fillna(0.0)
+    voted = patient_consensus(probs, list(test["patient_id"].astype(str)[tumour]))
+    calls[tumour] = probs.columns[voted.argmax(axis=1)]
     return float(np.mean(calls == test["label"].to_numpy()))
 
 

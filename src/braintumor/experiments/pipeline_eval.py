@@ -57,7 +57,7 @@ from braintumor.bundle.create import from_run
 from braintumor.bundle.load import Bundle
 from braintumor.data.readers import read_mask
 from braintumor.errors import DataError
-from braintumor.evaluation import SegmentationAccumulator, calls_report, label_map
+from braintumor.evaluation import SegmentationAccumulator, calls_report, label_map, patient_consensus
 from braintumor.experiments.segment import fold_parts, fold_runs
 from braintumor.experiments.shipped import SCORING_PRECISION, held_out_inputs
 from braintumor.inference.backends import make_backend
@@ -307,10 +307,9 @@ def _class_metrics(rows: pd.DataFrame, fold: _Fold) -> dict[str, Any]:
     # ground-truth crops every tumour slice
     voted = {p: _vote(v, fold.classes) for p, v in fold.votes.items()}
     calls = [voted[p] if t else fold.no_tumour for p, t in zip(rows["patient_id"], tumour, strict=True)]
-    gt_probs = rows[[f"gt_prob_{c}" for c in fold.classes]].set_axis(fold.classes, axis=1)
-    gt_voted = {p: _vote(g.to_dict("records"), fold.classes) for p, g in gt_probs.groupby(rows["patient_id"])}
+    gt_voted = patient_consensus(rows[[f"gt_prob_{c}" for c in fold.classes]], list(rows["patient_id"]))
     pipe_votes = calls_report(rows["target"], calls, names)
-    gt_votes = calls_report(rows["target"], [gt_voted[p] for p in rows["patient_id"]], names)
+    gt_votes = calls_report(rows["target"], [fold.classes[i] for i in gt_voted.argmax(axis=1)], names)
     n, missed = len(rows), int((~tumour).sum())
     metrics: dict[str, Any] = {
         "accuracy": pipe["accuracy"], "macro_f1": pipe["macro_f1"],
